@@ -1,0 +1,1 @@
+"""Model schemas as data and the mapping of normalized parameters onto them."""

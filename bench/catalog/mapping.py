@@ -1,0 +1,189 @@
+"""Map a normalized ImageRequest onto one model's own parameter names, and validate.
+
+Two outcomes are kept apart on purpose:
+- a normalized value the model has no parameter for (steps on a model without
+  steps) is *left out*, with the reason, and never sent;
+- a value the model has the parameter for but does not accept (steps=-3, an
+  aspect ratio not in its options, an unknown extra parameter) is an error,
+  raised before any request is sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from bench.catalog.spec import ModelSpec, ParamSpec
+from bench.errors import BenchError
+from bench.request import ImageRequest
+
+# fal-style size presets, in pixels (fal's documented values).
+IMAGE_SIZE_PRESETS: dict[str, tuple[int, int]] = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+RESOLUTION_TIERS_PX: dict[str, int] = {"1K": 1024, "2K": 2048, "4K": 4096}
+
+
+class ParameterError(BenchError):
+    """A value the model's schema rejects; names the model, the parameter and what it accepts."""
+
+    def __init__(self, spec: ModelSpec, param: str, value: Any, accepts: str) -> None:
+        self.target, self.param, self.value, self.accepts = spec.target_id, param, value, accepts
+        super().__init__(f"{spec.target_id}: parameter {param}={value!r} is not accepted; it takes {accepts}")
+
+
+@dataclass(frozen=True)
+class MappedRequest:
+    payload: dict[str, Any]  # native names -> values; what the adapter sends (prompt included)
+    left_out: dict[str, str]  # normalized name -> why it was not sent
+
+
+def map_request(spec: ModelSpec, request: ImageRequest) -> MappedRequest:
+    payload: dict[str, Any] = {spec.prompt_param: request.prompt}
+    left_out: dict[str, str] = {}
+
+    def put(normalized: str, native: str | None, value: Any) -> None:
+        if value is None:
+            return
+        if native is None:
+            left_out[normalized] = f"{spec.target_id} has no {normalized} parameter"
+            return
+        payload[native] = value
+
+    put("negative_prompt", spec.negative_prompt_param, request.negative_prompt)
+    put("steps", spec.steps_param, request.steps)
+    put("guidance", spec.guidance_param, request.guidance)
+    put("seed", spec.seed_param, request.seed)
+    if request.num_images != 1:
+        put("num_images", spec.count_param, request.num_images)
+    _map_size(spec, request, payload, left_out)
+
+    payload.update(spec.fixed)
+    for name, value in request.extra.items():
+        if name not in spec.params:
+            accepted = ", ".join(sorted(spec.params)) or "no extra parameters"
+            raise ParameterError(spec, name, value, f"no such parameter; it has: {accepted}")
+        payload[name] = value
+    validate_payload(spec, payload)
+    return MappedRequest(payload=payload, left_out=left_out)
+
+
+def _map_size(spec: ModelSpec, request: ImageRequest, payload: dict[str, Any], left_out: dict[str, str]) -> None:
+    if request.width is None and request.aspect_ratio is None:
+        return
+    label = request.size_label
+    if spec.size_mode == "none" or spec.size_param is None:
+        left_out["size"] = f"{spec.target_id} has no size parameter; it picks its own size"
+        return
+    value = _size_value(spec, request)
+    if value is None:
+        param = spec.params.get(spec.size_param)
+        accepts = param.accepts_text() if param else spec.size_mode
+        left_out["size"] = f"{label} cannot be expressed as {spec.size_param} ({accepts}); model default used"
+        return
+    if spec.size_mode == "width_height":
+        assert spec.size_param_2 is not None and isinstance(value, tuple)
+        payload[spec.size_param], payload[spec.size_param_2] = value
+    else:
+        payload[spec.size_param] = value
+
+
+def _ratio(request: ImageRequest) -> Fraction | None:
+    if request.width is not None and request.height is not None:
+        return Fraction(request.width, request.height)
+    if request.aspect_ratio is not None:
+        a, _, b = request.aspect_ratio.partition(":")
+        return Fraction(int(a), int(b))
+    return None
+
+
+def _size_value(spec: ModelSpec, request: ImageRequest) -> Any:
+    """The native size value for this request, or None if the model cannot express it exactly."""
+    assert spec.size_param is not None
+    options = spec.params[spec.size_param].options if spec.size_param in spec.params else None
+    ratio = _ratio(request)
+    mode = spec.size_mode
+    if mode == "width_height":
+        return (request.width, request.height) if request.width is not None else None
+    if mode == "size_string":
+        if request.width is None:
+            return None
+        text = f"{request.width}x{request.height}"
+        return text if options is None or text in options else None
+    if mode == "image_size_preset":
+        if request.width is None:
+            return None
+        for name, wh in IMAGE_SIZE_PRESETS.items():
+            if wh == (request.width, request.height) and (options is None or name in options):
+                return name
+        return None
+    if mode == "aspect_ratio":
+        if ratio is None:
+            return None
+        candidates = options if options is not None else (f"{ratio.numerator}:{ratio.denominator}",)
+        for option in candidates:
+            a, sep, b = str(option).partition(":")
+            if sep and a.isdigit() and b.isdigit() and int(b) and Fraction(int(a), int(b)) == ratio:
+                return option
+        return None
+    if mode == "megapixels":
+        if request.width is None or request.height is None:
+            return None
+        mp = request.width * request.height / 1_000_000
+        if options is None:
+            return f"{mp:g}"
+        return min(options, key=lambda o: abs(float(o) - mp)) if _close_option(options, mp) else None
+    if mode == "resolution":
+        if request.width is None or request.height is None:
+            return None
+        long_side = max(request.width, request.height)
+        for tier, px in RESOLUTION_TIERS_PX.items():
+            if px == long_side and (options is None or tier in options):
+                return tier
+        return None
+    raise AssertionError(f"unknown size mode {mode}")
+
+
+def _close_option(options: tuple[Any, ...], mp: float) -> bool:
+    # Megapixel options are coarse (0.25, 1, 2, 4): accept the nearest within 10%.
+    return any(math.isclose(float(o), mp, rel_tol=0.1) for o in options)
+
+
+def validate_payload(spec: ModelSpec, payload: Mapping[str, Any]) -> None:
+    """Check every payload value against the model's schema (type, options, range, required)."""
+    for name, param in spec.params.items():
+        if param.required and name not in payload:
+            raise ParameterError(spec, name, None, f"a required {param.accepts_text()}")
+    for name, value in payload.items():
+        param = spec.params.get(name)
+        if param is None:
+            continue  # prompt and fixed parameters a spec did not list
+        _check_value(spec, param, value)
+
+
+def _check_value(spec: ModelSpec, param: ParamSpec, value: Any) -> None:
+    ok_type = {
+        "string": isinstance(value, str),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "array": isinstance(value, list | tuple),
+        "object": isinstance(value, Mapping),
+    }[param.type]
+    if not ok_type:
+        raise ParameterError(spec, param.name, value, param.accepts_text())
+    if param.options is not None and value not in param.options:
+        raise ParameterError(spec, param.name, value, param.accepts_text())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if (param.minimum is not None and value < param.minimum) or (
+            param.maximum is not None and value > param.maximum
+        ):
+            raise ParameterError(spec, param.name, value, param.accepts_text())

@@ -1,0 +1,1 @@
+"""Loopback emulators of each provider protocol, with fault injection."""

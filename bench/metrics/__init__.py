@@ -1,0 +1,1 @@
+"""Quality scorers: CLIP score per image, FID/KID per group."""

@@ -1,0 +1,62 @@
+"""The records.parquet schema: one row per generated image or failed attempt.
+
+Columns are typed explicitly (not inferred from the first batch) so that a run
+whose first rows are all errors still writes float timing columns, and two runs
+always concatenate. Unknown numbers are NaN, never 0.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+STATUSES = ("ok", "error", "refused", "skipped")
+COST_SOURCES = ("reported", "price_table", "unknown")
+
+RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("run_id", pa.string()),
+    ("request_key", pa.string()),
+    ("image_index", pa.int32()),
+    ("target", pa.string()),
+    ("provider", pa.string()),
+    ("model", pa.string()),
+    ("synthetic", pa.bool_()),
+    ("prompt_id", pa.string()),
+    ("prompt", pa.string()),
+    ("suite", pa.string()),
+    ("category", pa.string()),
+    ("negative_prompt", pa.string()),
+    ("steps", pa.float64()),  # float so "not sent" is NaN, not a fake 0
+    ("guidance", pa.float64()),
+    ("seed", pa.float64()),
+    ("size", pa.string()),
+    ("width", pa.float64()),
+    ("height", pa.float64()),
+    ("aspect_ratio", pa.string()),
+    ("repeat", pa.int32()),
+    ("left_out", pa.string()),  # JSON {normalized param: reason} for values not sent to this model
+    ("payload", pa.string()),  # JSON of the parameters sent (the key's input), prompt included
+    ("status", pa.string()),
+    ("error_type", pa.string()),
+    ("error_message", pa.string()),
+    ("http_status", pa.float64()),
+    ("attempts", pa.int32()),
+    ("started_at", pa.timestamp("us", tz="UTC")),
+    ("latency_s", pa.float64()),
+    ("queue_s", pa.float64()),
+    ("inference_s", pa.float64()),
+    ("download_s", pa.float64()),
+    ("cost_usd", pa.float64()),
+    ("cost_source", pa.string()),
+    ("image_path", pa.string()),
+    ("image_sha256", pa.string()),
+    ("image_format", pa.string()),
+    ("image_width", pa.float64()),
+    ("image_height", pa.float64()),
+    ("revised_prompt", pa.string()),
+    ("seed_used", pa.float64()),
+    ("provider_request_id", pa.string()),
+]
+
+RECORD_SCHEMA = pa.schema(RECORD_FIELDS, metadata={b"t2i_bench_schema_version": SCHEMA_VERSION.encode()})
+COLUMNS = [name for name, _ in RECORD_FIELDS]
