@@ -56,6 +56,10 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("revised_prompt", pa.string()),
     ("seed_used", pa.float64()),
     ("provider_request_id", pa.string()),
+    # Filled by the metrics stage (bench score); NaN/null until scored.
+    ("clip_score", pa.float64()),
+    ("clip_fingerprint", pa.string()),
+    ("clip_truncated", pa.bool_()),
 ]
 
 RECORD_SCHEMA = pa.schema(RECORD_FIELDS, metadata={b"t2i_bench_schema_version": SCHEMA_VERSION.encode()})
