@@ -46,13 +46,13 @@ def ensure_torchvision_ops() -> bool:
     try:
         if not libs:
             raise OSError("torchvision/_C.so not found")
-        torch.ops.load_library(str(libs[0]))
+        torch.ops.load_library(str(libs[0]))  # type: ignore[no-untyped-call]
         return False
     except (OSError, RuntimeError):
         pass
-    library = torch.library.Library("torchvision", "DEF")
+    library = torch.library.Library("torchvision", "DEF")  # type: ignore[no-untyped-call]
     for schema in _SCHEMAS:
-        library.define(schema)
+        library.define(schema)  # type: ignore[no-untyped-call]
     _library = library
     return True
 

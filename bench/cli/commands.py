@@ -1,0 +1,104 @@
+"""The commands other than `run`: estimate, ls, report, score."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.cli.run import EXIT_OK, EXIT_USAGE, prepare
+from bench.config import ProviderConfig
+from bench.errors import BenchError
+from bench.providers.registry import create_provider
+from bench.report.summary import format_table, load_records, summarize
+
+
+def estimate(cfg: Mapping[str, Any]) -> int:
+    """Count a sweep's requests per target and price them from the price table; send nothing."""
+    config, providers, plan = prepare(cfg, require_keys=False)
+    missing_keys = []
+    for name, provider in providers.items():
+        try:
+            provider.check_ready()
+        except BenchError as exc:
+            missing_keys.append(f"{name}: {exc}")
+    counts: Counter[str] = Counter()
+    costs: dict[str, float] = {}
+    unpriced: Counter[str] = Counter()
+    sources: dict[str, str] = {}
+    for job in plan.jobs():
+        tid = job.target.id
+        counts[tid] += 1
+        entry = config.prices.lookup(job.target.provider, job.target.model)
+        mp = job.request.width * job.request.height / 1e6 if job.request.width and job.request.height else None
+        cost = entry.cost_usd(n_images=job.request.num_images, megapixels=mp, seconds=None) if entry else math.nan
+        if math.isnan(cost):
+            guess = providers[job.target.provider].estimate_cost_usd(job.spec, job.request)
+            cost = math.nan if guess is None else guess
+        if math.isnan(cost):
+            unpriced[tid] += 1
+        else:
+            costs[tid] = costs.get(tid, 0.0) + cost
+            sources[tid] = f"{entry.effective_date} {entry.source_url}" if entry else "adapter estimate"
+    print(f"{'target':48} {'requests':>9} {'est. cost':>12}  price source")
+    total_cost = 0.0
+    for tid, n in counts.items():
+        if unpriced[tid]:
+            cost_text = "unknown"
+        else:
+            cost_text = f"${costs.get(tid, 0.0):.4f}"
+            total_cost += costs.get(tid, 0.0)
+        print(f"{tid:48} {n:>9} {cost_text:>12}  {sources.get(tid, 'no price entry')}")
+    unknown = sum(unpriced.values())
+    print(f"total: {plan.total} requests, {plan.total * config.sweep.num_images} images, "
+          f"${total_cost:.4f} priced" + (f" + {unknown} requests of unknown cost" if unknown else ""))
+    if config.max_cost_usd is not None:
+        print(f"max_cost_usd: {config.max_cost_usd:g} (the run stops before passing it)")
+    for line in missing_keys:
+        print(f"note: {line}", file=sys.stderr)
+    return EXIT_OK
+
+
+def list_models(providers: Mapping[str, ProviderConfig], only: str | None) -> int:
+    if only is not None and only not in providers:
+        print(f"bench: unknown provider {only!r}; configured: {', '.join(sorted(providers))}", file=sys.stderr)
+        return EXIT_USAGE
+    for name, pc in providers.items():
+        if only is not None and name != only:
+            continue
+        provider = create_provider(pc.adapter, pc.settings)
+        key = f"key: ${pc.settings.api_key_env}" if provider.needs_api_key else "no key needed"
+        print(f"{name}  (adapter {pc.adapter}; {key}; base_url {pc.settings.base_url or '-'})")
+        for spec in provider.models():
+            params = ", ".join(f"{k}={v}" for k, v in spec.normalized_parameters().items()) or "prompt only"
+            print(f"  {spec.target_id}")
+            print(f"      normalized: {params}")
+            native = ", ".join(
+                f"{p.name}:{p.type}" + ("*" if p.required else "") for p in spec.params.values()
+            )
+            print(f"      accepts:    {native}")
+    return EXIT_OK
+
+
+def report(run_dir: Path) -> int:
+    try:
+        records = load_records(run_dir)
+    except FileNotFoundError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(format_table(summarize(records)))
+    return EXIT_OK
+
+
+def score(run_dir: Path, metrics_cfg: Mapping[str, Any]) -> int:
+    from bench.metrics.score import score_run
+
+    if not (run_dir / "records.parquet").is_file():
+        print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
+        return EXIT_USAGE
+    result = score_run(run_dir, metrics_cfg)
+    print(result)
+    return EXIT_OK

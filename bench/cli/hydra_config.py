@@ -1,0 +1,49 @@
+"""Where the Hydra configs live, and composing them outside `bench run` (estimate, ls, score)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from bench.errors import ConfigError
+
+# configs/ sits beside the package in a checkout (the supported install is `pip install -e .`);
+# T2I_BENCH_CONFIG_DIR points elsewhere, e.g. for a wheel install or a team's own configs.
+CONFIG_DIR = Path(os.environ.get("T2I_BENCH_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
+CONFIG_NAME = "config"
+
+
+def slug(text: str) -> str:
+    """A folder-name-safe version of Hydra's override_dirname, for multirun job folders."""
+    cleaned = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", text).strip("_")
+    return cleaned[:80] or "default"
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("bench_slug"):
+        OmegaConf.register_new_resolver("bench_slug", slug)
+
+
+def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
+    """The resolved config for these overrides, as `bench run` would see it (without hydra's node)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_resolvers()
+    if not (CONFIG_DIR / f"{CONFIG_NAME}.yaml").is_file():
+        raise ConfigError("T2I_BENCH_CONFIG_DIR", str(CONFIG_DIR), "point it at the project's configs/ folder")
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError("overrides", " ".join(overrides), f"{first_line}") from None
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}

@@ -1,0 +1,145 @@
+"""Dispatch `bench <command>`. `run` hands its arguments to Hydra, so overrides, `-m` and `--cfg` work as in any Hydra app."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.cli.run import EXIT_USAGE, execute_run, prepare
+from bench.config import check_writable, parse_providers
+from bench.errors import BenchError, ConfigError
+
+log = logging.getLogger("bench")
+_HYDRA_FLAGS_WITHOUT_RUN = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--resolve", "-p", "--package"}
+_MULTIRUN_FLAGS = {"-m", "--multirun"}
+
+USAGE = """usage: bench <command> [args]
+
+commands:
+  run [overrides...]        run a sweep (Hydra overrides; -m for multirun; --cfg job to print the config)
+  estimate [overrides...]   count the requests a sweep makes and price it, sending nothing
+  ls [--provider NAME]      providers, models and the parameters each accepts
+  report RUN_DIR            summarise a run folder's records
+  score RUN_DIR [overrides] (re)compute metrics for a run without generating anything
+  emulate PROVIDER [...]    serve a loopback emulator of a provider's API (see `bench emulate -h`)
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if args else EXIT_USAGE
+    command, rest = args[0], args[1:]
+    handlers = {
+        "run": cmd_run,
+        "estimate": cmd_estimate,
+        "ls": cmd_ls,
+        "report": cmd_report,
+        "score": cmd_score,
+        "emulate": cmd_emulate,
+    }
+    if command not in handlers:
+        print(f"bench: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handlers[command](rest)
+    except ConfigError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
+
+
+def cmd_run(args: list[str]) -> int:
+    from bench.cli.hydra_config import compose_config
+
+    flags = {a.split("=", 1)[0] for a in args if a.startswith("-")}
+    if not flags & (_HYDRA_FLAGS_WITHOUT_RUN | _MULTIRUN_FLAGS):
+        # Validate before Hydra makes a run folder: a typo must not leave an empty run behind,
+        # and every config error is found before any request is sent.
+        cfg = compose_config([a for a in args if not a.startswith("-")])
+        prepare(cfg, require_keys=True)
+        check_writable(Path(str(cfg.get("results_dir", "results"))))
+    return _hydra_run(args)
+
+
+def _hydra_run(args: list[str]) -> int:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import DictConfig, OmegaConf
+
+    from bench.cli.hydra_config import CONFIG_DIR, CONFIG_NAME, register_resolvers
+
+    register_resolvers()
+    exit_codes: list[int] = [0]
+
+    @hydra.main(config_path=str(CONFIG_DIR), config_name=CONFIG_NAME, version_base=None)
+    def task(cfg: DictConfig) -> None:
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        container = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(container, dict)
+        exit_codes.append(execute_run({str(k): v for k, v in container.items()}, run_dir))
+
+    saved_argv = sys.argv
+    sys.argv = ["bench", *args]
+    try:
+        task()
+    finally:
+        sys.argv = saved_argv
+    return max(exit_codes)
+
+
+def cmd_estimate(args: list[str]) -> int:
+    from bench.cli.commands import estimate
+    from bench.cli.hydra_config import compose_config
+
+    _setup_logging()
+    return estimate(compose_config(args))
+
+
+def cmd_ls(args: list[str]) -> int:
+    from bench.cli.commands import list_models
+    from bench.cli.hydra_config import compose_config
+
+    parser = argparse.ArgumentParser(prog="bench ls", description="providers, models and their parameters")
+    parser.add_argument("--provider", help="only this provider")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides (e.g. a different providers file)")
+    ns = parser.parse_args(args)
+    cfg = compose_config(ns.overrides)
+    return list_models(parse_providers(cfg.get("providers") or {}), ns.provider)
+
+
+def cmd_report(args: list[str]) -> int:
+    from bench.cli.commands import report
+
+    parser = argparse.ArgumentParser(prog="bench report", description="summarise a run folder")
+    parser.add_argument("run_dir", type=Path)
+    ns = parser.parse_args(args)
+    return report(ns.run_dir)
+
+
+def cmd_score(args: list[str]) -> int:
+    from bench.cli.commands import score
+    from bench.cli.hydra_config import compose_config
+
+    parser = argparse.ArgumentParser(prog="bench score", description="(re)compute metrics for a run folder")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the metrics block, e.g. metrics=test")
+    ns = parser.parse_args(args)
+    _setup_logging()
+    return score(ns.run_dir, compose_config(ns.overrides).get("metrics") or {})
+
+
+def cmd_emulate(args: list[str]) -> int:
+    from bench.emulators.cli import main as emulate_main
+
+    return emulate_main(args)

@@ -1,0 +1,93 @@
+"""`bench run`: validate everything, then generate, store, score and summarise one run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.config import BenchConfig, check_writable, parse_config
+from bench.errors import ConfigError
+from bench.prompts import load_prompts
+from bench.providers.base import Provider
+from bench.providers.registry import create_provider
+from bench.report.summary import format_table, summarize
+from bench.runner import Runner, RunSummary
+from bench.store import RunStore
+from bench.sweep import SweepPlan, plan_sweep
+
+log = logging.getLogger("bench")
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def build_providers(config: BenchConfig, *, require_keys: bool) -> dict[str, Provider]:
+    """Instantiate the providers the targets use; with require_keys, each must have its key set."""
+    providers: dict[str, Provider] = {}
+    for target in config.targets:
+        if target.provider in providers:
+            continue
+        provider_cfg = config.providers[target.provider]
+        provider = create_provider(provider_cfg.adapter, provider_cfg.settings)
+        if require_keys:
+            provider.check_ready()
+        providers[target.provider] = provider
+    return providers
+
+
+def prepare(cfg: Mapping[str, Any], *, require_keys: bool) -> tuple[BenchConfig, dict[str, Provider], SweepPlan]:
+    """Everything that can fail because of the user's input, done before any request."""
+    config = parse_config(cfg)
+    prompts = load_prompts(config.prompts)
+    providers = build_providers(config, require_keys=require_keys)
+    plan = plan_sweep(config.targets, providers, prompts, config.sweep)
+    return config, providers, plan
+
+
+async def _generate(runner: Runner, plan: SweepPlan, providers: Mapping[str, Provider]) -> RunSummary:
+    try:
+        return await runner.run(plan)
+    finally:
+        for provider in providers.values():
+            await provider.aclose()
+
+
+def execute_run(cfg: Mapping[str, Any], run_dir: Path) -> int:
+    """Run one sweep into run_dir; returns the process exit code."""
+    try:
+        config, providers, plan = prepare(cfg, require_keys=True)
+        check_writable(run_dir)
+    except ConfigError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False), encoding="utf-8")
+    store = RunStore(run_dir)
+    runner = Runner(
+        run_id=run_dir.name,
+        providers=providers,
+        store=store,
+        settings=config.runner,
+        prices=config.prices,
+        max_cost_usd=config.max_cost_usd,
+    )
+    log.info("run folder: %s (%d requests planned)", run_dir, plan.total)
+    summary = asyncio.run(_generate(runner, plan, providers))
+    store.write_records({"run_id": run_dir.name})
+    print(f"bench: {summary.line()}", file=sys.stderr)
+    if summary.interrupted:
+        print(f"bench: re-run the same command with run_name={run_dir.name} to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    score_and_report(run_dir, config)
+    return EXIT_OK
+
+
+def score_and_report(run_dir: Path, config: BenchConfig) -> None:
+    from bench.report.summary import load_records
+
+    if config.report.get("print_summary", True):
+        print(format_table(summarize(load_records(run_dir))))

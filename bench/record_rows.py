@@ -1,0 +1,145 @@
+"""Build record rows (dicts matching bench.records) from a job and its outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import ProviderError
+from bench.providers.base import GenerationResult
+from bench.sweep import Job
+
+NAN = math.nan
+
+
+@dataclass(frozen=True)
+class StoredOutcomeImage:
+    path: str
+    sha256: str
+    format: str
+    width: int
+    height: int
+
+
+def _num(value: float | int | None) -> float:
+    return NAN if value is None else float(value)
+
+
+def base_row(job: Job, run_id: str, started_at: dt.datetime, attempts: int) -> dict[str, Any]:
+    req = job.request
+    return {
+        "run_id": run_id,
+        "request_key": job.key,
+        "image_index": 0,
+        "target": job.target.id,
+        "provider": job.target.provider,
+        "model": job.target.model,
+        "synthetic": job.spec.synthetic,
+        "prompt_id": job.prompt.id,
+        "prompt": job.prompt.text,
+        "suite": job.prompt.suite,
+        "category": job.prompt.category,
+        "negative_prompt": req.negative_prompt,
+        "steps": _num(req.steps),
+        "guidance": _num(req.guidance),
+        "seed": _num(req.seed),
+        "size": job.size.label if job.size else None,
+        "width": _num(req.width),
+        "height": _num(req.height),
+        "aspect_ratio": req.aspect_ratio,
+        "repeat": job.repeat,
+        "left_out": json.dumps(dict(job.left_out), sort_keys=True) if job.left_out else None,
+        "payload": json.dumps(dict(job.payload), sort_keys=True, default=str),
+        "status": None,
+        "error_type": None,
+        "error_message": None,
+        "http_status": NAN,
+        "attempts": attempts,
+        "started_at": started_at,
+        "latency_s": NAN,
+        "queue_s": NAN,
+        "inference_s": NAN,
+        "download_s": NAN,
+        "cost_usd": NAN,
+        "cost_source": "unknown",
+        "image_path": None,
+        "image_sha256": None,
+        "image_format": None,
+        "image_width": NAN,
+        "image_height": NAN,
+        "revised_prompt": None,
+        "seed_used": NAN,
+        "provider_request_id": None,
+        "clip_score": NAN,
+        "clip_fingerprint": None,
+        "clip_truncated": None,
+    }
+
+
+def ok_rows(
+    job: Job,
+    run_id: str,
+    started_at: dt.datetime,
+    attempts: int,
+    result: GenerationResult,
+    images: Sequence[StoredOutcomeImage],
+    latency_s: float,
+    cost_usd: float,
+    cost_source: str,
+) -> list[dict[str, Any]]:
+    per_image_cost = cost_usd / len(images) if images and not math.isnan(cost_usd) else NAN
+    rows = []
+    for index, image in enumerate(images):
+        row = base_row(job, run_id, started_at, attempts)
+        row.update(
+            image_index=index,
+            status="ok",
+            http_status=_num(result.http_status),
+            latency_s=latency_s,
+            queue_s=result.timings.queue_s,
+            inference_s=result.timings.inference_s,
+            download_s=result.timings.download_s,
+            cost_usd=per_image_cost,
+            cost_source=cost_source if not math.isnan(per_image_cost) else "unknown",
+            image_path=image.path,
+            image_sha256=image.sha256,
+            image_format=image.format,
+            image_width=float(image.width),
+            image_height=float(image.height),
+            revised_prompt=result.revised_prompt,
+            seed_used=_num(result.seed_used),
+            provider_request_id=result.provider_request_id,
+        )
+        rows.append(row)
+    return rows
+
+
+def failed_row(
+    job: Job,
+    run_id: str,
+    started_at: dt.datetime,
+    attempts: int,
+    error: ProviderError,
+    message: str,
+    latency_s: float,
+) -> dict[str, Any]:
+    row = base_row(job, run_id, started_at, attempts)
+    row.update(
+        status="refused" if error.error_type == "refused" else "error",
+        error_type=error.error_type,
+        error_message=message,
+        http_status=_num(error.http_status),
+        latency_s=latency_s,
+        provider_request_id=error.provider_request_id,
+    )
+    return row
+
+
+def skipped_row(job: Job, run_id: str, reason_type: str, message: str) -> dict[str, Any]:
+    row = base_row(job, run_id, dt.datetime.now(dt.UTC), 0)
+    row.update(status="skipped", error_type=reason_type, error_message=message)
+    return row

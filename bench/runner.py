@@ -1,0 +1,294 @@
+"""Execute a sweep: limits, retries with backoff, the budget cap, progress, clean stops.
+
+One asyncio task per request (thousands can be in flight; no threads), each
+waiting for its provider's lane (concurrency + requests per minute). A request
+is finished when its rows are durably in the journal; nothing finished is lost
+on a crash, Ctrl-C or a provider fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import random
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bench.config import RunnerSettings
+from bench.errors import MalformedResponseError, ProviderError, ProviderTimeoutError
+from bench.images import inspect_image
+from bench.limits import Budget, ProviderLane
+from bench.prices import PriceTable
+from bench.progress import RunProgress
+from bench.providers.base import GenerationResult, Provider
+from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, skipped_row
+from bench.redact import redact
+from bench.store import RunStore, sha256_hex
+from bench.sweep import Job, SweepPlan
+
+log = logging.getLogger("bench.runner")
+NAN = math.nan
+# The adapter enforces settings.timeout_s itself (and cancels the remote job); this outer
+# guard only catches an adapter that hangs past it.
+_GUARD_FACTOR, _GUARD_EXTRA_S = 1.5, 10.0
+
+
+class InternalAdapterError(ProviderError):
+    """An adapter raised something that is not a ProviderError (a bug or an unforeseen answer)."""
+
+    error_type = "internal"
+
+
+@dataclass
+class RunSummary:
+    total: int = 0
+    already_done: int = 0
+    ok: int = 0
+    error: int = 0
+    refused: int = 0
+    skipped: int = 0
+    images: int = 0
+    cost_usd: float = 0.0
+    interrupted: bool = False
+    stop_reason: str = ""
+    error_types: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        return self.ok + self.error + self.refused
+
+    def line(self) -> str:
+        parts = [
+            f"{self.finished} requests finished ({self.ok} ok, {self.error} error, {self.refused} refused)",
+            f"{self.already_done} already stored",
+        ]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        parts.append(f"cost ${self.cost_usd:.4f}")
+        if self.stop_reason:
+            parts.append(f"stopped: {self.stop_reason}")
+        return "; ".join(parts)
+
+
+def backoff_delay_s(attempt: int, settings: RunnerSettings, retry_after_s: float | None) -> float:
+    """Seconds to wait before retry `attempt`+1: Retry-After when given, else capped exponential with jitter."""
+    if retry_after_s is not None:
+        return float(retry_after_s + random.uniform(0, min(0.1 * retry_after_s, 1.0)))
+    ceiling = min(settings.backoff_max_s, math.ldexp(settings.backoff_base_s, attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": spread, but never near zero
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        providers: Mapping[str, Provider],
+        store: RunStore,
+        settings: RunnerSettings,
+        prices: PriceTable,
+        max_cost_usd: float | None,
+    ) -> None:
+        self.run_id = run_id
+        self.providers = providers
+        self.store = store
+        self.settings = settings
+        self.prices = prices
+        self.budget = Budget(max_cost_usd)
+        self.summary = RunSummary()
+        self._lanes = {
+            name: ProviderLane(p.settings.concurrency, p.settings.requests_per_minute)
+            for name, p in providers.items()
+        }
+        self._secrets = [s for p in providers.values() for s in p.secrets()]
+        self._stopping = False
+        self._budget_stop = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._progress: RunProgress | None = None
+
+    # ---- public ----------------------------------------------------------------------
+    async def run(self, plan: SweepPlan) -> RunSummary:
+        finished = self.store.finished_keys()
+        todo = sum(1 for job in plan.jobs() if job.key not in finished)
+        self.summary.total = plan.total
+        self.summary.already_done = plan.total - todo
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Not possible off the main thread (tests) or on some platforms: interrupt() still works.
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.interrupt)
+        await self.store.open()
+        try:
+            with RunProgress(todo, self.settings.progress) as progress:
+                self._progress = progress
+                await self._dispatch(plan, finished)
+        finally:
+            await self.store.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+        return self.summary
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop sending, cancel what is in flight, keep everything finished."""
+        if not self._stopping:
+            log.warning("interrupted: cancelling requests in flight; finished results are kept")
+        self._stopping = True
+        self.summary.interrupted = True
+        self.summary.stop_reason = self.summary.stop_reason or "interrupted"
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ---- dispatch --------------------------------------------------------------------
+    async def _dispatch(self, plan: SweepPlan, finished: set[str]) -> None:
+        slots = asyncio.Semaphore(self.settings.max_in_flight)
+        jobs = (job for job in plan.jobs() if job.key not in finished)
+        for job in jobs:
+            if self._stopping:
+                break
+            await slots.acquire()
+            if self._stopping:
+                slots.release()
+                break
+            task = asyncio.create_task(self._run_job(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(lambda _: slots.release())
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._budget_stop:
+            # What the cap kept from running is recorded as skipped, so totals stay honest
+            # and a re-run with a larger cap picks exactly these up.
+            for job in jobs:
+                await self._commit_skipped(job, "budget", self.summary.stop_reason)
+
+    async def _run_job(self, job: Job) -> None:
+        provider = self.providers[job.target.provider]
+        lane = self._lanes[job.target.provider]
+        started_at = dt.datetime.now(dt.UTC)
+        priced = self._price_estimate(job)
+        attempts = 0
+        while True:
+            estimate = self.budget.estimate(job.target.id, priced)
+            allowed, why = self.budget.try_reserve(job.target.id, estimate)
+            while not allowed and why == "wait" and not self._stopping:
+                await asyncio.sleep(0.05)  # another request is probing this target's cost
+                estimate = self.budget.estimate(job.target.id, priced)
+                allowed, why = self.budget.try_reserve(job.target.id, estimate)
+            if not allowed:
+                if why != "wait":
+                    self._stop_for_budget(why)
+                    await self._commit_skipped(job, "budget", why)
+                return
+            attempts += 1
+            t0 = time.perf_counter()
+            try:
+                async with lane.slot():
+                    t0 = time.perf_counter()
+                    result = await self._generate(provider, job)
+                    images = [(img.data, inspect_image(img.data)) for img in result.images]
+                    if not images:
+                        raise MalformedResponseError("the answer held no image")
+                latency_s = time.perf_counter() - t0
+            except ProviderError as err:
+                latency_s = time.perf_counter() - t0
+                self.budget.release(job.target.id, estimate, None, reported=False, succeeded=False)
+                if err.retryable and attempts < self.settings.max_attempts and not self._stopping:
+                    delay = backoff_delay_s(attempts, self.settings, err.retry_after_s)
+                    log.debug("%s: %s, retry %d in %.2fs", job.target.id, err.error_type, attempts, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                await self._commit_failure(job, started_at, attempts, err, latency_s)
+                return
+            cost_usd, cost_source = self._resolve_cost(
+                job, result, [info.width * info.height for _, info in images]
+            )
+            self.budget.release(
+                job.target.id, estimate, cost_usd, reported=cost_source == "reported", succeeded=True
+            )
+            stored, files = [], []
+            for data, info in images:
+                digest = sha256_hex(data)
+                path, rel = self.store.image_path(digest, info.extension)
+                files.append((path, data))
+                stored.append(StoredOutcomeImage(rel, digest, info.format, info.width, info.height))
+            rows = ok_rows(
+                job, self.run_id, started_at, attempts, result, stored, latency_s, cost_usd, cost_source
+            )
+            await self.store.commit(rows, files)
+            self.summary.ok += 1
+            self.summary.images += len(rows)
+            if not math.isnan(cost_usd):
+                self.summary.cost_usd += cost_usd
+            assert self._progress is not None
+            self._progress.advance("ok", cost_usd)
+            return
+
+    async def _generate(self, provider: Provider, job: Job) -> GenerationResult:
+        guard_s = provider.settings.timeout_s * _GUARD_FACTOR + _GUARD_EXTRA_S
+        try:
+            return await asyncio.wait_for(provider.generate(job.spec, job.payload, job.request), guard_s)
+        except ProviderError:
+            raise
+        except TimeoutError as exc:
+            raise ProviderTimeoutError(f"no answer within {guard_s:.0f}s") from exc
+        except Exception as exc:  # an adapter bug must cost one record, not the whole run
+            log.debug("adapter %s raised", provider.name, exc_info=True)
+            raise InternalAdapterError(f"{type(exc).__name__}: {exc}") from exc
+
+    # ---- cost --------------------------------------------------------------------------
+    def _price_estimate(self, job: Job) -> float | None:
+        provider = self.providers[job.target.provider]
+        entry = self.prices.lookup(job.target.provider, job.target.model)
+        if entry is not None:
+            mp = (
+                job.request.width * job.request.height / 1e6
+                if job.request.width and job.request.height
+                else None
+            )
+            cost = entry.cost_usd(n_images=job.request.num_images, megapixels=mp, seconds=None)
+            if not math.isnan(cost):
+                return cost
+        return provider.estimate_cost_usd(job.spec, job.request)
+
+    def _resolve_cost(self, job: Job, result: GenerationResult, pixels: list[int]) -> tuple[float, str]:
+        if not math.isnan(result.cost_usd):
+            return result.cost_usd, "reported"
+        entry = self.prices.lookup(job.target.provider, job.target.model)
+        if entry is not None:
+            mp = sum(pixels) / len(pixels) / 1e6 if pixels else None
+            cost = entry.cost_usd(n_images=len(pixels), megapixels=mp, seconds=result.timings.inference_s)
+            if not math.isnan(cost):
+                return cost, "price_table"
+        return NAN, "unknown"
+
+    # ---- outcomes that are not images ------------------------------------------------
+    def _stop_for_budget(self, why: str) -> None:
+        if not self._budget_stop:
+            log.warning("budget: %s; no further requests are sent", why)
+        self._budget_stop = True
+        self._stopping = True
+        self.summary.stop_reason = why
+
+    async def _commit_failure(
+        self, job: Job, started_at: dt.datetime, attempts: int, err: ProviderError, latency_s: float
+    ) -> None:
+        message = redact(err.message, self._secrets)
+        row = failed_row(job, self.run_id, started_at, attempts, err, message, latency_s)
+        await self.store.commit([row])
+        if row["status"] == "refused":
+            self.summary.refused += 1
+        else:
+            self.summary.error += 1
+        self.summary.error_types[err.error_type] = self.summary.error_types.get(err.error_type, 0) + 1
+        assert self._progress is not None
+        self._progress.advance(row["status"], NAN)
+
+    async def _commit_skipped(self, job: Job, reason_type: str, message: str) -> None:
+        await self.store.commit([skipped_row(job, self.run_id, reason_type, message)])
+        self.summary.skipped += 1
