@@ -47,7 +47,10 @@ class MappedRequest:
 
 
 def map_request(spec: ModelSpec, request: ImageRequest) -> MappedRequest:
-    payload: dict[str, Any] = {spec.prompt_param: request.prompt}
+    # Fixed values go in first so that what the request sets (a normalized value,
+    # then an extra) replaces them: a model that requires num_images=1 by default
+    # must still get num_images=4 when four are asked for.
+    payload: dict[str, Any] = {spec.prompt_param: request.prompt, **spec.fixed}
     left_out: dict[str, str] = {}
 
     def put(normalized: str, native: str | None, value: Any) -> None:
@@ -56,7 +59,8 @@ def map_request(spec: ModelSpec, request: ImageRequest) -> MappedRequest:
         if native is None:
             left_out[normalized] = f"{spec.target_id} has no {normalized} parameter"
             return
-        payload[native] = value
+        param = spec.params.get(native)
+        payload[native] = _coerce(param, value) if param is not None else value
 
     put("negative_prompt", spec.negative_prompt_param, request.negative_prompt)
     put("steps", spec.steps_param, request.steps)
@@ -66,7 +70,6 @@ def map_request(spec: ModelSpec, request: ImageRequest) -> MappedRequest:
         put("num_images", spec.count_param, request.num_images)
     _map_size(spec, request, payload, left_out)
 
-    payload.update(spec.fixed)
     for name, value in request.extra.items():
         if name not in spec.params:
             accepted = ", ".join(sorted(spec.params)) or "no extra parameters"
@@ -76,12 +79,47 @@ def map_request(spec: ModelSpec, request: ImageRequest) -> MappedRequest:
     return MappedRequest(payload=payload, left_out=left_out)
 
 
-def _map_size(spec: ModelSpec, request: ImageRequest, payload: dict[str, Any], left_out: dict[str, str]) -> None:
+def _coerce(param: ParamSpec, value: Any) -> Any:
+    """A normalized value in the type the model declares, where that loses nothing.
+
+    Some schemas declare a seed as a string, or guidance as an integer: seed 7
+    becomes "7" and guidance 5.0 becomes 5. A value that would change (guidance
+    3.5 for an integer parameter) is left as is, for validation to reject.
+    """
+    if isinstance(value, bool):
+        return value
+    if param.type == "string" and isinstance(value, int | float):
+        return str(value)
+    if param.type == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _map_size(
+    spec: ModelSpec, request: ImageRequest, payload: dict[str, Any], left_out: dict[str, str]
+) -> None:
     if request.width is None and request.aspect_ratio is None:
         return
     label = request.size_label
     if spec.size_mode == "none" or spec.size_param is None:
         left_out["size"] = f"{spec.target_id} has no size parameter; it picks its own size"
+        return
+    ratio_param = spec.aspect_ratio_param if spec.aspect_ratio_param != spec.size_param else None
+    if ratio_param is not None and (request.width is None or spec.size_mode in ("megapixels", "resolution")):
+        # The aspect-ratio parameter carries the shape when only a shape was asked
+        # for, and always next to megapixels or a tier (they do not fix the shape).
+        # The shape must be expressible; the magnitude is sent when it is too, and
+        # otherwise stays the model's, as on a model with aspect_ratio only.
+        shape = _ratio_option(spec.params.get(ratio_param), _ratio(request))
+        if shape is None:
+            param = spec.params.get(ratio_param)
+            accepts = param.accepts_text() if param else "aspect_ratio"
+            left_out["size"] = f"{label} cannot be expressed as {ratio_param} ({accepts}); model default used"
+            return
+        payload[ratio_param] = shape
+        magnitude = _size_value(spec, request) if spec.size_mode in ("megapixels", "resolution") else None
+        if magnitude is not None:
+            payload[spec.size_param] = magnitude
         return
     value = _size_value(spec, request)
     if value is None:
@@ -91,6 +129,7 @@ def _map_size(spec: ModelSpec, request: ImageRequest, payload: dict[str, Any], l
         return
     if spec.size_mode == "width_height":
         assert spec.size_param_2 is not None and isinstance(value, tuple)
+        payload.update(spec.size_custom)
         payload[spec.size_param], payload[spec.size_param_2] = value
     else:
         payload[spec.size_param] = value
@@ -105,35 +144,57 @@ def _ratio(request: ImageRequest) -> Fraction | None:
     return None
 
 
+def _ratio_option(param: ParamSpec | None, ratio: Fraction | None) -> Any:
+    """The option of an aspect-ratio parameter equal to `ratio` ("16:9" for 1024x576), or None."""
+    if ratio is None:
+        return None
+    options = param.options if param is not None else None
+    candidates = options if options is not None else (f"{ratio.numerator}:{ratio.denominator}",)
+    for option in candidates:
+        a, sep, b = str(option).partition(":")
+        if sep and a.isdigit() and b.isdigit() and int(b) and Fraction(int(a), int(b)) == ratio:
+            return option
+    if param is not None and not param.options_complete:
+        return f"{ratio.numerator}:{ratio.denominator}"
+    return None
+
+
 def _size_value(spec: ModelSpec, request: ImageRequest) -> Any:
     """The native size value for this request, or None if the model cannot express it exactly."""
     assert spec.size_param is not None
-    options = spec.params[spec.size_param].options if spec.size_param in spec.params else None
-    ratio = _ratio(request)
+    param = spec.params.get(spec.size_param)
+    options = param.options if param is not None else None
+
+    def allowed(value: Any) -> bool:
+        return param is None or param.allows_option(value)
+
     mode = spec.size_mode
     if mode == "width_height":
-        return (request.width, request.height) if request.width is not None else None
+        if request.width is None or request.height is None:
+            return None
+        # Some models take width and height from a list (Kandinsky: 384, 512, ...).
+        height_param = spec.params.get(spec.size_param_2) if spec.size_param_2 is not None else None
+        if not allowed(request.width) or (
+            height_param is not None and not height_param.allows_option(request.height)
+        ):
+            return None
+        return (request.width, request.height)
     if mode == "size_string":
         if request.width is None:
             return None
-        text = f"{request.width}x{request.height}"
-        return text if options is None or text in options else None
+        # Most APIs write "1024x1024"; some (Fooocus) write "1024*1024": follow the options.
+        sep = "*" if options is not None and any("*" in str(o) for o in options) else "x"
+        text = f"{request.width}{sep}{request.height}"
+        return text if allowed(text) else None
     if mode == "image_size_preset":
         if request.width is None:
             return None
         for name, wh in IMAGE_SIZE_PRESETS.items():
-            if wh == (request.width, request.height) and (options is None or name in options):
+            if wh == (request.width, request.height) and allowed(name):
                 return name
         return None
     if mode == "aspect_ratio":
-        if ratio is None:
-            return None
-        candidates = options if options is not None else (f"{ratio.numerator}:{ratio.denominator}",)
-        for option in candidates:
-            a, sep, b = str(option).partition(":")
-            if sep and a.isdigit() and b.isdigit() and int(b) and Fraction(int(a), int(b)) == ratio:
-                return option
-        return None
+        return _ratio_option(param, _ratio(request))
     if mode == "megapixels":
         if request.width is None or request.height is None:
             return None
@@ -146,7 +207,7 @@ def _size_value(spec: ModelSpec, request: ImageRequest) -> Any:
             return None
         long_side = max(request.width, request.height)
         for tier, px in RESOLUTION_TIERS_PX.items():
-            if px == long_side and (options is None or tier in options):
+            if px == long_side and allowed(tier):
                 return tier
         return None
     raise AssertionError(f"unknown size mode {mode}")
@@ -161,12 +222,15 @@ def validate_payload(spec: ModelSpec, payload: Mapping[str, Any]) -> None:
     """Check every payload value against the model's schema (type, options, range, required)."""
     for name, param in spec.params.items():
         if param.required and name not in payload:
-            raise ParameterError(spec, name, None, f"a required {param.accepts_text()}")
+            # Nothing in a normalized request supplies it (an input image, say):
+            # say so, and how to give it.
+            accepts = f"a required {param.accepts_text()}; the request does not set it, give it with extra"
+            raise ParameterError(spec, name, None, accepts)
     for name, value in payload.items():
-        param = spec.params.get(name)
-        if param is None:
+        listed = spec.params.get(name)
+        if listed is None:
             continue  # prompt and fixed parameters a spec did not list
-        _check_value(spec, param, value)
+        _check_value(spec, listed, value)
 
 
 def _check_value(spec: ModelSpec, param: ParamSpec, value: Any) -> None:
@@ -180,10 +244,14 @@ def _check_value(spec: ModelSpec, param: ParamSpec, value: Any) -> None:
     }[param.type]
     if not ok_type:
         raise ParameterError(spec, param.name, value, param.accepts_text())
-    if param.options is not None and value not in param.options:
+    if not param.allows_option(value):
         raise ParameterError(spec, param.name, value, param.accepts_text())
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if (param.minimum is not None and value < param.minimum) or (
-            param.maximum is not None and value > param.maximum
-        ):
-            raise ParameterError(spec, param.name, value, param.accepts_text())
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (
+            (param.minimum is not None and value < param.minimum)
+            or (param.maximum is not None and value > param.maximum)
+        )
+    ):
+        raise ParameterError(spec, param.name, value, param.accepts_text())

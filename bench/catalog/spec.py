@@ -20,8 +20,8 @@ SizeMode = Literal[
     "size_string",  # one "WxH" string, e.g. OpenAI's size="1024x1024"
     "image_size_preset",  # fal-style presets: square_hd, landscape_16_9, ...
     "aspect_ratio",  # "16:9"
-    "megapixels",  # "1", "0.25"
-    "resolution",  # "1K", "2K", "4K"
+    "megapixels",  # "1", "0.25" (with aspect_ratio_param, the shape goes there)
+    "resolution",  # "1K", "2K", "4K" (with aspect_ratio_param, the shape goes there)
     "none",  # the model picks its own size
 ]
 
@@ -36,12 +36,23 @@ class ParamSpec:
     minimum: float | None = None
     maximum: float | None = None
     description: str = ""
+    # False when the source listed only the first options (a catalog cut the list
+    # short with "..."): the listed ones are valid, others may be too, so the
+    # options are shown but not enforced.
+    options_complete: bool = True
+
+    def allows_option(self, value: Any) -> bool:
+        """Whether `value` passes the options check (always true when there are no known options)."""
+        return self.options is None or not self.options_complete or value in self.options
 
     def accepts_text(self) -> str:
         """How a user should read what this parameter accepts, for error messages."""
         if self.options is not None:
-            return "one of " + ", ".join(str(o) for o in self.options)
-        parts = [self.type]
+            listed = ", ".join(str(o) for o in self.options)
+            if not self.options_complete:
+                return f"{self.type}; known values include {listed}, … (the catalog's list is cut short)"
+            return "one of " + listed
+        parts: list[str] = [self.type]
         if self.minimum is not None:
             parts.append(f">= {self.minimum:g}")
         if self.maximum is not None:
@@ -69,10 +80,20 @@ class ModelSpec:
     size_mode: SizeMode = "none"
     size_param: str | None = None
     size_param_2: str | None = None  # height, when size_mode == "width_height"
-    fixed: Mapping[str, Any] = field(default_factory=dict)  # always sent (e.g. output_format)
+    # Sent unless the request sets the same parameter (a normalized value or an extra wins).
+    fixed: Mapping[str, Any] = field(default_factory=dict)
     title: str = ""
     description: str = ""
     synthetic: bool = False  # images are not photographs of a real model (the local provider)
+    # Added after the original fields so positional construction keeps working.
+    # The model's aspect-ratio parameter when size_mode is another mode: with
+    # megapixels/resolution it carries the shape while size_param carries the
+    # magnitude; with any mode it takes requests given only as an aspect ratio.
+    aspect_ratio_param: str | None = None
+    # Sent together with a mapped width/height, e.g. {"aspect_ratio": "custom"}
+    # on models that read width and height only in that case.
+    size_custom: Mapping[str, Any] = field(default_factory=dict)
+    version: str | None = None  # the provider's model version, where its API asks for one
 
     @property
     def target_id(self) -> str:
@@ -89,6 +110,10 @@ class ModelSpec:
         }
         out = {k: v for k, v in pairs.items() if v is not None}
         if self.size_mode != "none" and self.size_param is not None:
-            native = self.size_param if self.size_param_2 is None else f"{self.size_param}+{self.size_param_2}"
+            native = self.size_param
+            if self.size_param_2 is not None:
+                native += f"+{self.size_param_2}"
             out["size"] = f"{native} ({self.size_mode})"
+            if self.aspect_ratio_param is not None and self.aspect_ratio_param != self.size_param:
+                out["size"] += f", ratio via {self.aspect_ratio_param}"
         return out
