@@ -45,7 +45,13 @@ def inspect_image(data: bytes) -> ImageInfo:
                 width, height = img.size
     except MalformedResponseError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
         head = data[:32]
         raise MalformedResponseError(f"image does not decode ({exc}); first bytes: {head!r}") from exc
     return ImageInfo(format=fmt, extension=_EXTENSIONS.get(fmt, fmt.lower()), width=width, height=height)

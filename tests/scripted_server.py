@@ -64,7 +64,9 @@ def app_for(script: Script) -> Starlette:
             import asyncio
 
             await asyncio.sleep(answer.delay_s)
-        return JSONResponse(answer.body if answer.body is not None else {}, answer.status, headers=answer.headers or {})
+        return JSONResponse(
+            answer.body if answer.body is not None else {}, answer.status, headers=answer.headers or {}
+        )
 
     return Starlette(routes=[Route("/v1/images/generations", generate, methods=["POST"])])
 

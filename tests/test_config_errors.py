@@ -17,7 +17,10 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["targets=[local:no-such-model]"], "targets='local:no-such-model': unknown model; local has: shapes-fast"),
+        (
+            ["targets=[local:no-such-model]"],
+            "targets='local:no-such-model': unknown model; local has: shapes-fast",
+        ),
         (["targets=[nowhere:model]"], "unknown provider 'nowhere'"),
         (["targets=[local]"], "write a target as provider:model"),
         (["sweep.steps=[0]"], "sweep.steps=0: use whole numbers >= 1"),
@@ -32,7 +35,9 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
         (["no_such_key=1"], "overrides="),
     ],
 )
-def test_bad_values(overrides: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_values(
+    overrides: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, err = run_cli(["run", f"results_dir={tmp_path}", *overrides], capsys)
     assert code == 2
     assert expected in err
@@ -40,7 +45,9 @@ def test_bad_values(overrides: list[str], expected: str, tmp_path: Path, capsys:
     assert list(tmp_path.iterdir()) == []  # no run folder was made
 
 
-def test_missing_api_key_variable(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_api_key_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("T2I_TEST_UNSET_KEY", raising=False)
     code, err = run_cli(
         [

@@ -31,11 +31,17 @@ def test_parti_loader_and_sampling(shared_prompts: Path) -> None:
 
 
 def test_geneval_loader(shared_prompts: Path) -> None:
-    items = load_prompts({"suite": "geneval", "path": str(shared_prompts / "geneval_evaluation_metadata.jsonl")})
+    items = load_prompts(
+        {"suite": "geneval", "path": str(shared_prompts / "geneval_evaluation_metadata.jsonl")}
+    )
     assert len(items) > 500
     assert {"single_object", "counting", "colors"} <= {p.category for p in items}
     only = load_prompts(
-        {"suite": "geneval", "path": str(shared_prompts / "geneval_evaluation_metadata.jsonl"), "categories": ["counting"]}
+        {
+            "suite": "geneval",
+            "path": str(shared_prompts / "geneval_evaluation_metadata.jsonl"),
+            "categories": ["counting"],
+        }
     )
     assert only and all(p.category == "counting" for p in only)
 
@@ -45,9 +51,9 @@ def test_errors_name_the_key_and_the_fix(tmp_path: Path) -> None:
         load_prompts({"suite": "parti"})
     with pytest.raises(ConfigError, match="no such file"):
         load_prompts({"suite": "parti", "path": str(tmp_path / "missing.tsv")})
-    with pytest.raises(ConfigError, match="prompts.suite"):
+    with pytest.raises(ConfigError, match=r"prompts\.suite"):
         load_prompts({"suite": "coco"})
-    with pytest.raises(ConfigError, match="prompts.n"):
+    with pytest.raises(ConfigError, match=r"prompts\.n"):
         load_prompts({"suite": "project", "n": 0})
 
 

@@ -11,14 +11,48 @@ import yaml
 from bench.cli import main
 from bench.records import RECORD_SCHEMA, SCHEMA_VERSION
 
-REQUIRED = """run_id request_key target provider model prompt_id prompt suite category negative_prompt steps
-guidance seed width height repeat status error_type error_message http_status attempts started_at latency_s
-queue_s inference_s download_s cost_usd cost_source image_path image_sha256 image_width image_height
-revised_prompt seed_used""".split()
+REQUIRED = [
+    "run_id",
+    "request_key",
+    "target",
+    "provider",
+    "model",
+    "prompt_id",
+    "prompt",
+    "suite",
+    "category",
+    "negative_prompt",
+    "steps",
+    "guidance",
+    "seed",
+    "width",
+    "height",
+    "repeat",
+    "status",
+    "error_type",
+    "error_message",
+    "http_status",
+    "attempts",
+    "started_at",
+    "latency_s",
+    "queue_s",
+    "inference_s",
+    "download_s",
+    "cost_usd",
+    "cost_source",
+    "image_path",
+    "image_sha256",
+    "image_width",
+    "image_height",
+    "revised_prompt",
+    "seed_used",
+]
 
 
 def test_run_writes_typed_records_with_schema_version_and_config(tmp_path: Path) -> None:
-    assert main(["run", "experiment=smoke", f"results_dir={tmp_path}", "run_name=r", "runner.progress=off"]) == 0
+    assert (
+        main(["run", "experiment=smoke", f"results_dir={tmp_path}", "run_name=r", "runner.progress=off"]) == 0
+    )
     run = tmp_path / "r"
     table = pq.read_table(run / "records.parquet")
     assert table.schema.metadata[b"t2i_bench_schema_version"] == SCHEMA_VERSION.encode()

@@ -8,13 +8,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from scripted_server import Answer, paid_config, scripted, tiny_png
 
 from bench.cli.run import execute_run
+from bench.config import RunnerSettings
 from bench.limits import Budget
 from bench.runner import backoff_delay_s
-from bench.config import RunnerSettings
-
-from scripted_server import Answer, paid_config, scripted, tiny_png
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -29,7 +28,9 @@ def records(run_dir: Path) -> pd.DataFrame:
 
 
 def test_429_with_retry_after_then_success(bench_cfg: Any, tmp_path: Path) -> None:
-    limited = Answer(429, {"Retry-After": "0.4"}, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}})
+    limited = Answer(
+        429, {"Retry-After": "0.4"}, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}}
+    )
     with scripted([limited]) as (url, script):
         assert execute_run(paid_config(bench_cfg, url), tmp_path / "run") == 0
     assert len(script.hits) == 2
@@ -56,8 +57,16 @@ def test_5xx_backs_off_exponentially_then_gives_up(bench_cfg: Any, tmp_path: Pat
 @pytest.mark.parametrize(
     ("answer", "status", "error_type"),
     [
-        (Answer(400, {}, {"error": {"message": "bad size", "code": "invalid_parameter"}}), "error", "invalid_request"),
-        (Answer(400, {}, {"error": {"message": "blocked", "code": "content_policy_violation"}}), "refused", "refused"),
+        (
+            Answer(400, {}, {"error": {"message": "bad size", "code": "invalid_parameter"}}),
+            "error",
+            "invalid_request",
+        ),
+        (
+            Answer(400, {}, {"error": {"message": "blocked", "code": "content_policy_violation"}}),
+            "refused",
+            "refused",
+        ),
         (Answer(401, {}, {"error": {"message": f"bad key {KEY}"}}), "error", "auth"),
     ],
 )
@@ -78,8 +87,14 @@ def test_budget_cap_counts_requests_in_flight(bench_cfg: Any, tmp_path: Path) ->
         cfg = paid_config(bench_cfg, url, "prompts.n=6")
         cfg["providers"]["paid"]["concurrency"] = 6
         cfg["prices"]["entries"].append(
-            {"provider": "paid", "model": "dall-e-3", "unit": "image", "usd": 0.04,
-             "effective_date": "2026-01-01", "source_url": "test"}
+            {
+                "provider": "paid",
+                "model": "dall-e-3",
+                "unit": "image",
+                "usd": 0.04,
+                "effective_date": "2026-01-01",
+                "source_url": "test",
+            }
         )
         cfg["max_cost_usd"] = 0.1
         assert execute_run(cfg, tmp_path / "run") == 0

@@ -56,7 +56,9 @@ class StaticProvider(Provider):
     def models(self) -> Sequence[ModelSpec]:
         return [FULL, BARE]
 
-    async def generate(self, spec: ModelSpec, payload: Mapping[str, Any], request: ImageRequest) -> GenerationResult:
+    async def generate(
+        self, spec: ModelSpec, payload: Mapping[str, Any], request: ImageRequest
+    ) -> GenerationResult:
         raise AssertionError("planning a sweep must not send anything")
 
 

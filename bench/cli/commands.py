@@ -33,8 +33,14 @@ def estimate(cfg: Mapping[str, Any]) -> int:
         tid = job.target.id
         counts[tid] += 1
         entry = config.prices.lookup(job.target.provider, job.target.model)
-        mp = job.request.width * job.request.height / 1e6 if job.request.width and job.request.height else None
-        cost = entry.cost_usd(n_images=job.request.num_images, megapixels=mp, seconds=None) if entry else math.nan
+        mp = (
+            job.request.width * job.request.height / 1e6 if job.request.width and job.request.height else None
+        )
+        cost = (
+            entry.cost_usd(n_images=job.request.num_images, megapixels=mp, seconds=None)
+            if entry
+            else math.nan
+        )
         if math.isnan(cost):
             guess = providers[job.target.provider].estimate_cost_usd(job.spec, job.request)
             cost = math.nan if guess is None else guess
@@ -53,8 +59,10 @@ def estimate(cfg: Mapping[str, Any]) -> int:
             total_cost += costs.get(tid, 0.0)
         print(f"{tid:48} {n:>9} {cost_text:>12}  {sources.get(tid, 'no price entry')}")
     unknown = sum(unpriced.values())
-    print(f"total: {plan.total} requests, {plan.total * config.sweep.num_images} images, "
-          f"${total_cost:.4f} priced" + (f" + {unknown} requests of unknown cost" if unknown else ""))
+    print(
+        f"total: {plan.total} requests, {plan.total * config.sweep.num_images} images, "
+        f"${total_cost:.4f} priced" + (f" + {unknown} requests of unknown cost" if unknown else "")
+    )
     if config.max_cost_usd is not None:
         print(f"max_cost_usd: {config.max_cost_usd:g} (the run stops before passing it)")
     for line in missing_keys:
@@ -64,7 +72,9 @@ def estimate(cfg: Mapping[str, Any]) -> int:
 
 def list_models(providers: Mapping[str, ProviderConfig], only: str | None) -> int:
     if only is not None and only not in providers:
-        print(f"bench: unknown provider {only!r}; configured: {', '.join(sorted(providers))}", file=sys.stderr)
+        print(
+            f"bench: unknown provider {only!r}; configured: {', '.join(sorted(providers))}", file=sys.stderr
+        )
         return EXIT_USAGE
     for name, pc in providers.items():
         if only is not None and name != only:

@@ -37,7 +37,9 @@ def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
 
     register_resolvers()
     if not (CONFIG_DIR / f"{CONFIG_NAME}.yaml").is_file():
-        raise ConfigError("T2I_BENCH_CONFIG_DIR", str(CONFIG_DIR), "point it at the project's configs/ folder")
+        raise ConfigError(
+            "T2I_BENCH_CONFIG_DIR", str(CONFIG_DIR), "point it at the project's configs/ folder"
+        )
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))

@@ -13,7 +13,18 @@ from bench.config import check_writable, parse_providers
 from bench.errors import BenchError, ConfigError
 
 log = logging.getLogger("bench")
-_HYDRA_FLAGS_WITHOUT_RUN = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--resolve", "-p", "--package"}
+_HYDRA_FLAGS_WITHOUT_RUN = {
+    "--cfg",
+    "-c",
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--resolve",
+    "-p",
+    "--package",
+}
 _MULTIRUN_FLAGS = {"-m", "--multirun"}
 
 USAGE = """usage: bench <command> [args]
@@ -133,7 +144,9 @@ def cmd_score(args: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="bench score", description="(re)compute metrics for a run folder")
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the metrics block, e.g. metrics=test")
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides for the metrics block, e.g. metrics=test"
+    )
     ns = parser.parse_args(args)
     _setup_logging()
     return score(ns.run_dir, compose_config(ns.overrides).get("metrics") or {})

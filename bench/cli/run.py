@@ -39,7 +39,9 @@ def build_providers(config: BenchConfig, *, require_keys: bool) -> dict[str, Pro
     return providers
 
 
-def prepare(cfg: Mapping[str, Any], *, require_keys: bool) -> tuple[BenchConfig, dict[str, Provider], SweepPlan]:
+def prepare(
+    cfg: Mapping[str, Any], *, require_keys: bool
+) -> tuple[BenchConfig, dict[str, Provider], SweepPlan]:
     """Everything that can fail because of the user's input, done before any request."""
     config = parse_config(cfg)
     prompts = load_prompts(config.prompts)
@@ -89,5 +91,15 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path) -> int:
 def score_and_report(run_dir: Path, config: BenchConfig) -> None:
     from bench.report.summary import load_records
 
+    if metrics_enabled(config.metrics):
+        from bench.metrics.score import score_run
+
+        print(f"bench: {score_run(run_dir, config.metrics)}", file=sys.stderr)
     if config.report.get("print_summary", True):
         print(format_table(summarize(load_records(run_dir))))
+
+
+def metrics_enabled(metrics_cfg: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(block, Mapping) and block.get("enabled", False) for block in metrics_cfg.values()
+    )

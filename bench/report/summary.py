@@ -66,7 +66,9 @@ def format_table(summary: pd.DataFrame) -> str:
         if col in shown:
             shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
     if "cost_per_image_usd" in shown:
-        shown["cost_per_image_usd"] = shown["cost_per_image_usd"].map(lambda v: "unknown" if pd.isna(v) else f"${v:.4f}")
+        shown["cost_per_image_usd"] = shown["cost_per_image_usd"].map(
+            lambda v: "unknown" if pd.isna(v) else f"${v:.4f}"
+        )
     if "clip_mean" in shown:
         shown["clip_mean"] = shown["clip_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
     for col in ("steps", "guidance"):
@@ -75,5 +77,7 @@ def format_table(summary: pd.DataFrame) -> str:
     shown = shown.drop(columns=[c for c in ("synthetic", "error_rate") if c in shown])
     text = shown.to_string(index=False)
     if summary.get("synthetic", pd.Series(dtype=bool)).any():
-        text += "\n(synthetic: images from the offline `local` generator are drawings, not a real model's output)"
+        text += (
+            "\n(synthetic: images from the offline `local` generator are drawings, not a real model's output)"
+        )
     return text

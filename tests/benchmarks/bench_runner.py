@@ -82,7 +82,9 @@ async def bare_loop(url: str, n: int) -> float:
 
         async def one(i: int) -> None:
             async with sem:
-                r = await client.post(f"{url}/v1/images/generations", json={"model": "flux/schnell", "prompt": f"p{i}"})
+                r = await client.post(
+                    f"{url}/v1/images/generations", json={"model": "flux/schnell", "prompt": f"p{i}"}
+                )
                 r.json()
 
         t0 = time.perf_counter()
@@ -121,7 +123,11 @@ def runner_rate(url: str, n_jobs: int) -> tuple[float, int]:
         config, providers, plan = prepare(cfg, require_keys=True)
         store = RunStore(Path(tmp) / "run")
         runner = Runner(
-            run_id="perf", providers=providers, store=store, settings=config.runner, prices=config.prices,
+            run_id="perf",
+            providers=providers,
+            store=store,
+            settings=config.runner,
+            prices=config.prices,
             max_cost_usd=None,
         )
 
@@ -144,7 +150,9 @@ def memory_child(url: str, n_jobs: int) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rate, ok = runner_rate(url, n_jobs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"jobs": ok, "rss_before_mib": before / 1024, "rss_peak_mib": peak / 1024, "rate": rate}))
+    print(
+        json.dumps({"jobs": ok, "rss_before_mib": before / 1024, "rss_peak_mib": peak / 1024, "rate": rate})
+    )
 
 
 def main() -> None:
@@ -188,7 +196,9 @@ def main() -> None:
                 )
             if len(rows) >= 2:
                 a, b = rows[0], rows[-1]
-                growth = (b["rss_peak_mib"] - b["rss_before_mib"]) / max(a["rss_peak_mib"] - a["rss_before_mib"], 1e-9)
+                growth = (b["rss_peak_mib"] - b["rss_before_mib"]) / max(
+                    a["rss_peak_mib"] - a["rss_before_mib"], 1e-9
+                )
                 print(f"  jobs x{b['jobs'] / a['jobs']:.0f} -> memory growth x{growth:.2f}")
     finally:
         server.terminate()
