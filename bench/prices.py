@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bench.errors import ConfigError
 
-PriceUnit = Literal["image", "megapixel", "second", "request"]
-UNITS: tuple[str, ...] = ("image", "megapixel", "second", "request")
+PriceUnit = Literal["image", "megapixel", "second", "request", "token"]
+UNITS: tuple[str, ...] = ("image", "megapixel", "second", "request", "token")
+# Token-priced models (gpt-image-1) bill each kind of token at its own rate, in USD per million
+# tokens, read from the usage block the API returns: {input_tokens_details: {text_tokens,
+# image_tokens}, output_tokens}.
+TOKEN_KINDS: tuple[str, ...] = ("input_text", "input_image", "output_image")
 
 
 @dataclass(frozen=True)
@@ -27,9 +31,27 @@ class PriceEntry:
     effective_date: str
     source_url: str
     note: str = ""
+    # Only applies when every key here equals the request payload's value (dall-e-3 costs more
+    # at size=1792x1024 or quality=hd). Entries without `match` are the model's fallback.
+    match: Mapping[str, Any] = field(default_factory=dict)
+    token_usd_per_million: Mapping[str, float] = field(default_factory=dict)  # unit == "token"
 
-    def cost_usd(self, *, n_images: int, megapixels: float | None, seconds: float | None) -> float:
+    def applies_to(self, payload: Mapping[str, Any] | None) -> bool:
+        if not self.match:
+            return True
+        return payload is not None and all(payload.get(k) == v for k, v in self.match.items())
+
+    def cost_usd(
+        self,
+        *,
+        n_images: int,
+        megapixels: float | None,
+        seconds: float | None,
+        usage: Mapping[str, Any] | None = None,
+    ) -> float:
         """Cost of one request. NaN when the unit's quantity is unknown (e.g. no inference time)."""
+        if self.unit == "token":
+            return self._token_cost(usage)
         if self.unit == "image":
             return self.usd * n_images
         if self.unit == "request":
@@ -38,29 +60,70 @@ class PriceEntry:
             return math.nan if megapixels is None else self.usd * megapixels * n_images
         return math.nan if seconds is None or math.isnan(seconds) else self.usd * seconds
 
+    def _token_cost(self, usage: Mapping[str, Any] | None) -> float:
+        if not usage:
+            return math.nan
+        details = usage.get("input_tokens_details") or {}
+        counts = {
+            "input_text": details.get("text_tokens"),
+            "input_image": details.get("image_tokens"),
+            "output_image": usage.get("output_tokens"),
+        }
+        if counts["input_text"] is None and counts["input_image"] is None:
+            counts["input_text"] = usage.get("input_tokens")  # no breakdown: all input is text
+        total = 0.0
+        for kind, count in counts.items():
+            if count is None:
+                continue
+            rate = self.token_usd_per_million.get(kind)
+            if rate is None or not isinstance(count, int | float):
+                return math.nan  # tokens of a kind we have no price for: unknown, not free
+            total += rate * count / 1e6
+        return total
+
 
 class PriceTable:
     def __init__(self, entries: Iterable[PriceEntry]) -> None:
-        self._entries: dict[tuple[str, str], PriceEntry] = {}
+        self._entries: dict[tuple[str, str], list[PriceEntry]] = {}
         for entry in entries:
-            self._entries[(entry.provider, entry.model)] = entry
+            self._entries.setdefault((entry.provider, entry.model), []).append(entry)
 
-    def lookup(self, provider: str, model: str) -> PriceEntry | None:
-        return self._entries.get((provider, model)) or self._entries.get((provider, "*"))
+    def lookup(
+        self, provider: str, model: str, payload: Mapping[str, Any] | None = None
+    ) -> PriceEntry | None:
+        """The most specific entry: matching `match` conditions first, then the model's, then "*"."""
+        for key in ((provider, model), (provider, "*")):
+            candidates = self._entries.get(key, [])
+            for entry in sorted(candidates, key=lambda e: -len(e.match)):
+                if entry.applies_to(payload):
+                    return entry
+        return None
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(len(v) for v in self._entries.values())
 
     @classmethod
     def from_config(cls, rows: Iterable[Mapping[str, Any]]) -> PriceTable:
         entries = []
         for i, row in enumerate(rows):
             where = f"prices.entries[{i}]"
-            missing = [k for k in ("provider", "model", "unit", "usd", "effective_date", "source_url") if k not in row]
+            missing = [
+                k
+                for k in ("provider", "model", "unit", "usd", "effective_date", "source_url")
+                if k not in row
+            ]
             if missing:
                 raise ConfigError(where, dict(row), f"add the missing keys: {', '.join(missing)}")
             if row["unit"] not in UNITS:
                 raise ConfigError(f"{where}.unit", row["unit"], f"use one of {', '.join(UNITS)}")
+            tokens = dict(row.get("token_usd_per_million") or {})
+            unknown = sorted(set(tokens) - set(TOKEN_KINDS))
+            if unknown:
+                raise ConfigError(f"{where}.token_usd_per_million", unknown, f"use {', '.join(TOKEN_KINDS)}")
+            if row["unit"] == "token" and not tokens:
+                raise ConfigError(
+                    f"{where}.token_usd_per_million", None, "a token-priced entry needs its rates"
+                )
             usd = row["usd"]
             if not isinstance(usd, int | float) or isinstance(usd, bool) or usd < 0 or math.isnan(usd):
                 raise ConfigError(f"{where}.usd", usd, "use a non-negative number of US dollars")
@@ -73,6 +136,26 @@ class PriceTable:
                     effective_date=str(row["effective_date"]),
                     source_url=str(row["source_url"]),
                     note=str(row.get("note", "")),
+                    match=dict(row.get("match") or {}),
+                    token_usd_per_million={k: float(v) for k, v in tokens.items()},
                 )
             )
         return cls(entries)
+
+
+def estimate_cost(
+    table: PriceTable,
+    provider: str,
+    model: str,
+    *,
+    payload: Mapping[str, Any] | None,
+    n_images: int,
+    megapixels: float | None,
+    seconds: float | None = None,
+    usage: Mapping[str, Any] | None = None,
+) -> float | None:
+    """Cost of one request from the table; None when there is no entry, NaN when its quantity is unknown."""
+    entry = table.lookup(provider, model, payload)
+    if entry is None:
+        return None
+    return entry.cost_usd(n_images=n_images, megapixels=megapixels, seconds=seconds, usage=usage)

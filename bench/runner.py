@@ -23,7 +23,7 @@ from bench.config import RunnerSettings
 from bench.errors import MalformedResponseError, ProviderError, ProviderTimeoutError
 from bench.images import inspect_image
 from bench.limits import Budget, ProviderLane
-from bench.prices import PriceTable
+from bench.prices import PriceTable, estimate_cost
 from bench.progress import RunProgress
 from bench.providers.base import GenerationResult, Provider
 from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, skipped_row
@@ -81,6 +81,22 @@ def backoff_delay_s(attempt: int, settings: RunnerSettings, retry_after_s: float
         return float(retry_after_s + random.uniform(0, min(0.1 * retry_after_s, 1.0)))
     ceiling = min(settings.backoff_max_s, math.ldexp(settings.backoff_base_s, attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": spread, but never near zero
+
+
+def expected_cost_usd(prices: PriceTable, provider: Provider, job: Job) -> float | None:
+    """Expected cost before sending: the price table at the requested size, else the adapter's guess."""
+    request = job.request
+    cost = estimate_cost(
+        prices,
+        job.target.provider,
+        job.target.model,
+        payload=job.payload,
+        n_images=request.num_images,
+        megapixels=request.width * request.height / 1e6 if request.width and request.height else None,
+    )
+    if cost is not None and not math.isnan(cost):
+        return cost
+    return provider.estimate_cost_usd(job.spec, request)
 
 
 class Runner:
@@ -171,7 +187,7 @@ class Runner:
         provider = self.providers[job.target.provider]
         lane = self._lanes[job.target.provider]
         started_at = dt.datetime.now(dt.UTC)
-        priced = self._price_estimate(job)
+        priced = expected_cost_usd(self.prices, provider, job)
         attempts = 0
         while True:
             estimate = self.budget.estimate(job.target.id, priced)
@@ -242,29 +258,22 @@ class Runner:
             raise InternalAdapterError(f"{type(exc).__name__}: {exc}") from exc
 
     # ---- cost --------------------------------------------------------------------------
-    def _price_estimate(self, job: Job) -> float | None:
-        provider = self.providers[job.target.provider]
-        entry = self.prices.lookup(job.target.provider, job.target.model)
-        if entry is not None:
-            mp = (
-                job.request.width * job.request.height / 1e6
-                if job.request.width and job.request.height
-                else None
-            )
-            cost = entry.cost_usd(n_images=job.request.num_images, megapixels=mp, seconds=None)
-            if not math.isnan(cost):
-                return cost
-        return provider.estimate_cost_usd(job.spec, job.request)
-
     def _resolve_cost(self, job: Job, result: GenerationResult, pixels: list[int]) -> tuple[float, str]:
+        """Reported by the API if it said; else the price table on what came back; else unknown (NaN)."""
         if not math.isnan(result.cost_usd):
             return result.cost_usd, "reported"
-        entry = self.prices.lookup(job.target.provider, job.target.model)
-        if entry is not None:
-            mp = sum(pixels) / len(pixels) / 1e6 if pixels else None
-            cost = entry.cost_usd(n_images=len(pixels), megapixels=mp, seconds=result.timings.inference_s)
-            if not math.isnan(cost):
-                return cost, "price_table"
+        cost = estimate_cost(
+            self.prices,
+            job.target.provider,
+            job.target.model,
+            payload=job.payload,
+            n_images=len(pixels),
+            megapixels=sum(pixels) / len(pixels) / 1e6 if pixels else None,
+            seconds=result.timings.inference_s,
+            usage=result.usage,
+        )
+        if cost is not None and not math.isnan(cost):
+            return cost, "price_table"
         return NAN, "unknown"
 
     # ---- outcomes that are not images ------------------------------------------------

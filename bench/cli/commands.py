@@ -13,7 +13,8 @@ from bench.cli.run import EXIT_OK, EXIT_USAGE, prepare
 from bench.config import ProviderConfig
 from bench.errors import BenchError
 from bench.providers.registry import create_provider
-from bench.report.summary import format_table, load_records, summarize
+from bench.report.summary import format_table
+from bench.runner import expected_cost_usd
 
 
 def estimate(cfg: Mapping[str, Any]) -> int:
@@ -32,18 +33,9 @@ def estimate(cfg: Mapping[str, Any]) -> int:
     for job in plan.jobs():
         tid = job.target.id
         counts[tid] += 1
-        entry = config.prices.lookup(job.target.provider, job.target.model)
-        mp = (
-            job.request.width * job.request.height / 1e6 if job.request.width and job.request.height else None
-        )
-        cost = (
-            entry.cost_usd(n_images=job.request.num_images, megapixels=mp, seconds=None)
-            if entry
-            else math.nan
-        )
-        if math.isnan(cost):
-            guess = providers[job.target.provider].estimate_cost_usd(job.spec, job.request)
-            cost = math.nan if guess is None else guess
+        entry = config.prices.lookup(job.target.provider, job.target.model, job.payload)
+        expected = expected_cost_usd(config.prices, providers[job.target.provider], job)
+        cost = math.nan if expected is None else expected
         if math.isnan(cost):
             unpriced[tid] += 1
         else:
@@ -93,14 +85,23 @@ def list_models(providers: Mapping[str, ProviderConfig], only: str | None) -> in
     return EXIT_OK
 
 
-def report(run_dir: Path) -> int:
+def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None) -> int:
+    # --- report wiring (owner: report engineer): run or sweep folder -> summary.parquet, plots, report.html
+    from bench.report.build import write_report
+    from bench.report.runs import NotARunFolder
+
     try:
-        records = load_records(run_dir)
-    except FileNotFoundError as exc:
+        out = write_report(run_dir, report_cfg or {})
+    except NotARunFolder as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(format_table(summarize(records)))
+    print(format_table(out.summary))
+    print(
+        f"bench: wrote {out.summary_path}, {out.html_path} and {len(out.plots)} plots in {out.root / 'plots'}",
+        file=sys.stderr,
+    )
     return EXIT_OK
+    # --- end report wiring
 
 
 def score(run_dir: Path, metrics_cfg: Mapping[str, Any]) -> int:

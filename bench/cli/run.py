@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,11 @@ def build_providers(config: BenchConfig, *, require_keys: bool) -> dict[str, Pro
         if target.provider in providers:
             continue
         provider_cfg = config.providers[target.provider]
-        provider = create_provider(provider_cfg.adapter, provider_cfg.settings)
+        # Adapters that price by usage (gpt-image-1 tokens) estimate from the same table.
+        settings = replace(
+            provider_cfg.settings, options={**provider_cfg.settings.options, "price_table": config.prices}
+        )
+        provider = create_provider(provider_cfg.adapter, settings)
         if require_keys:
             provider.check_ready()
         providers[target.provider] = provider
@@ -95,11 +100,19 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> None:
         from bench.metrics.score import score_run
 
         print(f"bench: {score_run(run_dir, config.metrics)}", file=sys.stderr)
+    # --- report wiring (owner: report engineer): after metrics, write summary.parquet, plots, report.html
+    if config.report.get("write", True):
+        from bench.report.build import write_report
+
+        out = write_report(run_dir, config.report)
+        summary = out.summary
+        log.info("report: %s", out.html_path)
+    else:
+        summary = summarize(load_records(run_dir))
     if config.report.get("print_summary", True):
-        print(format_table(summarize(load_records(run_dir))))
+        print(format_table(summary))
+    # --- end report wiring
 
 
 def metrics_enabled(metrics_cfg: Mapping[str, Any]) -> bool:
-    return any(
-        isinstance(block, Mapping) and block.get("enabled", False) for block in metrics_cfg.values()
-    )
+    return any(isinstance(block, Mapping) and block.get("enabled", False) for block in metrics_cfg.values())

@@ -1,0 +1,130 @@
+"""Emulator of AKI.IO / the AIME API server (docs/provider-protocols.md §3).
+
+POST /api/call/{endpoint} with the key in the body; wait_for_result true (default)
+answers the final result, false answers a job_id to poll at POST
+/api/progress/{endpoint} ({"cancel": true} cancels). Errors are
+{"success": false, "error": ..., "ep_version"}; `errors_as_200=True` sends them
+with HTTP 200, as some AKI.IO errors are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bench.emulators.common import FILE_ROUTE, EmulatorState, Job, Knobs, int_param, json_body, malformed_json
+
+PROGRESS_STATE = {"queued": "queued", "running": "processing", "done": "done", "cancelled": "canceled"}
+# AKI.IO publishes no refusal text; this one is what the emulator sends (inferred).
+REFUSAL_TEXT = "Prompt rejected by the content safety filter"
+
+
+def create_app(
+    knobs: Knobs | None = None, errors_as_200: bool = False, endpoints: tuple[str, ...] = ("z_image_turbo",)
+) -> Starlette:
+    emu = EmulatorState(knobs or Knobs())
+
+    def error(status: int, message: str | list[str]) -> JSONResponse:
+        return JSONResponse(
+            {"success": False, "error": message, "ep_version": 0},
+            status_code=200 if errors_as_200 else status,
+        )
+
+    async def checked_body(request: Request) -> Mapping[str, Any] | Response:
+        emu.calls.append(f"POST {request.url.path}")
+        if request.path_params["endpoint"] not in endpoints:
+            return error(404, "Endpoint disabled or no free queue slot")
+        body = await json_body(request)
+        if body is None:
+            return error(400, "Request body is not valid JSON")
+        if not emu.key_ok(body.get("key") if isinstance(body.get("key"), str) else None):
+            return error(401, "Invalid API key")
+        return body
+
+    async def result(job: Job) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "success": True,
+            "job_id": job.id,
+            "ep_version": 0,
+            "seed": job.seed,
+            "prompt": job.prompt,
+            "compute_duration": job.inference_s,
+            "pending_duration": job.queue_s,
+            "total_duration": job.queue_s + job.inference_s,
+            "worker_interface_version": "AIME-API-Worker-Interface 0.8.0",
+        }
+        if job.fault != "missing_field":
+            out["images"] = await emu.data_uris(job, "image/PNG")
+        return out
+
+    async def call(request: Request) -> Response:
+        body = await checked_body(request)
+        if isinstance(body, Response):
+            return body
+        if not isinstance(body.get("prompt"), str):
+            return error(400, ["Parameter 'prompt' is required"])
+        job = emu.new_job(
+            body["prompt"],
+            width=int_param(body.get("width"), 1024),
+            height=int_param(body.get("height"), 1024),
+            seed=int_param(body.get("seed"), -1),
+            steps=int_param(body.get("steps"), 4),
+        )
+        if job.fault == "rate_limit":
+            return error(400, "Queue is full, please try again later")
+        if job.fault == "server_error":
+            return error(500, "Internal server error")
+        if job.fault == "unavailable":
+            return error(404, "Endpoint disabled or no free queue slot")
+        if job.refused:
+            return error(400, REFUSAL_TEXT)
+        if body.get("wait_for_result", True) is False:
+            return JSONResponse({"success": True, "job_id": job.id, "ep_version": 0})
+        await emu.wait_sync(job)
+        if job.fault == "malformed_json":
+            return malformed_json()
+        return JSONResponse(await result(job))
+
+    async def progress(request: Request) -> Response:
+        body = await checked_body(request)
+        if isinstance(body, Response):
+            return body
+        job = emu.jobs.get(str(body.get("job_id")))
+        if job is None:
+            return error(402, "Unknown job_id")
+        if body.get("cancel") is True:
+            emu.cancel(job)
+        if job.fault == "malformed_json":
+            return malformed_json()
+        phase = job.phase()
+        out: dict[str, Any] = {
+            "success": True,
+            "job_id": job.id,
+            "ep_version": 0,
+            "job_state": PROGRESS_STATE[phase],
+        }
+        if phase in ("queued", "running"):
+            out["progress"] = {
+                "progress": 0 if phase == "queued" else 50,
+                "queue_position": 0,
+                "estimate": job.inference_s,
+                "progress_data": {},
+            }
+        elif phase == "done":
+            out["job_result"] = await result(job)
+        return JSONResponse(out)
+
+    app = Starlette(
+        routes=[
+            FILE_ROUTE,
+            Route("/api/call/{endpoint}", call, methods=["POST"]),
+            Route("/api/progress/{endpoint}", progress, methods=["POST"]),
+        ]
+    )
+    app.state.emu = emu
+    return app

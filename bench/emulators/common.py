@@ -1,0 +1,316 @@
+"""What every protocol emulator shares: knobs, fault injection, jobs, image files, auth checks.
+
+An emulator is a Starlette app that speaks one provider's documented protocol on
+127.0.0.1. Images come from the local generator, so the picture follows the
+prompt and CLIP scores over an emulated run mean something. Each app keeps an
+`EmulatorState` (app.state.emu) that tests read: which calls came, which jobs
+were cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+# Injectable faults. Each protocol renders them in its own documented error shape.
+FAULTS: tuple[str, ...] = (
+    "rate_limit",  # 429 with Retry-After
+    "server_error",  # 500
+    "unavailable",  # 503
+    "slow",  # answers, but after `slow_s` more
+    "hang",  # never finishes (sync: holds the connection; async: the job stays running)
+    "refuse",  # content-policy refusal
+    "malformed_json",  # a 200 whose body is not JSON
+    "bad_image",  # the image bytes do not decode
+    "expired_url",  # the image URL answers 404
+    "missing_field",  # a JSON answer without the image field
+)
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How an emulator behaves. Latencies are uniform in [lo, hi] seconds."""
+
+    queue_s: tuple[float, float] = (0.0, 0.0)
+    inference_s: tuple[float, float] = (0.0, 0.0)
+    fault: str | None = None
+    fault_rate: float = 1.0  # share of submissions that get the fault
+    fault_first: int | None = None  # only the first N submissions get it (retries, then success)
+    retry_after_s: float = 1.0
+    slow_s: float = 1.0
+    hang_s: float = 300.0  # how long a hung sync request holds the connection
+    report_cost: bool = True
+    api_key: str | None = None  # None: any non-empty key is accepted
+    refuse_word: str = "REFUSE"  # prompts containing this word are refused, whatever the fault
+    max_side_px: int = 256  # images are rendered no larger than this (tests use 64)
+    rng_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown fault {self.fault!r}; use one of {', '.join(FAULTS)}")
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError(f"fault_rate must be in [0, 1], got {self.fault_rate}")
+        for name in ("queue_s", "inference_s"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} must be (lo, hi) with 0 <= lo <= hi, got {(lo, hi)}")
+
+
+@dataclass
+class Job:
+    """One generation in an emulator: its inputs, its clock and what fault it carries."""
+
+    id: str
+    prompt: str
+    width: int
+    height: int
+    seed: int
+    steps: int
+    num_images: int
+    fault: str | None
+    queue_s: float
+    inference_s: float
+    created: float = field(default_factory=time.monotonic)
+    created_wall: float = field(default_factory=time.time)
+    cancelled: bool = False
+    outputs: list[str] | None = None  # file ids, rendered on first completion
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def phase(self) -> str:
+        """queued | running | done | cancelled, from the clock (hung jobs never finish)."""
+        if self.cancelled:
+            return "cancelled"
+        elapsed = time.monotonic() - self.created
+        if elapsed < self.queue_s:
+            return "queued"
+        if self.fault == "hang" or elapsed < self.queue_s + self.inference_s:
+            return "running"
+        return "done"
+
+    @property
+    def refused(self) -> bool:
+        return self.fault == "refuse"
+
+
+class EmulatorState:
+    """Shared by all routes of one app: knobs, jobs, stored files and a log of calls."""
+
+    def __init__(self, knobs: Knobs) -> None:
+        self.knobs = knobs
+        self.jobs: dict[str, Job] = {}
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.expired: set[str] = set()
+        self.calls: list[str] = []  # "METHOD /path", in arrival order
+        self.cancels: list[str] = []  # job ids a client asked to cancel
+        self.submissions = 0
+        self._rng = random.Random(knobs.rng_seed)
+        self._lock = threading.Lock()
+
+    # ---- auth ----------------------------------------------------------------------
+    def key_ok(self, key: str | None) -> bool:
+        if not key:
+            return False
+        return self.knobs.api_key is None or key == self.knobs.api_key
+
+    # ---- jobs ----------------------------------------------------------------------
+    def new_job(
+        self,
+        prompt: str,
+        *,
+        width: int,
+        height: int,
+        seed: int | None = None,
+        steps: int = 4,
+        num_images: int = 1,
+    ) -> Job:
+        with self._lock:
+            self.submissions += 1
+            fault = self._fault_for(self.submissions)
+            if self.knobs.refuse_word and self.knobs.refuse_word in prompt:
+                fault = "refuse"
+            job = Job(
+                id=uuid.uuid4().hex[:16],
+                prompt=prompt,
+                width=width,
+                height=height,
+                seed=seed if seed is not None and seed >= 0 else self._rng.randrange(2**31),
+                steps=steps,
+                num_images=max(1, num_images),
+                fault=fault,
+                queue_s=self._rng.uniform(*self.knobs.queue_s),
+                inference_s=self._rng.uniform(*self.knobs.inference_s)
+                + (self.knobs.slow_s if fault == "slow" else 0.0),
+            )
+            self.jobs[job.id] = job
+        return job
+
+    def _fault_for(self, n: int) -> str | None:
+        knobs = self.knobs
+        if knobs.fault is None:
+            return None
+        if knobs.fault_first is not None:
+            return knobs.fault if n <= knobs.fault_first else None
+        return knobs.fault if self._rng.random() < knobs.fault_rate else None
+
+    def cancel(self, job: Job) -> None:
+        self.cancels.append(job.id)
+        if job.phase() != "done":
+            job.cancelled = True
+
+    async def wait_sync(self, job: Job) -> None:
+        """For synchronous protocols: hold the request while the job queues and runs."""
+        if job.fault == "hang":
+            await asyncio.sleep(self.knobs.hang_s)
+        await asyncio.sleep(job.queue_s + job.inference_s)  # a "slow" job's inference_s includes slow_s
+
+    async def wait_until_done(self, job: Job, limit_s: float) -> None:
+        """Prefer: wait style: return when the job is done or `limit_s` has passed."""
+        end = time.monotonic() + limit_s
+        while job.phase() in ("queued", "running") and time.monotonic() < end:
+            await asyncio.sleep(min(0.01, max(end - time.monotonic(), 0.0)))
+
+    # ---- images --------------------------------------------------------------------
+    async def outputs(self, job: Job) -> list[str]:
+        """File ids of the job's images, rendered once (off the event loop)."""
+        if job.outputs is None:
+            ids = []
+            for i in range(job.num_images):
+                data = await run_in_threadpool(self._render, job, i)
+                file_id = f"{job.id}-{i}.png"
+                self.files[file_id] = (data, "image/png")
+                if job.fault == "expired_url":
+                    self.expired.add(file_id)
+                ids.append(file_id)
+            job.outputs = ids
+        return job.outputs
+
+    def _render(self, job: Job, index: int) -> bytes:
+        if job.fault == "bad_image":
+            return b"<html>this is not an image</html>"
+        width, height = fit_size(job.width, job.height, self.knobs.max_side_px)
+        return render(job.prompt, width, height, job.seed + index, job.steps)
+
+    def file_bytes(self, file_id: str) -> tuple[bytes, str]:
+        return self.files[file_id]
+
+    async def data_uris(self, job: Job, mime_label: str = "image/png") -> list[str]:
+        uris = []
+        for file_id in await self.outputs(job):
+            data, _ = self.files[file_id]
+            uris.append(f"data:{mime_label};base64,{base64.b64encode(data).decode('ascii')}")
+        return uris
+
+    async def base64s(self, job: Job) -> list[str]:
+        return [uri.partition(",")[2] for uri in await self.data_uris(job)]
+
+    async def urls(self, job: Job, request: Request) -> list[str]:
+        base = str(request.base_url).rstrip("/")
+        return [f"{base}/files/{file_id}" for file_id in await self.outputs(job)]
+
+    def cost_usd(self, job: Job, per_megapixel: float = 0.003) -> float:
+        """A plausible reported cost, deterministic in the size asked for."""
+        return per_megapixel * job.width * job.height / 1e6 * job.num_images
+
+
+def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """Scale (width, height) down so the longer side is at most max_side, keeping the ratio."""
+    scale = min(1.0, max_side / max(width, height, 1))
+    return max(8, round(width * scale)), max(8, round(height * scale))
+
+
+def render(prompt: str, width: int, height: int, seed: int, steps: int) -> bytes:
+    # Imported here: the local generator is heavier than the emulator protocol code.
+    from bench.providers.local_render import render_png
+
+    return render_png(prompt, width, height, seed, steps=max(1, min(steps, 8)))
+
+
+# ---- shared route pieces ----------------------------------------------------------
+async def serve_file(request: Request) -> Response:
+    emu: EmulatorState = request.app.state.emu
+    emu.calls.append(f"GET {request.url.path}")
+    file_id = request.path_params["file_id"]
+    if file_id not in emu.files or file_id in emu.expired:
+        return Response(
+            b"<Error><Code>NoSuchKey</Code></Error>", status_code=404, media_type="application/xml"
+        )
+    data, mime = emu.file_bytes(file_id)
+    return Response(data, media_type=mime)
+
+
+FILE_ROUTE = Route("/files/{file_id}", serve_file, methods=["GET"])
+
+
+def malformed_json() -> Response:
+    """A 200 with a JSON content type whose body stops halfway."""
+    return Response(b'{"data": [{"url": "htt', status_code=200, media_type="application/json")
+
+
+def rate_limit_headers(knobs: Knobs) -> dict[str, str]:
+    return {"Retry-After": f"{knobs.retry_after_s:g}"}
+
+
+def bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+async def json_body(request: Request) -> Mapping[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, Mapping) else None
+
+
+def json_error(body: Any, status: int, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def int_param(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
+def size_from_payload(payload: Mapping[str, Any], default: tuple[int, int] = (1024, 1024)) -> tuple[int, int]:
+    """The size a request asks for, in whichever documented shape it uses."""
+    from bench.catalog.mapping import IMAGE_SIZE_PRESETS
+
+    size = payload.get("size") or payload.get("image_size")
+    if isinstance(size, Mapping):
+        return int_param(size.get("width"), default[0]), int_param(size.get("height"), default[1])
+    if isinstance(size, str):
+        if size in IMAGE_SIZE_PRESETS:
+            return IMAGE_SIZE_PRESETS[size]
+        w, sep, h = size.partition("x")
+        if sep and w.isdigit() and h.isdigit():
+            return int(w), int(h)
+    if "width" in payload and "height" in payload:
+        return int_param(payload["width"], default[0]), int_param(payload["height"], default[1])
+    ratio = payload.get("aspect_ratio")
+    if isinstance(ratio, str) and ":" in ratio:
+        a, _, b = ratio.partition(":")
+        if a.isdigit() and b.isdigit() and int(a) and int(b):
+            long_side = max(default)
+            if int(a) >= int(b):
+                return long_side, round(long_side * int(b) / int(a))
+            return round(long_side * int(a) / int(b)), long_side
+    return default

@@ -1,0 +1,141 @@
+"""Emulator of the Eachlabs predictions API (docs/provider-protocols.md §1).
+
+POST /v1/prediction[/] {model, version, input} -> {status, message, predictionID};
+GET /v1/prediction/{id} -> {id, input, status, output, logs, metrics{predict_time, cost}, urls};
+POST /v1/prediction/{id}/cancel. Auth by X-API-Key or Bearer. Run failures are
+status "error" with output {error_code, error_message}; `legacy=True` uses the
+older status "failed" with a plain-string output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bench.emulators.common import (
+    FILE_ROUTE,
+    EmulatorState,
+    Job,
+    Knobs,
+    bearer,
+    int_param,
+    json_body,
+    malformed_json,
+    rate_limit_headers,
+    size_from_payload,
+)
+
+STATUS = {"queued": "starting", "running": "processing", "done": "success", "cancelled": "cancelled"}
+REJECTED = "Content rejected by the provider's safety filter"
+
+
+def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
+    emu = EmulatorState(knobs or Knobs())
+
+    def denied(request: Request, method: str) -> JSONResponse | None:
+        emu.calls.append(f"{method} {request.url.path}")
+        if emu.key_ok(request.headers.get("x-api-key") or bearer(request)):
+            return None
+        return JSONResponse({"error": "Invalid or missing API key"}, status_code=401)
+
+    async def create(request: Request) -> Response:
+        if (refusal := denied(request, "POST")) is not None:
+            return refusal
+        body = await json_body(request)
+        payload = body.get("input") if body is not None else None
+        if body is None or not isinstance(body.get("model"), str) or not isinstance(payload, dict):
+            return JSONResponse({"error": "model and input are required"}, status_code=400)
+        if not isinstance(payload.get("prompt"), str):
+            return JSONResponse({"error": "input.prompt is required"}, status_code=422)
+        width, height = size_from_payload(payload)
+        job = emu.new_job(
+            payload["prompt"],
+            width=width,
+            height=height,
+            seed=payload.get("seed") if isinstance(payload.get("seed"), int) else None,
+            steps=int_param(payload.get("num_inference_steps"), 4),
+            num_images=int_param(payload.get("num_images"), 1),
+        )
+        job.extra.update(input=payload, model=body["model"])
+        if job.fault == "rate_limit":
+            return JSONResponse(
+                {
+                    "status": 429,
+                    "error": "too many requests",
+                    "details": "Account rate limited: 10 concurrent",
+                },
+                status_code=429,
+                headers=rate_limit_headers(emu.knobs),
+            )
+        if job.fault in ("server_error", "unavailable"):
+            status = 500 if job.fault == "server_error" else 503
+            return JSONResponse({"error": "internal server error"}, status_code=status)
+        return JSONResponse(
+            {"status": "success", "message": "Prediction created successfully", "predictionID": job.id}
+        )
+
+    async def prediction(request: Request, job: Job) -> dict[str, Any]:
+        base = str(request.base_url).rstrip("/")
+        phase = job.phase()
+        out: dict[str, Any] = {
+            "id": job.id,
+            "input": job.extra["input"],
+            "status": STATUS[phase],
+            "output": None,
+            "logs": None,
+            "metrics": {},
+            "urls": {
+                "cancel": f"{base}/v1/prediction/{job.id}/cancel",
+                "get": f"{base}/v1/prediction/{job.id}",
+            },
+        }
+        if phase != "done":
+            return out
+        out["metrics"] = {"predict_time": job.inference_s}
+        if emu.knobs.report_cost:
+            out["metrics"]["cost"] = emu.cost_usd(job, per_megapixel=0.012)
+        if job.refused:
+            out["status"] = "failed" if legacy else "error"
+            out["output"] = (
+                REJECTED if legacy else {"error_code": "PROVIDER_REJECTED", "error_message": REJECTED}
+            )
+        elif job.fault != "missing_field":
+            sync = job.extra["input"].get("sync_mode") is True
+            refs = await (emu.data_uris(job) if sync else emu.urls(job, request))
+            out["output"] = refs if job.num_images > 1 else refs[0]
+        return out
+
+    async def get(request: Request) -> Response:
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
+        job = emu.jobs.get(request.path_params["prediction_id"])
+        if job is None:
+            return JSONResponse({"error": "Prediction not found"}, status_code=404)
+        if job.fault == "malformed_json" and job.phase() == "done":
+            return malformed_json()
+        return JSONResponse(await prediction(request, job))
+
+    async def cancel(request: Request) -> Response:
+        if (refusal := denied(request, "POST")) is not None:
+            return refusal
+        job = emu.jobs.get(request.path_params["prediction_id"])
+        if job is None:
+            return JSONResponse({"error": "Prediction not found"}, status_code=404)
+        emu.cancel(job)
+        return JSONResponse({"status": "success", "message": "Prediction cancelled"})
+
+    app = Starlette(
+        routes=[
+            FILE_ROUTE,
+            Route("/v1/prediction", create, methods=["POST"]),
+            Route("/v1/prediction/", create, methods=["POST"]),
+            Route("/v1/prediction/{prediction_id}", get, methods=["GET"]),
+            Route("/v1/prediction/{prediction_id}/cancel", cancel, methods=["POST"]),
+        ]
+    )
+    app.state.emu = emu
+    return app

@@ -1,0 +1,171 @@
+"""Emulator of fal.ai's queue API (docs/provider-protocols.md §7).
+
+POST /{owner}/{app}[/{path}] submits; GET .../requests/{id}/status answers 202
+until COMPLETED (then 200); GET .../requests/{id} gives the result; PUT
+.../requests/{id}/cancel cancels. Follow-up URLs omit the endpoint subpath, as fal's do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bench.emulators.common import (
+    FILE_ROUTE,
+    EmulatorState,
+    Job,
+    Knobs,
+    int_param,
+    json_body,
+    malformed_json,
+    rate_limit_headers,
+    size_from_payload,
+)
+
+REFUSAL = [
+    {
+        "loc": ["body", "prompt"],
+        "msg": "The content could not be processed because it was flagged by a content checker.",
+        "type": "content_policy_violation",
+    }
+]
+
+
+def create_app(knobs: Knobs | None = None) -> Starlette:
+    emu = EmulatorState(knobs or Knobs())
+
+    def authorized(request: Request) -> bool:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+        return scheme == "Key" and emu.key_ok(key.strip())
+
+    def unauthorized() -> JSONResponse:
+        return JSONResponse({"detail": "Cannot access application: invalid key"}, status_code=401)
+
+    def job_or_none(request: Request) -> Job | None:
+        return emu.jobs.get(request.path_params["request_id"])
+
+    def not_found() -> JSONResponse:
+        return JSONResponse({"detail": "Request not found"}, status_code=404)
+
+    async def submit(request: Request) -> Response:
+        emu.calls.append(f"POST {request.url.path}")
+        if not authorized(request):
+            return unauthorized()
+        body = await json_body(request)
+        if body is None or not isinstance(body.get("prompt"), str):
+            detail = [{"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        width, height = size_from_payload(body)
+        job = emu.new_job(
+            body["prompt"],
+            width=width,
+            height=height,
+            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
+            steps=int_param(body.get("num_inference_steps"), 4),
+            num_images=int_param(body.get("num_images"), 1),
+        )
+        job.extra["sync_mode"] = body.get("sync_mode") is True
+        if job.fault == "rate_limit":
+            return JSONResponse(
+                {"detail": "Rate limit exceeded"}, status_code=429, headers=rate_limit_headers(emu.knobs)
+            )
+        if job.fault in ("server_error", "unavailable"):
+            status = 500 if job.fault == "server_error" else 503
+            error_type = "internal_server_error" if status == 500 else "runner_scheduling_failure"
+            return JSONResponse(
+                {"detail": "The request could not be scheduled", "error_type": error_type},
+                status_code=status,
+                headers={"X-Fal-Error-Type": error_type, "X-Fal-Retryable": "true"},
+            )
+        app = "/".join(request.path_params["model_path"].split("/")[:2])
+        follow = f"{str(request.base_url).rstrip('/')}/{app}/requests/{job.id}"
+        return JSONResponse(
+            {
+                "request_id": job.id,
+                "response_url": follow,
+                "status_url": f"{follow}/status",
+                "cancel_url": f"{follow}/cancel",
+                "queue_position": 0,
+                "status": "IN_QUEUE",
+            }
+        )
+
+    async def status(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not authorized(request):
+            return unauthorized()
+        job = job_or_none(request)
+        if job is None:
+            return not_found()
+        phase = job.phase()
+        if phase == "queued":
+            return JSONResponse({"status": "IN_QUEUE", "queue_position": 0}, status_code=202)
+        if phase == "running":
+            return JSONResponse({"status": "IN_PROGRESS", "logs": []}, status_code=202)
+        done: dict[str, Any] = {
+            "status": "COMPLETED",
+            "logs": [],
+            "metrics": {"inference_time": job.inference_s},
+        }
+        if phase == "cancelled":
+            done.update(error="Request was cancelled", error_type="request_cancelled")
+        elif job.refused:
+            done.update(error=REFUSAL[0]["msg"], error_type="content_policy_violation")
+        return JSONResponse(done)
+
+    async def result(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not authorized(request):
+            return unauthorized()
+        job = job_or_none(request)
+        if job is None:
+            return not_found()
+        if job.phase() in ("queued", "running"):
+            return JSONResponse({"detail": "Request is still in progress"}, status_code=400)
+        if job.refused:
+            return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
+        if job.fault == "malformed_json":
+            return malformed_json()
+        if job.fault == "missing_field":
+            return JSONResponse({"timings": {"inference": job.inference_s}, "seed": job.seed})
+        refs = await (emu.data_uris(job) if job.extra.get("sync_mode") else emu.urls(job, request))
+        return JSONResponse(
+            {
+                "images": [
+                    {"url": ref, "width": job.width, "height": job.height, "content_type": "image/png"}
+                    for ref in refs
+                ],
+                "timings": {"inference": job.inference_s},
+                "seed": job.seed,
+                "has_nsfw_concepts": [False] * len(refs),
+                "prompt": job.prompt,
+            }
+        )
+
+    async def cancel(request: Request) -> Response:
+        emu.calls.append(f"PUT {request.url.path}")
+        if not authorized(request):
+            return unauthorized()
+        job = job_or_none(request)
+        if job is None:
+            return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
+        if job.phase() == "done":
+            return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
+        emu.cancel(job)
+        return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+
+    app = Starlette(
+        routes=[
+            FILE_ROUTE,
+            Route("/{owner}/{app}/requests/{request_id}/status", status, methods=["GET"]),
+            Route("/{owner}/{app}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
+            Route("/{owner}/{app}/requests/{request_id}", result, methods=["GET"]),
+            Route("/{model_path:path}", submit, methods=["POST"]),
+        ]
+    )
+    app.state.emu = emu
+    return app

@@ -1,0 +1,176 @@
+"""Emulator of POST /v1/images/generations in its three dialects: openai, aimlapi, apipie.
+
+Faithful to docs/provider-protocols.md §2, §4, §6: Bearer auth, the answer shape
+and error body of each profile, Retry-After on 429. AIML's older flux routes
+answered with fal's raw output (images[]); `fal_shape=True` emulates those.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bench.emulators.common import (
+    FILE_ROUTE,
+    EmulatorState,
+    Job,
+    Knobs,
+    bearer,
+    int_param,
+    json_body,
+    malformed_json,
+    rate_limit_headers,
+    size_from_payload,
+)
+
+PROFILES = ("openai", "aimlapi", "apipie")
+PATH = "/v1/images/generations"
+
+
+def error_body(
+    profile: str, status: int, message: str, code: str, err_type: str = "invalid_request_error"
+) -> Any:
+    if profile == "aimlapi":
+        return {
+            "message": message,
+            "path": PATH,
+            "requestId": uuid.uuid4().hex,
+            "statusCode": status,
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+        }
+    if profile == "apipie":
+        return {"error": {"code": code, "message": message}}
+    return {"error": {"message": message, "type": err_type, "param": None, "code": code}}
+
+
+def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: bool = False) -> Starlette:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+    emu = EmulatorState(knobs or Knobs())
+
+    def fail(status: int, message: str, code: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+        return JSONResponse(
+            error_body(profile, status, message, code), status_code=status, headers=dict(headers or {})
+        )
+
+    async def generate(request: Request) -> Response:
+        emu.calls.append(f"POST {request.url.path}")
+        key = bearer(request)
+        if not emu.key_ok(key):
+            # OpenAI echoes the key it got: adapters must redact their error messages.
+            return fail(401, f"Incorrect API key provided: {key}", "invalid_api_key")
+        body = await json_body(request)
+        if body is None or not isinstance(body.get("prompt"), str) or not body.get("model"):
+            return fail(400, "Body validation error! 'model' and 'prompt' are required", "invalid_parameter")
+        n = int_param(body.get("n", body.get("num_images", 1)), 1)
+        width, height = size_from_payload(body)
+        job = emu.new_job(
+            body["prompt"],
+            width=width,
+            height=height,
+            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
+            steps=int_param(body.get("num_inference_steps"), 4),
+            num_images=n,
+        )
+        if job.fault == "rate_limit":
+            return fail(429, "Too Many Requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs))
+        if job.fault in ("server_error", "unavailable"):
+            status = 500 if job.fault == "server_error" else 503
+            return fail(status, "The server had an error while processing your request.", "server_error")
+        if job.refused:
+            if body.get("model") == "gpt-image-1":
+                return JSONResponse(
+                    error_body(
+                        profile,
+                        400,
+                        "Your request was rejected by the safety system.",
+                        "moderation_blocked",
+                        "image_generation_user_error",
+                    ),
+                    status_code=400,
+                )
+            return fail(
+                400,
+                "Your request was rejected as a result of our content policy.",
+                "content_policy_violation",
+            )
+        await emu.wait_sync(job)
+        if job.fault == "malformed_json":
+            return malformed_json()
+        if job.fault == "missing_field":
+            return JSONResponse({"created": int(job.created_wall), "data": []})
+        return JSONResponse(await answer(request, body, job), headers=headers_for(job))
+
+    def headers_for(job: Job) -> dict[str, str]:
+        if profile != "openai":
+            return {}
+        return {"x-request-id": f"req_{job.id}", "openai-processing-ms": f"{job.inference_s * 1000:.0f}"}
+
+    async def answer(request: Request, body: Mapping[str, Any], job: Job) -> dict[str, Any]:
+        model = str(body["model"])
+        as_b64 = body.get("response_format") == "b64_json" or model == "gpt-image-1"
+        if as_b64:
+            items: list[dict[str, Any]] = [{"b64_json": b} for b in await emu.base64s(job)]
+        else:
+            items = [{"url": u} for u in await emu.urls(job, request)]
+        if profile == "aimlapi" and fal_shape:
+            return {
+                "images": [
+                    {
+                        "url": item.get("url"),
+                        "width": job.width,
+                        "height": job.height,
+                        "content_type": "image/png",
+                    }
+                    for item in items
+                ],
+                "timings": {"inference": job.inference_s},
+                "seed": job.seed,
+                "has_nsfw_concepts": [False] * len(items),
+                "prompt": job.prompt,
+            }
+        if model.startswith("dall-e"):
+            for item in items:
+                item["revised_prompt"] = f"A detailed rendering of {job.prompt}"
+        out: dict[str, Any] = {"created": int(time.time()), "data": items}
+        if profile == "aimlapi":
+            for item in items:
+                item.setdefault("b64_json", None)
+            if emu.knobs.report_cost:
+                usd = emu.cost_usd(job)
+                out["meta"] = {"usage": {"credits_used": round(usd * 2_000_000), "usd_spent": usd}}
+            out["model"] = model
+        elif profile == "apipie":
+            usage: dict[str, Any] = {
+                "latency_ms": round((job.queue_s + job.inference_s) * 1000),
+                "image_size": f"{job.width}x{job.height}",
+                "model_used": model,
+            }
+            if emu.knobs.report_cost:
+                usage["cost"] = emu.cost_usd(job, per_megapixel=0.04)
+            out["usage"] = usage
+        elif model == "gpt-image-1":
+            text_tokens = len(job.prompt.split())
+            output_tokens = 272 * job.num_images  # OpenAI's count for 1024x1024 at quality=low
+            out["usage"] = {
+                "input_tokens": text_tokens,
+                "input_tokens_details": {"image_tokens": 0, "text_tokens": text_tokens},
+                "output_tokens": output_tokens,
+                "total_tokens": text_tokens + output_tokens,
+            }
+            out.update(
+                {"background": "opaque", "output_format": "png", "quality": "low", "size": "1024x1024"}
+            )
+        return out
+
+    app = Starlette(routes=[Route(PATH, generate, methods=["POST"]), FILE_ROUTE])
+    app.state.emu = emu
+    return app

@@ -1,0 +1,190 @@
+"""Emulator of Replicate's predictions API (docs/provider-protocols.md §8).
+
+POST /v1/predictions {version, input} or /v1/models/{owner}/{name}/predictions
+{input} answers 201 (holding the request up to `Prefer: wait=n` seconds); GET
+/v1/predictions/{id} polls; POST /v1/predictions/{id}/cancel cancels. Errors are
+problem details; a safety-checker failure is status=failed with Replicate's NSFW text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bench.emulators.common import (
+    FILE_ROUTE,
+    EmulatorState,
+    Job,
+    Knobs,
+    bearer,
+    int_param,
+    json_body,
+    malformed_json,
+    rate_limit_headers,
+    size_from_payload,
+)
+
+NSFW_ERROR = "NSFW content detected. Try running it again, or try a different prompt."
+PHASE_STATUS = {"queued": "starting", "running": "processing", "done": "succeeded", "cancelled": "canceled"}
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"title": title, "detail": detail, "status": status, **extra}, status_code=status)
+
+
+def prefer_wait_s(header: str | None) -> float:
+    """`Prefer: wait` holds up to 60 s; `wait=n` up to n (1-60)."""
+    if not header:
+        return 0.0
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "wait":
+            return float(min(max(int_param(value, 60), 1), 60)) if value else 60.0
+    return 0.0
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def create_app(knobs: Knobs | None = None) -> Starlette:
+    emu = EmulatorState(knobs or Knobs())
+
+    def unauthorized() -> JSONResponse:
+        return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
+
+    async def prediction(request: Request, job: Job) -> dict[str, Any]:
+        base = str(request.base_url).rstrip("/")
+        phase = job.phase()
+        status = PHASE_STATUS[phase]
+        out: dict[str, Any] = {
+            "id": job.id,
+            "model": job.extra["model"],
+            "version": job.extra.get("version") or "",
+            "input": job.extra["input"],
+            "logs": "",
+            "output": None,
+            "error": None,
+            "status": status,
+            "created_at": _iso(job.created_wall),
+            "started_at": _iso(job.created_wall + job.queue_s) if phase != "queued" else None,
+            "completed_at": None,
+            "data_removed": False,
+            "metrics": {},
+            "urls": {
+                "get": f"{base}/v1/predictions/{job.id}",
+                "cancel": f"{base}/v1/predictions/{job.id}/cancel",
+                "web": f"{base}/p/{job.id}",
+            },
+        }
+        if phase in ("done", "cancelled"):
+            out["completed_at"] = _iso(job.created_wall + job.queue_s + job.inference_s)
+        if phase == "done":
+            out["metrics"] = {"predict_time": job.inference_s}
+            if job.refused:
+                out.update(status="failed", error=NSFW_ERROR)
+            elif job.fault != "missing_field":
+                urls = await emu.urls(job, request)
+                out["output"] = urls if job.extra["list_output"] else urls[0]
+        return out
+
+    async def create(request: Request, model: str, body: Mapping[str, Any], version: str | None) -> Response:
+        payload = body.get("input")
+        if not isinstance(payload, Mapping) or not isinstance(payload.get("prompt"), str):
+            return problem(
+                422,
+                "Input validation failed",
+                "- input.prompt is required",
+                invalid_fields=[
+                    {"type": "required", "field": "input.prompt", "description": "prompt is required"}
+                ],
+            )
+        width, height = size_from_payload(payload)
+        job = emu.new_job(
+            payload["prompt"],
+            width=width,
+            height=height,
+            seed=payload.get("seed") if isinstance(payload.get("seed"), int) else None,
+            steps=int_param(payload.get("num_inference_steps"), 4),
+            num_images=int_param(payload.get("num_outputs"), 1),
+        )
+        # flux-schnell/dev answer a list of URLs; flux-1.1-pro a single URL string.
+        job.extra.update(model=model, version=version, input=dict(payload), list_output="pro" not in model)
+        if job.fault == "rate_limit":
+            detail = f"Request was throttled. Your rate limit resets in ~{emu.knobs.retry_after_s:g}s."
+            response = problem(429, "Too Many Requests", detail)
+            response.headers.update(rate_limit_headers(emu.knobs))
+            return response
+        if job.fault in ("server_error", "unavailable"):
+            status = 500 if job.fault == "server_error" else 503
+            return problem(
+                status, "Internal Server Error" if status == 500 else "Service Unavailable", "try again"
+            )
+        await emu.wait_until_done(job, prefer_wait_s(request.headers.get("prefer")))
+        if job.fault == "malformed_json":
+            return malformed_json()
+        return JSONResponse(await prediction(request, job), status_code=201)
+
+    async def create_versioned(request: Request) -> Response:
+        emu.calls.append(f"POST {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        body = await json_body(request) or {}
+        version = body.get("version")
+        if not isinstance(version, str) or not version:
+            return problem(
+                422,
+                "Input validation failed",
+                "- version is required",
+                invalid_fields=[
+                    {"type": "required", "field": "version", "description": "version is required"}
+                ],
+            )
+        model, _, version_id = version.rpartition(":")
+        return await create(request, model or "unknown/unknown", body, version_id)
+
+    async def create_for_model(request: Request) -> Response:
+        emu.calls.append(f"POST {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        model = f"{request.path_params['owner']}/{request.path_params['name']}"
+        return await create(request, model, await json_body(request) or {}, None)
+
+    async def get(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        job = emu.jobs.get(request.path_params["prediction_id"])
+        if job is None:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        if job.fault == "malformed_json":
+            return malformed_json()
+        return JSONResponse(await prediction(request, job))
+
+    async def cancel(request: Request) -> Response:
+        emu.calls.append(f"POST {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        job = emu.jobs.get(request.path_params["prediction_id"])
+        if job is None:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        emu.cancel(job)
+        return JSONResponse(await prediction(request, job))
+
+    app = Starlette(
+        routes=[
+            FILE_ROUTE,
+            Route("/v1/predictions", create_versioned, methods=["POST"]),
+            Route("/v1/models/{owner}/{name}/predictions", create_for_model, methods=["POST"]),
+            Route("/v1/predictions/{prediction_id}", get, methods=["GET"]),
+            Route("/v1/predictions/{prediction_id}/cancel", cancel, methods=["POST"]),
+        ]
+    )
+    app.state.emu = emu
+    return app

@@ -1,0 +1,206 @@
+"""fal.ai queue API: submit, poll status, fetch the result, cancel (docs/provider-protocols.md §7).
+
+Auth is `Authorization: Key <FAL_KEY>`. The submit answer names the status,
+response and cancel URLs; when an answer lacks them they are rebuilt the way fal
+documents them, on the app path without the endpoint's subpath
+(fal-ai/flux/schnell -> fal-ai/flux/requests/{id}/status).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from bench.catalog.spec import ModelSpec, ParamSpec
+from bench.errors import (
+    InvalidRequestError,
+    ProviderError,
+    ProviderTimeoutError,
+    RefusedError,
+    ServerError,
+)
+from bench.providers.base import GenerationResult, Timings
+from bench.providers.http_common import HttpProvider, all_flagged_nsfw, dig, nan_if_none, strip_images
+from bench.providers.schemas import SAFETY_TOLERANCE, fal_flux_params, fal_flux_spec, params
+from bench.request import ImageRequest
+
+ULTRA_ASPECT_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
+TIMEOUT_ERROR_TYPES = frozenset({"request_timeout", "startup_timeout"})
+REFUSAL_ERROR_TYPES = frozenset({"content_policy_violation"})
+
+
+def _models(provider: str) -> list[ModelSpec]:
+    ultra = ModelSpec(
+        provider=provider,
+        model="fal-ai/flux-pro/v1.1-ultra",
+        params=params(
+            ParamSpec("prompt", "string", required=True),
+            ParamSpec("aspect_ratio", "string", default="16:9", options=ULTRA_ASPECT_RATIOS),
+            ParamSpec("seed", "integer", minimum=0),
+            ParamSpec("num_images", "integer", default=1, minimum=1, maximum=4),
+            ParamSpec("enable_safety_checker", "boolean", default=True),
+            ParamSpec("sync_mode", "boolean", default=False),
+            ParamSpec("output_format", "string", default="jpeg", options=("jpeg", "png")),
+            ParamSpec("raw", "boolean", default=False, description="less processed, more natural look"),
+            SAFETY_TOLERANCE,
+        ),
+        seed_param="seed",
+        count_param="num_images",
+        size_mode="aspect_ratio",
+        size_param="aspect_ratio",
+        title="FLUX1.1 [pro] ultra",
+    )
+    return [
+        fal_flux_spec(
+            provider,
+            "fal-ai/flux/schnell",
+            fal_flux_params(steps=(1, 12, 4), guidance=None),
+            "FLUX.1 [schnell]",
+        ),
+        fal_flux_spec(
+            provider,
+            "fal-ai/flux/dev",
+            fal_flux_params(steps=(1, 50, 28), guidance=(1, 20, 3.5)),
+            "FLUX.1 [dev]",
+        ),
+        fal_flux_spec(
+            provider,
+            "fal-ai/flux-pro/v1.1",
+            fal_flux_params(steps=None, guidance=None, extra=(SAFETY_TOLERANCE,)),
+            "FLUX1.1 [pro]",
+        ),
+        ultra,
+    ]
+
+
+def app_path(model_id: str) -> str:
+    """owner/app of an endpoint id: the queue's follow-up URLs live there."""
+    return "/".join(model_id.split("/")[:2])
+
+
+class FalProvider(HttpProvider):
+    default_base_url = "https://queue.fal.run"
+
+    def models(self) -> Sequence[ModelSpec]:
+        return _models(self.name)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Key {self.key}"}
+
+    async def generate(
+        self, spec: ModelSpec, payload: Mapping[str, Any], request: ImageRequest
+    ) -> GenerationResult:
+        started = time.perf_counter()
+        headers = self._headers()
+        _, submitted = await self.call_json(
+            "POST",
+            f"{self.base_url}/{spec.model}",
+            what="queue submission",
+            json_body=payload,
+            headers=headers,
+        )
+        request_id = dig(submitted, "request_id")
+        if not isinstance(request_id, str) or not request_id:
+            raise self.malformed("a submission answer with request_id", submitted)
+        follow = f"{self.base_url}/{app_path(spec.model)}/requests/{request_id}"
+        status_url = str(dig(submitted, "status_url") or f"{follow}/status")
+        response_url = str(dig(submitted, "response_url") or follow)
+        cancel_url = str(dig(submitted, "cancel_url") or f"{follow}/cancel")
+
+        async def fetch_status() -> Mapping[str, Any]:
+            response, status = await self.call_json("GET", status_url, what="queue status", headers=headers)
+            if not isinstance(status, Mapping) or status.get("status") not in (
+                "IN_QUEUE",
+                "IN_PROGRESS",
+                "COMPLETED",
+            ):
+                raise self.malformed("a status of IN_QUEUE, IN_PROGRESS or COMPLETED", status, response)
+            return status
+
+        async def cancel() -> None:
+            await self.send("PUT", cancel_url, headers=headers, timeout_s=5.0)
+
+        status = await self.follow_job(
+            self.poll_until(fetch_status, lambda s: s.get("status") == "COMPLETED"),
+            job=request_id,
+            deadline=self.deadline_from(started),
+            cancel=cancel,
+        )
+        if status.get("error"):
+            raise self._run_error(status, request_id)
+        response, result = await self.call_json("GET", response_url, what="result", headers=headers)
+        if not isinstance(result, Mapping):
+            raise self.malformed("a result object with images[]", result, response)
+        if all_flagged_nsfw(result):
+            raise RefusedError(
+                f"{self.name}: the safety checker flagged every image (has_nsfw_concepts)",
+                provider_request_id=request_id,
+            )
+        images = result.get("images")
+        refs = (
+            [str(i["url"]) for i in images if isinstance(i, Mapping) and i.get("url")]
+            if isinstance(images, list)
+            else []
+        )
+        if not refs:
+            raise self.malformed("images[] with url (or data URI with sync_mode)", result, response)
+        fetched, download_s = await self.fetch_images(refs)
+        inference_s = nan_if_none(dig(status, "metrics", "inference_time"))
+        if inference_s != inference_s:
+            inference_s = nan_if_none(dig(result, "timings", "inference"))
+        return GenerationResult(
+            images=fetched,
+            # fal reports inference time only; time spent queued is not published.
+            timings=Timings(inference_s=inference_s, download_s=download_s),
+            seed_used=result.get("seed") if isinstance(result.get("seed"), int) else None,
+            http_status=response.status_code,
+            provider_request_id=request_id,
+            metadata=strip_images({k: v for k, v in result.items() if k != "images"}),
+        )
+
+    def _run_error(self, status: Mapping[str, Any], request_id: str) -> ProviderError:
+        error_type = str(status.get("error_type") or "")
+        text = f"{self.name}: request {request_id} failed: {self.excerpt(status.get('error'))}" + (
+            f" ({error_type})" if error_type else ""
+        )
+        if error_type in REFUSAL_ERROR_TYPES:
+            return RefusedError(text, provider_request_id=request_id)
+        if error_type in TIMEOUT_ERROR_TYPES:
+            return ProviderTimeoutError(text, provider_request_id=request_id)
+        return ServerError(text, provider_request_id=request_id)
+
+    # ---- errors --------------------------------------------------------------------
+    def error_message(self, body: Any) -> str:
+        detail = dig(body, "detail")
+        if isinstance(detail, list):  # model errors: [{loc, msg, type}]
+            parts = [
+                f"{'.'.join(str(x) for x in item.get('loc') or [])}: {item.get('msg')}"
+                if isinstance(item, Mapping)
+                else str(item)
+                for item in detail
+            ]
+            return self.excerpt("; ".join(parts))
+        return self.excerpt(detail if isinstance(detail, str) else body)
+
+    def error_for(self, response: httpx.Response, body: Any) -> ProviderError:
+        message = self.error_message(body)
+        detail = dig(body, "detail")
+        types = (
+            {str(item.get("type")) for item in detail if isinstance(item, Mapping)}
+            if isinstance(detail, list)
+            else set()
+        )
+        error_type = str(response.headers.get("x-fal-error-type") or dig(body, "error_type") or "")
+        text = f"{self.name}: HTTP {response.status_code}: {message}" + (
+            f" ({error_type})" if error_type else ""
+        )
+        if types & REFUSAL_ERROR_TYPES or error_type in REFUSAL_ERROR_TYPES:
+            return RefusedError(text, http_status=response.status_code)
+        if response.status_code == 422:
+            return InvalidRequestError(text, http_status=response.status_code)
+        if error_type in TIMEOUT_ERROR_TYPES:
+            return ProviderTimeoutError(text, http_status=response.status_code)
+        return self.status_error(response, message + (f" ({error_type})" if error_type else ""))

@@ -1,0 +1,293 @@
+"""OpenAI-compatible images API (POST /v1/images/generations): OpenAI, AIML API and APIpie.
+
+One synchronous call. The three differ in their answers, so each has a profile
+(`options.profile`): which models exist, where the cost is, what an error looks like.
+- openai: data[{url|b64_json, revised_prompt}], gpt-image-1 `usage` token counts (priced
+  from the price table), errors {"error":{message,type,param,code}}.
+- aimlapi: data[] (or fal-style images[] on older flux routes), cost in
+  meta.usage.usd_spent or credits_used ($1 = 2,000,000 credits), errors {message, requestId,...}.
+- apipie: OpenAI shape plus usage{cost, latency_ms}, errors {"error":{code,message}}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from bench.catalog.spec import ModelSpec, ParamSpec
+from bench.errors import (
+    ConfigError,
+    InvalidRequestError,
+    ProviderError,
+    RateLimitedError,
+    RefusedError,
+)
+from bench.prices import PriceTable, estimate_cost
+from bench.providers.base import (
+    GeneratedImage,
+    GenerationResult,
+    ProviderSettings,
+    Timings,
+    parse_retry_after,
+)
+from bench.providers.http_common import (
+    HttpProvider,
+    all_flagged_nsfw,
+    dig,
+    looks_like_refusal,
+    nan_if_none,
+    strip_images,
+)
+from bench.providers.schemas import (
+    SAFETY_TOLERANCE,
+    dalle3_spec,
+    fal_flux_params,
+    fal_flux_spec,
+    gpt_image_1_spec,
+    params,
+)
+from bench.request import ImageRequest
+
+PROFILES: dict[str, str] = {
+    "openai": "https://api.openai.com",
+    "aimlapi": "https://api.aimlapi.com",
+    "apipie": "https://apipie.ai",
+}
+AIML_CREDITS_PER_USD = 2_000_000  # aimlapi docs, faq/how-can-i-track-my-funds
+# gpt-image-1 output tokens per 1024x1024 image by quality (OpenAI pricing page); "auto" may pick
+# high, so a budget estimate assumes it does.
+GPT_IMAGE_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "auto": 4160}
+REFUSAL_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
+RATE_LIMIT_CODES = frozenset({"rate_limit_exceeded"})
+
+
+def _aiml_models() -> list[ModelSpec]:
+    openai_params = ("n", "size", "quality", "response_format", "background", "output_format")
+    dalle = dalle3_spec("aimlapi")
+    gpt = gpt_image_1_spec("aimlapi")
+    return [
+        fal_flux_spec(
+            "aimlapi", "flux/schnell", fal_flux_params(steps=(1, 12, 4), guidance=None), "FLUX.1 [schnell]"
+        ),
+        fal_flux_spec(
+            "aimlapi", "flux/dev", fal_flux_params(steps=(1, 50, 28), guidance=(1, 20, 3.5)), "FLUX.1 [dev]"
+        ),
+        fal_flux_spec(
+            "aimlapi",
+            "flux-pro",
+            fal_flux_params(steps=(1, 50, 28), guidance=(1, 20, 3.5), extra=(SAFETY_TOLERANCE,)),
+            "FLUX.1 [pro]",
+        ),
+        fal_flux_spec(
+            "aimlapi",
+            "alibaba/z-image-turbo",
+            fal_flux_params(steps=(1, 8, 8), guidance=None),
+            "Z-Image Turbo",
+            description="turbo model: guidance is fixed by the model",
+        ),
+        # AIML passes these OpenAI parameters through (its docs list no others for them).
+        replace(
+            dalle, params={k: v for k, v in dalle.params.items() if k in (*openai_params, "prompt", "style")}
+        ),
+        replace(gpt, params={k: v for k, v in gpt.params.items() if k in (*openai_params, "prompt")}),
+    ]
+
+
+def _apipie_models() -> list[ModelSpec]:
+    provider = ParamSpec("provider", "string", description="route to one upstream; omit to let APIpie choose")
+    dalle3 = dalle3_spec("apipie", fixed={"provider": "openai"})
+    dalle2 = ModelSpec(
+        provider="apipie",
+        model="dall-e-2",
+        params=params(
+            ParamSpec("prompt", "string", required=True),
+            ParamSpec("n", "integer", default=1, minimum=1, maximum=1, description="APIpie: n=1 only"),
+            ParamSpec("size", "string", default="1024x1024", options=("256x256", "512x512", "1024x1024")),
+            ParamSpec("response_format", "string", default="url", options=("url", "b64_json")),
+            provider,
+        ),
+        size_mode="size_string",
+        size_param="size",
+        fixed={"provider": "openai"},
+        title="DALL-E 2",
+    )
+    sd3 = ModelSpec(
+        provider="apipie",
+        model="stable-diffusion-3",
+        params=params(
+            ParamSpec("prompt", "string", required=True),
+            ParamSpec("n", "integer", default=1, minimum=1, maximum=1),
+            ParamSpec("size", "string", default="1024x1024", options=("1024x1024", "1024x1792", "1792x1024")),
+            ParamSpec("style", "string", default="natural", options=("natural", "vivid")),
+            ParamSpec("response_format", "string", default="url", options=("url", "b64_json")),
+            provider,
+        ),
+        size_mode="size_string",
+        size_param="size",
+        title="Stable Diffusion 3",
+        description="APIpie picks the upstream provider unless `provider` is set",
+    )
+    return [replace(dalle3, params={**dalle3.params, "provider": provider}), dalle2, sd3]
+
+
+def _models_for(profile: str) -> list[ModelSpec]:
+    if profile == "aimlapi":
+        return _aiml_models()
+    if profile == "apipie":
+        return _apipie_models()
+    return [dalle3_spec("openai"), gpt_image_1_spec("openai")]
+
+
+class OpenAICompatProvider(HttpProvider):
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        profile = str(self.settings.options.get("profile", self.settings.name))
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"providers.{self.settings.name}.options.profile",
+                profile,
+                f"use one of {', '.join(PROFILES)}",
+            )
+        self.profile = profile
+        self.default_base_url = PROFILES[profile]
+        self._models = [replace(spec, provider=self.name) for spec in _models_for(profile)]
+
+    def models(self) -> Sequence[ModelSpec]:
+        return self._models
+
+    async def generate(
+        self, spec: ModelSpec, payload: Mapping[str, Any], request: ImageRequest
+    ) -> GenerationResult:
+        body = {"model": spec.model, **payload}
+        headers = {"Authorization": f"Bearer {self.key}"}
+        response, answer = await self.call_json(
+            "POST",
+            f"{self.base_url}/v1/images/generations",
+            what="images answer",
+            json_body=body,
+            headers=headers,
+        )
+        if not isinstance(answer, Mapping):
+            raise self.malformed("a JSON object", answer, response)
+        if answer.get("error"):  # some gateways put an error object in a 200
+            raise self.error_for(response, answer)
+        items = self._image_items(answer, response)
+        if all_flagged_nsfw(answer):
+            raise RefusedError(
+                f"{self.name}: every image was flagged by the safety checker (has_nsfw_concepts)"
+            )
+        refs = [item.get("url") or "" for item in items if item.get("url")]
+        images: list[GeneratedImage] = []
+        download_s = float("nan")
+        if refs:
+            fetched, download_s = await self.fetch_images(refs)
+            images.extend(fetched)
+        for item in items:
+            if not item.get("url") and item.get("b64_json"):
+                images.append(self.image_from_base64(str(item["b64_json"]), self._b64_mime(payload)))
+        if not images:
+            raise self.malformed("data[] items with url or b64_json", answer, response)
+        revised = next((str(i["revised_prompt"]) for i in items if i.get("revised_prompt")), None)
+        cost, usage, inference_s = self._cost_and_usage(answer, response)
+        return GenerationResult(
+            images=tuple(images),
+            timings=Timings(inference_s=inference_s, download_s=download_s),
+            cost_usd=cost,
+            usage=usage,
+            revised_prompt=revised,
+            seed_used=answer.get("seed") if isinstance(answer.get("seed"), int) else None,
+            http_status=response.status_code,
+            provider_request_id=self.request_id_of(response),
+            metadata=strip_images({k: v for k, v in answer.items() if k not in ("data", "images")}),
+        )
+
+    def _image_items(self, answer: Mapping[str, Any], response: httpx.Response) -> list[Mapping[str, Any]]:
+        # AIML's older flux routes answer with fal's raw output (images[]), the rest with data[].
+        for key in ("data", "images"):
+            items = answer.get(key)
+            if isinstance(items, list) and items and all(isinstance(i, Mapping) for i in items):
+                return items
+        raise self.malformed("data[] (or fal-style images[]) with url or b64_json", answer, response)
+
+    @staticmethod
+    def _b64_mime(payload: Mapping[str, Any]) -> str:
+        fmt = str(payload.get("output_format") or "png").lower()
+        return f"image/{'jpeg' if fmt == 'jpg' else fmt}"
+
+    def _cost_and_usage(
+        self, answer: Mapping[str, Any], response: httpx.Response
+    ) -> tuple[float, Mapping[str, Any], float]:
+        """(reported cost or NaN, usage for price tables, inference seconds or NaN)."""
+        if self.profile == "aimlapi":
+            usage = dig(answer, "meta", "usage") or {}
+            cost = nan_if_none(usage.get("usd_spent"))
+            if cost != cost:  # NaN: fall back to credits
+                cost = nan_if_none(usage.get("credits_used"), 1 / AIML_CREDITS_PER_USD)
+            return cost, dict(usage), float("nan")
+        usage = answer.get("usage") if isinstance(answer.get("usage"), Mapping) else {}
+        assert isinstance(usage, Mapping)
+        if self.profile == "apipie":
+            return nan_if_none(usage.get("cost")), dict(usage), nan_if_none(usage.get("latency_ms"), 1e-3)
+        # OpenAI reports no money; gpt-image-1's token counts are priced by the price table.
+        # openai-processing-ms is the server's time on the request: OpenAI does not split queue from inference.
+        return float("nan"), dict(usage), nan_if_none(response.headers.get("openai-processing-ms"), 1e-3)
+
+    def estimate_cost_usd(self, spec: ModelSpec, request: ImageRequest) -> float | None:
+        """Token-priced models: the usage an answer will report, from the documented per-image counts."""
+        table = self.settings.options.get("price_table")
+        if spec.model != "gpt-image-1" or not isinstance(table, PriceTable):
+            return super().estimate_cost_usd(spec, request)
+        quality = str(request.extra.get("quality", "auto"))
+        text_tokens = max(1, len(request.prompt) // 4)  # ~4 characters per token
+        usage = {
+            "input_tokens": text_tokens,
+            "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": 0},
+            "output_tokens": GPT_IMAGE_OUTPUT_TOKENS.get(quality, GPT_IMAGE_OUTPUT_TOKENS["auto"])
+            * request.num_images,
+        }
+        cost = estimate_cost(
+            table,
+            self.name,
+            spec.model,
+            payload=None,
+            n_images=request.num_images,
+            megapixels=None,
+            usage=usage,
+        )
+        return None if cost is None or cost != cost else cost
+
+    # ---- errors --------------------------------------------------------------------
+    def error_message(self, body: Any) -> str:
+        message = dig(body, "error", "message") or dig(body, "message") or dig(body, "error")
+        return self.excerpt(message if isinstance(message, str) else body)
+
+    def request_id_of(self, response: httpx.Response) -> str | None:
+        found = response.headers.get("x-request-id")
+        return str(found) if found else None
+
+    def error_for(self, response: httpx.Response, body: Any) -> ProviderError:
+        message = self.error_message(body)
+        code = dig(body, "error", "code") or dig(body, "error", "type")
+        request_id = dig(body, "requestId") or self.request_id_of(response)
+        text = f"{self.name}: HTTP {response.status_code}: {message}" + (f" (code {code})" if code else "")
+        error: ProviderError
+        if code in REFUSAL_CODES or (response.status_code == 400 and looks_like_refusal(message)):
+            error = RefusedError(text, http_status=response.status_code)
+        elif code in RATE_LIMIT_CODES:
+            retry = parse_retry_after(response.headers.get("retry-after"))
+            error = RateLimitedError(text, http_status=response.status_code, retry_after_s=retry)
+        elif code == "insufficient_quota":
+            # A 429 that no retry can fix: the account is out of credit.
+            error = InvalidRequestError(
+                text + "; add credit to the account", http_status=response.status_code
+            )
+        else:
+            error = self.status_error(response, message + (f" (code {code})" if code else ""))
+        error.provider_request_id = str(request_id) if request_id else None
+        return error
+
+
+__all__ = ["PROFILES", "OpenAICompatProvider"]

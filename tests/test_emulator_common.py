@@ -1,0 +1,111 @@
+"""Emulator plumbing: knobs, fault scheduling, serving on a free loopback port, `bench emulate` parsing."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+import pytest
+import yaml
+
+from bench.emulators.cli import EMULATORS, build_app, parser
+from bench.emulators.common import EmulatorState, Knobs, fit_size, size_from_payload
+from bench.emulators.openai_compat import create_app
+from bench.emulators.replicate import prefer_wait_s
+from bench.emulators.serve import running
+from bench.prices import PriceTable
+from bench.providers.base import ProviderSettings
+from bench.providers.registry import create_provider
+from bench.request import ImageRequest
+
+
+def test_knobs_reject_unknown_fault_and_bad_ranges() -> None:
+    with pytest.raises(ValueError, match="unknown fault"):
+        Knobs(fault="explode")
+    with pytest.raises(ValueError, match="inference_s"):
+        Knobs(inference_s=(2.0, 1.0))
+    with pytest.raises(ValueError, match="fault_rate"):
+        Knobs(fault_rate=1.5)
+
+
+def test_fault_first_then_clean_and_refuse_word() -> None:
+    emu = EmulatorState(Knobs(fault="rate_limit", fault_first=2))
+    faults = [emu.new_job("a cat", width=64, height=64).fault for _ in range(4)]
+    assert faults == ["rate_limit", "rate_limit", None, None]
+    assert emu.new_job("please REFUSE", width=64, height=64).refused
+
+
+def test_fault_rate_is_a_share() -> None:
+    emu = EmulatorState(Knobs(fault="server_error", fault_rate=0.5, rng_seed=1))
+    hits = sum(emu.new_job("x", width=8, height=8).fault is not None for _ in range(400))
+    assert 150 < hits < 250
+
+
+def test_sizes() -> None:
+    assert fit_size(1024, 576, 64) == (64, 36)
+    assert fit_size(32, 32, 64) == (32, 32)
+    assert size_from_payload({"image_size": "landscape_16_9"}) == (1024, 576)
+    assert size_from_payload({"image_size": {"width": 300, "height": 200}}) == (300, 200)
+    assert size_from_payload({"size": "1792x1024"}) == (1792, 1024)
+    assert size_from_payload({"aspect_ratio": "16:9"}) == (1024, 576)
+    assert size_from_payload({}) == (1024, 1024)
+
+
+def test_prefer_header() -> None:
+    assert prefer_wait_s("wait") == 60 and prefer_wait_s("wait=5") == 5 and prefer_wait_s("wait=500") == 60
+    assert prefer_wait_s(None) == 0
+
+
+def test_running_serves_on_loopback_and_stops() -> None:
+    app = create_app(Knobs(max_side_px=32), profile="openai")
+    with running(app) as url:
+        assert url.startswith("http://127.0.0.1:")
+        answer = httpx.post(
+            f"{url}/v1/images/generations",
+            json={"model": "dall-e-3", "prompt": "a red circle"},
+            headers={"Authorization": "Bearer k"},
+        )
+        assert answer.status_code == 200
+        image_url = answer.json()["data"][0]["url"]
+        assert httpx.get(image_url).headers["content-type"] == "image/png"
+        assert httpx.post(f"{url}/v1/images/generations", json={}).status_code == 401
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(image_url, timeout=1)
+
+
+@pytest.mark.parametrize("provider", sorted(EMULATORS))
+def test_cli_builds_every_emulator(provider: str) -> None:
+    args = parser().parse_args(
+        [provider, "--latency", "0.1,0.2", "--fault", "rate_limit", "--fail-first", "1"]
+    )
+    app = build_app(args)
+    assert app.state.emu.knobs.inference_s == (0.1, 0.2)
+    assert app.state.emu.knobs.fault_first == 1
+
+
+def test_cli_rejects_bad_latency() -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["fal", "--latency", "2,1"])
+
+
+def test_gpt_image_estimate_from_documented_tokens() -> None:
+    with open("configs/prices/default.yaml") as fh:
+        table = PriceTable.from_config(yaml.safe_load(fh)["entries"])
+    provider = create_provider(
+        "openai_compat", ProviderSettings(name="openai", options={"profile": "openai", "price_table": table})
+    )
+    spec = provider.model_spec("gpt-image-1")
+    low = provider.estimate_cost_usd(spec, ImageRequest(prompt="a" * 40, extra={"quality": "low"}))
+    assert low is not None and math.isclose(low, (10 * 5.0 + 272 * 40.0) / 1e6)
+    dalle = provider.estimate_cost_usd(
+        provider.model_spec("dall-e-3"),
+        ImageRequest(prompt="x", width=1792, height=1024, extra={"quality": "hd"}),
+    )
+    assert dalle == 0.12
+
+
+def test_slow_fault_lengthens_inference_for_every_protocol() -> None:
+    emu = EmulatorState(Knobs(fault="slow", slow_s=2.5, inference_s=(0.1, 0.1)))
+    job = emu.new_job("x", width=8, height=8)
+    assert job.inference_s == pytest.approx(2.6)
+    assert job.phase() in ("queued", "running")
