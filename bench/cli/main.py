@@ -33,7 +33,9 @@ commands:
   run [overrides...]        run a sweep (Hydra overrides; -m for multirun; --cfg job to print the config)
   estimate [overrides...]   count the requests a sweep makes and price it, sending nothing
   ls [--provider NAME]      providers, models and the parameters each accepts
-  report RUN_DIR            summarise a run folder's records
+  report PATH               summary.parquet, plots/ and report.html for a run or sweep folder
+  compare BASELINE CANDIDATE [gate overrides...]
+                            regression gate: exit 0 pass, 1 regression, 2 unusable input
   score RUN_DIR [overrides] (re)compute metrics for a run without generating anything
   emulate PROVIDER [...]    serve a loopback emulator of a provider's API (see `bench emulate -h`)
 """
@@ -50,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "estimate": cmd_estimate,
         "ls": cmd_ls,
         "report": cmd_report,
+        "compare": cmd_compare,
         "score": cmd_score,
         "emulate": cmd_emulate,
     }
@@ -132,10 +135,38 @@ def cmd_ls(args: list[str]) -> int:
 def cmd_report(args: list[str]) -> int:
     from bench.cli.commands import report
 
-    parser = argparse.ArgumentParser(prog="bench report", description="summarise a run folder")
-    parser.add_argument("run_dir", type=Path)
+    # --- report/gate wiring (owner: report engineer) ---
+    from bench.cli.hydra_config import compose_config
+
+    parser = argparse.ArgumentParser(
+        prog="bench report", description="summary.parquet, plots/ and report.html for a run or sweep folder"
+    )
+    parser.add_argument("run_dir", type=Path, help="a run folder, or a sweep folder (its runs are merged)")
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides for the report block, e.g. report.n_boot=500"
+    )
     ns = parser.parse_args(args)
-    return report(ns.run_dir)
+    return report(ns.run_dir, compose_config(ns.overrides).get("report") or {})
+
+
+def cmd_compare(args: list[str]) -> int:
+    from bench.cli.hydra_config import compose_config
+    from bench.gate import run_gate
+
+    parser = argparse.ArgumentParser(
+        prog="bench compare",
+        description="regression gate: paired deltas of CANDIDATE vs BASELINE; exit 0 pass, 1 regression, 2 unusable",
+    )
+    parser.add_argument("baseline", type=Path, help="run or sweep folder")
+    parser.add_argument("candidate", type=Path, help="run or sweep folder")
+    parser.add_argument("overrides", nargs="*", help="gate overrides: gate=strict gate.clip.max_drop=1.0 ...")
+    ns = parser.parse_args(args)
+    # The gate group is not in the run config's defaults: add it (`gate=NAME` picks another option).
+    choice = next((o.split("=", 1)[1] for o in ns.overrides if o.startswith("gate=")), "default")
+    rest = [o for o in ns.overrides if not o.startswith("gate=")]
+    cfg = compose_config([f"+gate={choice}", *rest])
+    return run_gate(ns.baseline, ns.candidate, cfg.get("gate") or {})
+    # --- end report/gate wiring ---
 
 
 def cmd_score(args: list[str]) -> int:

@@ -1,83 +1,196 @@
-"""Per-group summary of records.parquet, as a DataFrame and as a terminal table."""
+"""Per-group summary of records.parquet (+ metrics.parquet), as a DataFrame and as a terminal table.
+
+A group is a target and a parameter setting (steps, guidance, size). Every
+interval is a percentile bootstrap from bench.stats: CLIP means resample whole
+prompts (images of one prompt are not independent), latency percentiles
+resample requests. Unknown numbers (cost without a price, unscored CLIP) stay
+NaN and print as "unknown" / "-", never as 0.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.store import RECORDS
+from bench import stats
+from bench.report.runs import RunSet
 
 DEFAULT_GROUP_KEYS = ("target", "steps", "guidance", "size")
+METRIC_COLUMNS = ("fid", "kid_mean", "kid_std", "n_reference", "reference_id", "fid_fingerprint")
+SUMMARY_FILE = "summary.parquet"
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    n_boot: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
 
 
 def load_records(run_dir: Path) -> pd.DataFrame:
-    path = run_dir / RECORDS
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder (made by `bench run`)?")
-    return pd.read_parquet(path)
+    """records.parquet of a run folder, or of every run of a sweep folder, concatenated."""
+    return RunSet.load(run_dir).records
 
 
-def summarize(records: pd.DataFrame, group_keys: Sequence[str] = DEFAULT_GROUP_KEYS) -> pd.DataFrame:
-    """One row per group: counts, rates, latency percentiles, cost and mean CLIP score.
+def group_label(key: dict[str, Any]) -> str:
+    """A short human label for a group: target plus the settings that were sent."""
+    parts = [str(key.get("target", "?"))]
+    for name, short in (("steps", "steps"), ("guidance", "cfg")):
+        value = key.get(name)
+        if value is not None and not pd.isna(value):
+            parts.append(f"{short}={float(value):g}")
+    return " ".join(parts)
+
+
+def _cost(cost: np.ndarray[Any, np.dtype[np.float64]]) -> float:
+    # Unknown cost stays unknown: a group with any unpriced image has no mean cost.
+    return float(cost.mean()) if cost.size and not np.isnan(cost).any() else float("nan")
+
+
+def _group_row(group: pd.DataFrame, st: StatsSettings) -> dict[str, Any]:
+    attempted = group[group["status"] != "skipped"]
+    ok = attempted[attempted["status"] == "ok"]
+    n_att = len(attempted)
+    latency = ok["latency_s"].to_numpy(dtype=float)
+    lat = stats.percentile_ci(
+        latency, (50.0, 90.0, 99.0), n_boot=st.n_boot, confidence=st.confidence, seed=st.seed
+    )
+    clip_values = ok["clip_score"].to_numpy(dtype=float) if "clip_score" in ok else np.array([])
+    clip = stats.bootstrap_ci(
+        clip_values,
+        n_boot=st.n_boot,
+        confidence=st.confidence,
+        seed=st.seed,
+        clusters=ok["prompt_id"].astype(str).to_numpy() if len(ok) else None,
+    )
+    fps = sorted({str(f) for f in ok.get("clip_fingerprint", pd.Series(dtype=object)).dropna()})
+    busy_s = float(np.nansum(latency))
+    cost = _cost(ok["cost_usd"].to_numpy(dtype=float))
+    row: dict[str, Any] = {
+        "provider": str(group["provider"].iloc[0]),
+        "model": str(group["model"].iloc[0]),
+        "synthetic": bool(group["synthetic"].fillna(False).any()),
+        "n": len(group),
+        "n_ok": len(ok),
+        "n_prompts": int(ok["prompt_id"].nunique()),
+        "ok_rate": len(ok) / n_att if n_att else np.nan,
+        "refusal_rate": float((attempted["status"] == "refused").mean()) if n_att else np.nan,
+        "error_rate": float((attempted["status"] == "error").mean()) if n_att else np.nan,
+        "skipped": int((group["status"] == "skipped").sum()),
+        "throughput_img_per_s": len(ok) / busy_s if busy_s > 0 else np.nan,
+        "cost_per_image_usd": cost,
+        "cost_per_1k_usd": cost * 1000.0,
+        "clip_mean": clip.estimate,
+        "clip_ci_low": clip.low,
+        "clip_ci_high": clip.high,
+        "clip_n": clip.n,
+        "clip_fingerprint": fps[0] if len(fps) == 1 else (";".join(fps) if fps else None),
+    }
+    for q, name in ((50.0, "p50"), (90.0, "p90"), (99.0, "p99")):
+        iv = lat[q]
+        row[f"latency_{name}_s"] = iv.estimate
+        row[f"latency_{name}_ci_low"] = iv.low
+        row[f"latency_{name}_ci_high"] = iv.high
+    return row
+
+
+def summarize(
+    records: pd.DataFrame,
+    group_keys: Sequence[str] = DEFAULT_GROUP_KEYS,
+    *,
+    metrics: pd.DataFrame | None = None,
+    settings: StatsSettings | None = None,
+) -> pd.DataFrame:
+    """One row per group: counts, rates, latency percentiles with CIs, throughput, cost, CLIP with CI,
+    and FID/KID and fingerprints from metrics.parquet when given.
 
     Groups key on NaN too (a model without steps has steps=NaN), so `dropna=False`.
     Percentiles use ok rows only: a refusal's latency is not an image's latency.
+    Throughput is per request stream: ok images per second of summed latency
+    (1 / mean latency). A provider serving C requests at once delivers about C times
+    that; the records cannot tell wall-clock throughput per group, because a sweep's
+    groups run interleaved and requests wait for the limiter before their latency starts.
     """
+    st = settings or StatsSettings()
     keys = [k for k in group_keys if k in records.columns]
     rows = []
     for key, group in records.groupby(keys, dropna=False, sort=True):
         key_tuple = key if isinstance(key, tuple) else (key,)
-        attempted = group[group["status"] != "skipped"]
-        ok = attempted[attempted["status"] == "ok"]
-        n_attempted = len(attempted)
-        latency = ok["latency_s"].to_numpy(dtype=float)
-        cost = ok["cost_usd"].to_numpy(dtype=float)
-        clip = ok["clip_score"].to_numpy(dtype=float) if "clip_score" in ok else np.array([])
-        row = dict(zip(keys, key_tuple, strict=True))
-        row.update(
-            n=len(group),
-            n_ok=len(ok),
-            ok_rate=len(ok) / n_attempted if n_attempted else np.nan,
-            refusal_rate=float((attempted["status"] == "refused").mean()) if n_attempted else np.nan,
-            error_rate=float((attempted["status"] == "error").mean()) if n_attempted else np.nan,
-            latency_p50_s=float(np.percentile(latency, 50)) if latency.size else np.nan,
-            latency_p90_s=float(np.percentile(latency, 90)) if latency.size else np.nan,
-            # Unknown cost stays unknown: a group with any unpriced image has no mean cost.
-            cost_per_image_usd=float(cost.mean()) if cost.size and not np.isnan(cost).any() else np.nan,
-            clip_mean=float(np.nanmean(clip)) if clip.size and not np.isnan(clip).all() else np.nan,
-            synthetic=bool(group["synthetic"].any()) if "synthetic" in group else False,
-        )
+        row: dict[str, Any] = dict(zip(keys, key_tuple, strict=True))
+        row["group"] = group_label(row)
+        row.update(_group_row(group, st))
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out = _attach_metrics(out, keys, metrics)
+    return out
+
+
+def _attach_metrics(summary: pd.DataFrame, keys: list[str], metrics: pd.DataFrame | None) -> pd.DataFrame:
+    """FID/KID columns from metrics.parquet, joined on the group keys (NaN keys match NaN)."""
+    if metrics is None or metrics.empty or not set(keys) <= set(metrics.columns):
+        for col in METRIC_COLUMNS:
+            summary[col] = np.nan if col not in ("reference_id", "fid_fingerprint") else None
+        return summary
+    cols = [c for c in METRIC_COLUMNS if c in metrics.columns]
+    right = metrics[[*keys, *cols]].drop_duplicates(subset=keys)
+    merged = summary.merge(right, on=keys, how="left")
+    for col in METRIC_COLUMNS:
+        if col not in merged:
+            merged[col] = np.nan
+    return merged
+
+
+def summarize_runs(runs: RunSet, settings: StatsSettings | None = None) -> pd.DataFrame:
+    return summarize(runs.records, metrics=runs.metrics, settings=settings)
+
+
+def _fmt(v: Any, spec: str, missing: str = "-") -> str:
+    return missing if v is None or pd.isna(v) else format(v, spec)
 
 
 def format_table(summary: pd.DataFrame) -> str:
     """A plain-text table (no colour codes) that reads the same in a terminal and a CI log."""
     if summary.empty:
         return "(no records)"
-    shown = summary.copy()
-    for col in ("ok_rate", "refusal_rate", "error_rate"):
-        if col in shown:
-            shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.0f}%")
-    for col in ("latency_p50_s", "latency_p90_s"):
-        if col in shown:
-            shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
-    if "cost_per_image_usd" in shown:
-        shown["cost_per_image_usd"] = shown["cost_per_image_usd"].map(
-            lambda v: "unknown" if pd.isna(v) else f"${v:.4f}"
-        )
-    if "clip_mean" in shown:
-        shown["clip_mean"] = shown["clip_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}")
-    for col in ("steps", "guidance"):
-        if col in shown:
-            shown[col] = shown[col].map(lambda v: "default" if pd.isna(v) else f"{v:g}")
-    shown = shown.drop(columns=[c for c in ("synthetic", "error_rate") if c in shown])
+    s = summary
+    shown = pd.DataFrame(
+        {
+            "group": s["group"] if "group" in s else s["target"],
+            "n": s["n"],
+            "ok": s["ok_rate"].map(lambda v: _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"),
+            "refused": s["refusal_rate"].map(lambda v: _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"),
+            "p50 s": s["latency_p50_s"].map(lambda v: _fmt(v, ".3f")),
+            "p90 s": s["latency_p90_s"].map(lambda v: _fmt(v, ".3f")),
+            "img/s": s["throughput_img_per_s"].map(lambda v: _fmt(v, ".2f"))
+            if "throughput_img_per_s" in s
+            else "-",
+            "$/1k img": s["cost_per_image_usd"].map(lambda v: _fmt(1000 * v, ".2f", "unknown")),
+            "CLIP [95% CI]": [
+                "-" if pd.isna(m) else f"{m:.2f} [{_fmt(lo, '.2f')}, {_fmt(hi, '.2f')}]"
+                for m, lo, hi in zip(
+                    s["clip_mean"],
+                    s.get("clip_ci_low", pd.Series(np.nan, index=s.index)),
+                    s.get("clip_ci_high", pd.Series(np.nan, index=s.index)),
+                    strict=True,
+                )
+            ],
+        }
+    )
+    if "fid" in s and s["fid"].notna().any():
+        shown["FID"] = s["fid"].map(lambda v: _fmt(v, ".1f"))
     text = shown.to_string(index=False)
     if summary.get("synthetic", pd.Series(dtype=bool)).any():
         text += (
             "\n(synthetic: images from the offline `local` generator are drawings, not a real model's output)"
         )
+    fps = summary.get("clip_fingerprint", pd.Series(dtype=object)).dropna()
+    if any("random-init" in str(f) for f in fps):
+        text += "\n(CLIP scores come from RANDOM-INIT weights: fine for tests, meaningless as quality)"
     return text

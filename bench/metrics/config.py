@@ -1,0 +1,160 @@
+"""The `metrics` block of the Hydra config, parsed into frozen dataclasses.
+
+Accepts plain dicts and OmegaConf DictConfigs alike (tests pass dicts); missing
+keys take the defaults of configs/metrics/default.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError
+
+DEFAULT_CACHE_DIR = "~/.cache/t2i-bench"
+DEFAULT_GROUP_BY = ("target", "steps", "guidance", "size")
+REFERENCE_KINDS = ("folder", "npz", "run", "target")
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    enabled: bool = True
+    backbone: str = "ViT-B-32"
+    pretrained: str | None = (
+        "openai"  # open_clip tag, a local weights file, or None (random init: tests only)
+    )
+    quick_gelu: bool | None = None  # None: what the pretrained tag was trained with
+    batch_size: int = 32
+    device: str = "cpu"
+    allow_download: bool = True  # tags not in the local cache are downloaded if the host answers
+    random_init_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    kind: str
+    path: str | None = None  # folder, .npz file, or run directory
+    target: str | None = None  # kind=target: a target of this run; kind=run: optional filter
+
+
+@dataclass(frozen=True)
+class FidConfig:
+    enabled: bool = True
+    reference: ReferenceConfig | None = None
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    weights: str = "fid_helper"  # fid_helper | torch_fidelity | /path/to/torch-fidelity-layout.pth
+    batch_size: int = 32
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class KidConfig:
+    enabled: bool = True
+    subset_size: int = 1000  # capped at the smaller sample count
+    subsets: int = 100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    n_boot: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    fid: FidConfig = field(default_factory=FidConfig)
+    kid: KidConfig = field(default_factory=KidConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    cache_dir: str | None = None
+
+    def resolved_cache_dir(self) -> Path:
+        """Config value, else $T2I_BENCH_CACHE, else ~/.cache/t2i-bench."""
+        raw = self.cache_dir or os.environ.get("T2I_BENCH_CACHE") or DEFAULT_CACHE_DIR
+        return Path(raw).expanduser()
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers to plain Python, without importing omegaconf when not needed."""
+    if type(value).__module__.startswith("omegaconf"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def _section(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = _plain(raw.get(key)) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"metrics.{key}", value, "must be a mapping")
+    return dict(value)
+
+
+def _known(section: dict[str, Any], cls: type, key: str) -> dict[str, Any]:
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"metrics.{key}.{unknown[0]}", section[unknown[0]], f"unknown key; known: {sorted(allowed)}"
+        )
+    return section
+
+
+def _reference(value: Any) -> ReferenceConfig | None:
+    value = _plain(value)
+    if value in (None, "", "null"):
+        return None
+    if isinstance(value, str):  # shorthand: a path; .npz means statistics, anything else a folder
+        return ReferenceConfig(kind="npz" if value.endswith(".npz") else "folder", path=value)
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "metrics.fid.reference", value, "use null, a path, or {kind: folder|npz|run|target, ...}"
+        )
+    ref = ReferenceConfig(**_known(dict(value), ReferenceConfig, "fid.reference"))
+    if ref.kind not in REFERENCE_KINDS:
+        raise ConfigError("metrics.fid.reference.kind", ref.kind, f"use one of {list(REFERENCE_KINDS)}")
+    if ref.kind in ("folder", "npz", "run") and not ref.path:
+        raise ConfigError("metrics.fid.reference.path", ref.path, f"kind={ref.kind} needs a path")
+    if ref.kind == "target" and not ref.target:
+        raise ConfigError("metrics.fid.reference.target", ref.target, "kind=target needs the target's name")
+    return ref
+
+
+def parse_metrics_config(raw: Mapping[str, Any] | MetricsConfig | None) -> MetricsConfig:
+    if isinstance(raw, MetricsConfig):
+        return raw
+    raw = dict(_plain(raw) or {})
+    clip = _known(_section(raw, "clip"), ClipConfig, "clip")
+    fid = _known(_section(raw, "fid"), FidConfig, "fid")
+    kid = _known(_section(raw, "kid"), KidConfig, "kid")
+    stats = _known(_section(raw, "stats"), StatsConfig, "stats")
+    if clip.get("pretrained") in ("", "null", "none", "None"):
+        clip["pretrained"] = None
+    fid["reference"] = _reference(fid.get("reference"))
+    if "group_by" in fid:
+        group_by = fid["group_by"]
+        if isinstance(group_by, str) or not all(isinstance(k, str) for k in group_by):
+            raise ConfigError("metrics.fid.group_by", group_by, "use a list of record column names")
+        fid["group_by"] = tuple(group_by)
+    for key, section in (("clip", clip), ("fid", fid), ("kid", kid)):
+        if "batch_size" in section and int(section["batch_size"]) < 1:
+            raise ConfigError(f"metrics.{key}.batch_size", section["batch_size"], "must be >= 1")
+    if int(kid.get("subset_size", 2)) < 2:
+        raise ConfigError("metrics.kid.subset_size", kid["subset_size"], "must be >= 2")
+    unknown = sorted(set(raw) - {"clip", "fid", "kid", "stats", "cache_dir"})
+    if unknown:
+        raise ConfigError(
+            f"metrics.{unknown[0]}", raw[unknown[0]], "unknown key; known: clip, fid, kid, stats, cache_dir"
+        )
+    return MetricsConfig(
+        clip=ClipConfig(**clip),
+        fid=FidConfig(**fid),
+        kid=KidConfig(**kid),
+        stats=StatsConfig(**stats),
+        cache_dir=raw.get("cache_dir"),
+    )

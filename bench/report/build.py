@@ -1,0 +1,88 @@
+"""Write a folder's report: summary.parquet, plots/ (PNG + SVG) and report.html.
+
+Entry point for `bench report PATH` and the end of `bench run`:
+`write_report(path, report_cfg)`. PATH is a run folder or a sweep folder
+(Hydra multirun); a sweep's runs are merged into one report at its root.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report.html import render_report
+from bench.report.plots import write_plots
+from bench.report.runs import RunSet
+from bench.report.summary import SUMMARY_FILE, StatsSettings, summarize_runs
+
+REPORT_FILE = "report.html"
+PLOTS_DIR = "plots"
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    root: Path
+    summary: pd.DataFrame
+    summary_path: Path
+    html_path: Path
+    plots: dict[str, Path]
+
+
+def stats_settings(cfg: Mapping[str, Any] | None) -> StatsSettings:
+    cfg = cfg or {}
+    return StatsSettings(
+        n_boot=int(cfg.get("n_boot", 1000)),
+        confidence=float(cfg.get("confidence", 0.95)),
+        seed=int(cfg.get("seed", 0)),
+    )
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _notes(runs: RunSet) -> list[str]:
+    notes = [f"{len(runs.records)} records from {len(runs.run_dirs)} run(s) under {runs.root}"]
+    if runs.clip_fingerprint:
+        notes.append(f"CLIP fingerprint: {runs.clip_fingerprint}")
+        if "random-init" in runs.clip_fingerprint:
+            notes.append(
+                "CLIP weights are RANDOM-INIT: the scores exercise the pipeline and mean nothing as quality."
+            )
+    else:
+        notes.append("No CLIP scores (run `bench score RUN_DIR`).")
+    if runs.fid_fingerprint:
+        notes.append(f"FID/KID fingerprint: {runs.fid_fingerprint}")
+    return notes
+
+
+def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutput:
+    """Summarise the run or sweep at `path` and write summary.parquet, plots/ and report.html there."""
+    cfg = cfg or {}
+    runs = RunSet.load(Path(path))
+    summary = summarize_runs(runs, stats_settings(cfg))
+    root = runs.root
+    summary_path = root / SUMMARY_FILE
+    tmp = summary_path.with_name(f".{SUMMARY_FILE}.{os.getpid()}.tmp")
+    summary.to_parquet(tmp, index=False)
+    os.replace(tmp, summary_path)
+    svgs = write_plots(summary, runs.records, root / PLOTS_DIR)
+    title = f"t2i-bench report: {root.resolve().name}"
+    page = render_report(
+        title,
+        summary,
+        runs.records,
+        svgs,
+        notes=_notes(runs),
+        max_per_cell=int(cfg.get("max_images_per_cell", 4)),
+    )
+    html_path = root / REPORT_FILE
+    _atomic_write_text(html_path, page)
+    return ReportOutput(root, summary, summary_path, html_path, dict(svgs))

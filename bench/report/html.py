@@ -1,0 +1,235 @@
+"""report.html: one file that opens from disk.
+
+Plots are inlined as SVG; images are linked by relative path (images/..), so
+the file stays small and the folder can be zipped and mailed as a whole. The
+summary table sorts on a header click (a few lines of vanilla JS, no network).
+On load, a small script records on <body> how many grid images decoded
+(data-images-loaded), which the browser test reads back.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.report.plots import PLOTS, SYNTHETIC_NOTE
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table.summary{border-collapse:collapse;font-size:12px}
+table.summary th,table.summary td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}
+table.summary th{background:#eee;cursor:pointer;position:sticky;top:0}
+table.summary td.l{text-align:left}
+.banner{background:#fff3cd;border:1px solid #e0c060;padding:.5em 1em;margin:1em 0}
+figure.plot{margin:1em 0;max-width:100%;overflow-x:auto}
+figure.plot svg{max-width:100%;height:auto}
+.gridwrap{overflow:auto;max-height:90vh;border:1px solid #ccc}
+table.grid{border-collapse:collapse;font-size:11px}
+table.grid th,table.grid td{border:1px solid #ddd;padding:4px;vertical-align:top}
+table.grid th.prompt{text-align:left;max-width:220px;font-weight:normal;position:sticky;left:0;background:#fafafa}
+.cell{display:inline-block;margin:2px;text-align:center}
+.cell img{width:112px;height:112px;object-fit:contain;display:block;background:#f4f4f4}
+.cell .cap{font-size:10px;color:#444;line-height:1.25}
+.cell.failed{width:112px;height:112px;background:#fde;display:inline-flex;align-items:center;justify-content:center}
+.syn{display:inline-block;background:#d55e00;color:#fff;font-size:9px;padding:0 3px;border-radius:2px}
+code{font-size:11px}
+"""
+
+SCRIPT = """
+document.querySelectorAll('table.summary th').forEach(function(th, col){
+  th.addEventListener('click', function(){
+    var tbody = th.closest('table').tBodies[0];
+    var rows = Array.prototype.slice.call(tbody.rows);
+    var asc = th.dataset.dir !== 'asc'; th.dataset.dir = asc ? 'asc' : 'desc';
+    rows.sort(function(a, b){
+      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var c = (isNaN(nx) || isNaN(ny)) ? String(x).localeCompare(String(y)) : nx - ny;
+      if (isNaN(nx) !== isNaN(ny)) c = isNaN(nx) ? 1 : -1;
+      return asc ? c : -c;
+    });
+    rows.forEach(function(r){ tbody.appendChild(r); });
+  });
+});
+window.addEventListener('load', function(){
+  var imgs = document.querySelectorAll('table.grid img');
+  var ok = 0; imgs.forEach(function(i){ if (i.complete && i.naturalWidth > 0) ok++; });
+  document.body.dataset.imagesTotal = imgs.length;
+  document.body.dataset.imagesLoaded = ok;
+  document.body.dataset.tableRows = document.querySelectorAll('table.summary tbody tr').length;
+  document.body.dataset.plots = document.querySelectorAll('figure.plot svg').length;
+});
+"""
+
+# (header, column, format, sort value column)
+TABLE_COLUMNS: list[tuple[str, str, str]] = [
+    ("group", "group", "s"),
+    ("provider", "provider", "s"),
+    ("n", "n", "d"),
+    ("ok %", "ok_rate", "pct"),
+    ("refused %", "refusal_rate", "pct"),
+    ("p50 s [95% CI]", "latency_p50_s", "ci3"),
+    ("p90 s [95% CI]", "latency_p90_s", "ci3"),
+    ("p99 s [95% CI]", "latency_p99_s", "ci3"),
+    ("img/s", "throughput_img_per_s", "f2"),
+    ("$/image", "cost_per_image_usd", "usd4"),
+    ("$/1k images", "cost_per_1k_usd", "usd2"),
+    ("CLIP [95% CI]", "clip_mean", "clip"),
+    ("FID", "fid", "f1"),
+    ("KID mean ± std", "kid_mean", "kid"),
+]
+
+
+def _num(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+    return f
+
+
+def _cell(row: Mapping[str, Any], col: str, fmt: str) -> tuple[str, str]:
+    """(display text, sort value) for one table cell."""
+    v = row.get(col)
+    if fmt == "s":
+        return str(v), str(v)
+    x = _num(v)
+    if np.isnan(x):
+        return ("unknown" if fmt.startswith("usd") else "-"), ""
+    if fmt == "d":
+        return f"{int(x)}", f"{x}"
+    if fmt == "pct":
+        return f"{100 * x:.1f}", f"{x}"
+    if fmt == "f1":
+        return f"{x:.1f}", f"{x}"
+    if fmt == "f2":
+        return f"{x:.2f}", f"{x}"
+    if fmt == "usd4":
+        return f"${x:.4f}", f"{x}"
+    if fmt == "usd2":
+        return f"${x:,.2f}", f"{x}"
+    if fmt == "kid":
+        return f"{x:.4f} ± {_num(row.get('kid_std')):.4f}", f"{x}"
+    base = col[: -len("_s")] if col.endswith("_s") else col.removesuffix("_mean")
+    lo, hi = _num(row.get(f"{base}_ci_low")), _num(row.get(f"{base}_ci_high"))
+    digits = 3 if fmt == "ci3" else 2
+    ci = "" if np.isnan(lo) else f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return f"{x:.{digits}f}{ci}", f"{x}"
+
+
+def summary_table(summary: pd.DataFrame) -> str:
+    head = "".join(f"<th title='click to sort'>{html.escape(h)}</th>" for h, _, _ in TABLE_COLUMNS)
+    body = []
+    for raw in summary.to_dict("records"):
+        row = {str(k): v for k, v in raw.items()}
+        cells = []
+        for _, col, fmt in TABLE_COLUMNS:
+            text, sort = _cell(row, col, fmt)
+            cls = " class='l'" if fmt == "s" else ""
+            if col == "group" and row.get("synthetic"):
+                text_html = html.escape(text) + " <span class='syn'>synthetic</span>"
+            else:
+                text_html = html.escape(text)
+            cells.append(f"<td{cls} data-v='{html.escape(sort, quote=True)}'>{text_html}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table class='summary' id='summary'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def inline_svg(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"<\?xml[^>]*\?>", "", text)
+    return re.sub(r"<!DOCTYPE[^>]*>", "", text, flags=re.S).strip()
+
+
+def _caption(r: Mapping[str, Any]) -> str:
+    seed = _num(r.get("seed"))
+    lat, cost, clip = _num(r.get("latency_s")), _num(r.get("cost_usd")), _num(r.get("clip_score"))
+    parts = [
+        "seed default" if np.isnan(seed) else f"seed {int(seed)}",
+        "-" if np.isnan(lat) else f"{lat:.2f} s",
+        "cost unknown" if np.isnan(cost) else f"${cost:.4f}",
+        "CLIP -" if np.isnan(clip) else f"CLIP {clip:.2f}",
+    ]
+    return "<br>".join(html.escape(p) for p in parts)
+
+
+def image_grid(records: pd.DataFrame, summary: pd.DataFrame, max_per_cell: int = 4) -> str:
+    """Rows: prompts; columns: groups (target and settings); each image with latency, cost, CLIP under it."""
+    from bench.report.summary import DEFAULT_GROUP_KEYS, group_label
+
+    recs = records[records["status"] != "skipped"].copy()
+    keys = [k for k in DEFAULT_GROUP_KEYS if k in recs.columns]
+    recs["group"] = [
+        group_label(dict(zip(keys, vals, strict=True))) for vals in recs[keys].itertuples(index=False)
+    ]
+    groups = [str(g) for g in summary["group"]] if "group" in summary else sorted(recs["group"].unique())
+    head = "".join(f"<th>{html.escape(g)}</th>" for g in groups)
+    rows = []
+    prompts = recs.drop_duplicates("prompt_id").sort_values("prompt_id")
+    by_cell = {k: g for k, g in recs.groupby(["prompt_id", "group"], sort=False)}
+    for p in prompts.itertuples(index=False):
+        pid = str(p.prompt_id)
+        cat = "" if not isinstance(p.category, str) else f" <i>({html.escape(str(p.category))})</i>"
+        cells = [f"<th class='prompt'><b>{html.escape(pid)}</b>{cat}<br>{html.escape(str(p.prompt))}</th>"]
+        for g in groups:
+            grp = by_cell.get((pid, g))
+            items = []
+            if grp is not None:
+                picked = grp.sort_values(["seed", "repeat", "image_index"]).head(max_per_cell)
+                for raw in picked.to_dict("records"):
+                    r = {str(k): v for k, v in raw.items()}
+                    syn = "<span class='syn'>synthetic</span><br>" if r.get("synthetic") else ""
+                    rel = r.get("image_relpath")
+                    if r.get("status") == "ok" and isinstance(rel, str):
+                        alt = html.escape(f"{g}: {p.prompt}", quote=True)
+                        items.append(
+                            f"<div class='cell'><img loading='eager' src='{html.escape(rel, quote=True)}' alt='{alt}'>"
+                            f"<div class='cap'>{syn}{_caption(r)}</div></div>"
+                        )
+                    else:
+                        items.append(f"<div class='cell failed'>{html.escape(str(r.get('status')))}</div>")
+            cells.append("<td>" + "".join(items) + "</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f"<div class='gridwrap'><table class='grid' id='grid'><thead><tr><th>prompt</th>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def render_report(
+    title: str,
+    summary: pd.DataFrame,
+    records: pd.DataFrame,
+    svgs: Mapping[str, Path],
+    *,
+    notes: list[str],
+    max_per_cell: int = 4,
+) -> str:
+    synthetic = bool(summary.get("synthetic", pd.Series(dtype=bool)).any())
+    banner = (
+        f"<div class='banner'><b>Synthetic data.</b> {html.escape(SYNTHETIC_NOTE)}</div>" if synthetic else ""
+    )
+    note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    figures = "".join(
+        f"<figure class='plot' id='plot-{name}'><figcaption><b>{html.escape(PLOTS[name][0])}</b> "
+        f"(<a href='plots/{name}.png'>PNG</a>, <a href='plots/{name}.svg'>SVG</a>)</figcaption>{inline_svg(path)}</figure>"
+        for name, path in svgs.items()
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{banner}<ul>{note_html}</ul>"
+        "<h2>Summary</h2><p>One row per target and setting; click a header to sort. Intervals are 95% "
+        "percentile-bootstrap intervals (CLIP: over prompts; latency: over requests).</p>"
+        f"{summary_table(summary)}<h2>Plots</h2>{figures}"
+        "<h2>Images</h2><p>Rows: prompts; columns: targets and settings. Under each image: seed, latency, "
+        "cost and CLIP score. Look before you trust a number.</p>"
+        f"{image_grid(records, summary, max_per_cell)}"
+        f"<script>{SCRIPT}</script></body></html>"
+    )

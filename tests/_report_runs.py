@@ -1,0 +1,73 @@
+"""Small real runs for the report, gate, notebook and browser tests, made once per test session.
+
+Runs go through the `bench` CLI in a subprocess (as CI and users call it). Quality is
+scored by a test oracle, not CLIP: no CLIP weights exist offline, and random-init CLIP
+scores carry no signal, so a planted colour drop could not show in them. The oracle is
+100 x mean HSV saturation, written into clip_score under its own fingerprint
+("test-oracle:saturation"), so the gate's logic is exercised on a metric that does
+respond to the planted defect (a variant that draws every colour gray).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+BENCH = [sys.executable, "-c", "import sys; from bench.cli import main; sys.exit(main())"]
+ORACLE_FP = "test-oracle:saturation:0000"
+SWEEP = [
+    "sweep=default",
+    "sweep.steps=[4]",
+    "sweep.guidance=[2.0]",
+    "sweep.seeds=[0,1]",
+    'sweep.sizes=["128x128"]',
+    "metrics=off",
+    "report.print_summary=false",
+    "report.n_boot=200",
+]
+BASE_TARGETS = "targets=[local:shapes-fast,local:shapes-quality]"
+NOCOLOR_TARGETS = 'targets=[{target:"local:shapes-nocolor",name:"local:shapes-fast"},local:shapes-quality]'
+SLOW_TARGETS = (
+    'targets=[{target:"local:shapes-fast",name:"local:shapes-fast",params:{extra_latency_s:0.3}},'
+    "local:shapes-quality]"
+)
+_made: dict[str, Path] = {}
+
+
+def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def oracle_score(run_dir: Path) -> None:
+    path = run_dir / "records.parquet"
+    df = pd.read_parquet(path)
+    scores = []
+    for status, rel in zip(df["status"], df["image_path"], strict=True):
+        if status != "ok" or not isinstance(rel, str):
+            scores.append(np.nan)
+            continue
+        with Image.open(run_dir / rel) as im:
+            sat = np.asarray(im.convert("RGB").convert("HSV"))[..., 1]
+        scores.append(100.0 * float(sat.mean()) / 255.0)
+    df["clip_score"] = scores
+    df["clip_fingerprint"] = [ORACLE_FP if not np.isnan(s) else None for s in scores]
+    df.to_parquet(path, index=False)
+
+
+def make_run(root: Path, name: str, targets: str = BASE_TARGETS, *extra: str, score: bool = True) -> Path:
+    """A scored run `root/name` (made once per session)."""
+    key = f"{root}/{name}"
+    if key in _made:
+        return _made[key]
+    proc = bench("run", targets, *SWEEP, f"results_dir={root}", f"run_name={name}", *extra)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = root / name
+    if score:
+        oracle_score(run_dir)
+    _made[key] = run_dir
+    return run_dir

@@ -1,0 +1,146 @@
+"""The regression gate: passes a re-run, fails planted regressions, refuses unusable input (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _report_runs import NOCOLOR_TARGETS, SLOW_TARGETS, bench, make_run
+
+from bench.gate import GateConfig, compare
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("gate_runs")
+    return {
+        "base": make_run(root, "base"),
+        "again": make_run(root, "again"),
+        "nocolor": make_run(root, "nocolor", NOCOLOR_TARGETS),
+        "slow": make_run(root, "slow", SLOW_TARGETS),
+    }
+
+
+def _checks(result_json: dict[str, object], metric: str) -> dict[str, dict[str, object]]:
+    checks = result_json["checks"]
+    assert isinstance(checks, list)
+    return {c["target"]: c for c in checks if c["metric"] == metric}
+
+
+def test_same_sweep_twice_passes(runs: dict[str, Path], tmp_path: Path) -> None:
+    proc = bench("compare", str(runs["base"]), str(runs["again"]), f"gate.output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "PASS" in proc.stdout.splitlines()[-1]
+    data = json.loads((tmp_path / "gate.json").read_text())
+    assert data["verdict"] == "PASS" and data["n_pairs"] == 48
+    clip = _checks(data, "clip")["local:shapes-fast"]
+    assert clip["status"] == "pass" and clip["delta"] == pytest.approx(0.0, abs=1e-9)
+    md = (tmp_path / "gate.md").read_text()
+    assert md.startswith("## ✅ t2i-bench gate: PASS") and "| local:shapes-fast | CLIP score |" in md
+
+
+def test_planted_quality_drop_fails(runs: dict[str, Path], tmp_path: Path) -> None:
+    proc = bench("compare", str(runs["base"]), str(runs["nocolor"]), f"gate.output_dir={tmp_path}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("REGRESSION") and "local:shapes-fast CLIP score" in last
+    data = json.loads((tmp_path / "gate.json").read_text())
+    clip = _checks(data, "clip")
+    assert clip["local:shapes-fast"]["status"] == "FAIL"
+    assert clip["local:shapes-fast"]["high"] < -0.5  # the rule: upper bound below -max_drop
+    assert clip["local:shapes-quality"]["status"] == "pass"  # the untouched target is not blamed
+    assert (tmp_path / "gate.md").read_text().startswith("## ❌ t2i-bench gate: REGRESSION")
+
+
+def test_planted_latency_rise_fails(runs: dict[str, Path], tmp_path: Path) -> None:
+    proc = bench("compare", str(runs["base"]), str(runs["slow"]), f"gate.output_dir={tmp_path}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = json.loads((tmp_path / "gate.json").read_text())
+    p90 = _checks(data, "latency_p90")["local:shapes-fast"]
+    assert p90["status"] == "FAIL" and p90["low"] > 0.20
+    assert _checks(data, "clip")["local:shapes-fast"]["status"] == "pass"
+
+
+def test_relaxed_threshold_override_passes_latency(runs: dict[str, Path], tmp_path: Path) -> None:
+    proc = bench(
+        "compare",
+        str(runs["base"]),
+        str(runs["slow"]),
+        "gate.latency.max_rise_p90=1000",
+        f"gate.output_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _with_fingerprint(src: Path, dst: Path, fp: str) -> Path:
+    shutil.copytree(src, dst)
+    df = pd.read_parquet(dst / "records.parquet")
+    df["clip_fingerprint"] = [fp if isinstance(f, str) else None for f in df["clip_fingerprint"]]
+    df.to_parquet(dst / "records.parquet", index=False)
+    return dst
+
+
+def test_mismatched_fingerprints_refused(runs: dict[str, Path], tmp_path: Path) -> None:
+    real = _with_fingerprint(runs["again"], tmp_path / "real", "clip:ViT-B-32:openai:0123456789abcdef")
+    rand = _with_fingerprint(runs["base"], tmp_path / "rand", "clip:ViT-B-32:random-init:random-init:fedcba")
+    proc = bench("compare", str(rand), str(real))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench compare: unusable input:")
+    assert "refusing to average or compare" in lines[0] and "RANDOM-INIT" in lines[0]
+    assert not (real / "gate.json").exists()
+
+
+def test_unusable_inputs_exit_2(runs: dict[str, Path], tmp_path: Path) -> None:
+    missing = bench("compare", str(runs["base"]), str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "candidate" in missing.stderr and "does not exist" in missing.stderr
+    other = shutil.copytree(runs["again"], tmp_path / "other")
+    df = pd.read_parquet(other / "records.parquet")
+    df["prompt_id"] = "x-" + df["prompt_id"]
+    df.to_parquet(other / "records.parquet", index=False)
+    unpaired = bench("compare", str(runs["base"]), str(other))
+    assert unpaired.returncode == 2 and "nothing paired" in unpaired.stderr
+    unscored = shutil.copytree(runs["again"], tmp_path / "unscored")
+    df = pd.read_parquet(unscored / "records.parquet")
+    df["clip_score"], df["clip_fingerprint"] = np.nan, None
+    df.to_parquet(unscored / "records.parquet", index=False)
+    half = bench("compare", str(runs["base"]), str(unscored))
+    assert half.returncode == 2 and "has none" in half.stderr
+
+
+def test_unknown_cost_is_unknown_not_pass(runs: dict[str, Path], tmp_path: Path) -> None:
+    cand = shutil.copytree(runs["again"], tmp_path / "unpriced")
+    df = pd.read_parquet(cand / "records.parquet")
+    df.loc[df["target"] == "local:shapes-fast", "cost_usd"] = np.nan
+    df.to_parquet(cand / "records.parquet", index=False)
+    result = compare(runs["base"], cand, GateConfig())
+    cost = {c.target: c for c in result.checks if c.metric == "cost_per_image"}
+    assert cost["local:shapes-fast"].status == "unknown" and np.isnan(cost["local:shapes-fast"].delta)
+    assert cost["local:shapes-quality"].status == "pass"
+    assert result.exit_code == 0
+
+
+def test_refusal_rise_is_significant_only_with_enough_discordant_pairs(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    cand = shutil.copytree(runs["again"], tmp_path / "refusing")
+    df = pd.read_parquet(cand / "records.parquet")
+    fast = df.index[df["target"] == "local:shapes-fast"]
+    df.loc[fast[:2], "status"] = "refused"  # 2 discordant pairs: p = 0.25, not significant
+    df.to_parquet(cand / "records.parquet", index=False)
+    few = {
+        c.target: c for c in compare(runs["base"], cand, GateConfig()).checks if c.metric == "refusal_rate"
+    }
+    assert few["local:shapes-fast"].status == "pass"
+    df.loc[fast[:12], "status"] = "refused"  # 12 of 24: p = 2^-12
+    df.to_parquet(cand / "records.parquet", index=False)
+    result = compare(runs["base"], cand, GateConfig())
+    many = {c.target: c for c in result.checks if c.metric == "refusal_rate"}
+    assert many["local:shapes-fast"].status == "FAIL" and many["local:shapes-fast"].delta == pytest.approx(
+        0.5
+    )
+    assert result.exit_code == 1

@@ -1,0 +1,49 @@
+"""notebooks/choose_model.ipynb runs top to bottom on a run the test makes, so it cannot rot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from _report_runs import NOCOLOR_TARGETS, make_run
+from nbclient import NotebookClient
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "choose_model.ipynb"
+
+
+def _text(nb: nbformat.NotebookNode) -> str:
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            out.append(o.get("text", "") or str(o.get("data", {}).get("text/plain", "")))
+    return "\n".join(out)
+
+
+def test_notebook_is_committed_without_outputs() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert all(
+        not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"
+    )
+
+
+def test_notebook_runs_and_gives_a_pick_and_a_verdict(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path_factory.mktemp("notebook_runs")
+    base = make_run(root, "base")
+    cand = make_run(root, "nocolor", NOCOLOR_TARGETS)
+    monkeypatch.setenv("T2I_RUN", str(cand))
+    monkeypatch.setenv("T2I_BASELINE", str(base))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
+    client.execute(env=dict(os.environ))
+    text = _text(nb)
+    assert "Pick: local:shapes-" in text
+    assert "Gate verdict: REGRESSION" in text
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 3  # two frontier plots and the image grid
