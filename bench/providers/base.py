@@ -149,7 +149,9 @@ class Provider(abc.ABC):
 
     # ---- generation ----------------------------------------------------------------
     @abc.abstractmethod
-    async def generate(self, spec: ModelSpec, payload: Mapping[str, Any], request: ImageRequest) -> GenerationResult:
+    async def generate(
+        self, spec: ModelSpec, payload: Mapping[str, Any], request: ImageRequest
+    ) -> GenerationResult:
         """Run one request. Raise a ProviderError subclass on failure; never return partial junk."""
 
     def estimate_cost_usd(self, spec: ModelSpec, request: ImageRequest) -> float | None:

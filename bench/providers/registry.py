@@ -27,7 +27,9 @@ def adapter_class(adapter: str) -> type[Provider]:
     try:
         path = ADAPTERS[adapter]
     except KeyError:
-        raise ConfigError("adapter", adapter, f"unknown adapter; known: {', '.join(sorted(ADAPTERS))}") from None
+        raise ConfigError(
+            "adapter", adapter, f"unknown adapter; known: {', '.join(sorted(ADAPTERS))}"
+        ) from None
     module_name, _, class_name = path.partition(":")
     cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
     return cls
