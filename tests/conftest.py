@@ -24,3 +24,17 @@ def bench_cfg() -> Iterator[Any]:
     from bench.cli.hydra_config import compose_config
 
     yield compose_config
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_metrics_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the tests' embedding caches out of the user's ~/.cache (subprocesses inherit it too)."""
+    import os
+
+    previous = os.environ.get("T2I_BENCH_CACHE")
+    os.environ["T2I_BENCH_CACHE"] = str(tmp_path_factory.mktemp("t2i-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("T2I_BENCH_CACHE", None)
+    else:
+        os.environ["T2I_BENCH_CACHE"] = previous

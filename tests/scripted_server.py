@@ -80,7 +80,9 @@ def scripted(answers: list[Answer], default: Answer = OK) -> Iterator[tuple[str,
 
 def paid_config(compose: Any, url: str, *extra: str) -> dict[str, Any]:
     """A one-target config against the scripted server (OpenAI profile, dall-e-3)."""
-    cfg: dict[str, Any] = compose(["sweep=quick", "prompts.n=1", "runner.progress=off", *extra])
+    cfg: dict[str, Any] = compose(
+        ["sweep=quick", "prompts.n=1", "runner.progress=off", "metrics=off", *extra]
+    )
     cfg["providers"]["paid"] = {
         "adapter": "openai_compat",
         "base_url": url,

@@ -14,7 +14,14 @@ import pandas as pd
 import pytest
 
 SLOW_TARGET = 'targets=[{target:"local:shapes-fast",params:{extra_latency_s:0.15}}]'
-ARGS = ["experiment=smoke", "prompts.n=null", "sweep.seeds=[0,1,2]", SLOW_TARGET, "runner.progress=log"]
+ARGS = [
+    "experiment=smoke",
+    "prompts.n=null",
+    "sweep.seeds=[0,1,2]",
+    SLOW_TARGET,
+    "runner.progress=log",
+    "metrics=off",
+]
 TOTAL = 12 * 3
 
 

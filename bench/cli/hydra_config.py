@@ -20,7 +20,8 @@ CONFIG_NAME = "config"
 
 def slug(text: str) -> str:
     """A folder-name-safe version of Hydra's override_dirname, for multirun job folders."""
-    cleaned = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", text).strip("_")
+    unbracketed = re.sub(r"[\[\]'\"{}]", "", text)  # sweep.steps=[8] -> sweep.steps=8
+    cleaned = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", unbracketed).strip("_")
     return cleaned[:80] or "default"
 
 
