@@ -130,3 +130,14 @@ def test_backoff_grows_and_honours_retry_after() -> None:
         delays = [backoff_delay_s(attempt, settings, None) for _ in range(200)]
         assert min(delays) >= ceiling / 2 and max(delays) <= ceiling
     assert 5.0 <= backoff_delay_s(1, settings, 5.0) <= 5.5
+
+
+def test_requests_per_minute_spaces_request_starts(bench_cfg: Any, tmp_path: Path) -> None:
+    with scripted([]) as (url, script):
+        cfg = paid_config(bench_cfg, url, "prompts.n=4")
+        cfg["providers"]["paid"].update(concurrency=4, requests_per_minute=300)  # one start per 0.2 s
+        assert execute_run(cfg, tmp_path / "run") == 0
+    assert len(script.hits) == 4
+    # Starts are 0.2 s apart; arrivals jitter a little, so check the span of all four.
+    # Concurrency alone (4) would have sent them within milliseconds.
+    assert script.hits[-1] - script.hits[0] >= 0.55
