@@ -186,7 +186,7 @@ class Runner:
     async def _run_job(self, job: Job) -> None:
         provider = self.providers[job.target.provider]
         lane = self._lanes[job.target.provider]
-        started_at = dt.datetime.now(dt.UTC)
+        started_at: dt.datetime | None = None  # when the first attempt was sent, not when it was queued
         priced = expected_cost_usd(self.prices, provider, job)
         attempts = 0
         while True:
@@ -205,6 +205,7 @@ class Runner:
             t0 = time.perf_counter()
             try:
                 async with lane.slot():
+                    started_at = started_at or dt.datetime.now(dt.UTC)
                     t0 = time.perf_counter()
                     result = await self._generate(provider, job)
                     images = [(img.data, inspect_image(img.data)) for img in result.images]
@@ -219,7 +220,9 @@ class Runner:
                     log.debug("%s: %s, retry %d in %.2fs", job.target.id, err.error_type, attempts, delay)
                     await asyncio.sleep(delay)
                     continue
-                await self._commit_failure(job, started_at, attempts, err, latency_s)
+                await self._commit_failure(
+                    job, started_at or dt.datetime.now(dt.UTC), attempts, err, latency_s
+                )
                 return
             cost_usd, cost_source = self._resolve_cost(
                 job, result, [info.width * info.height for _, info in images]
@@ -234,7 +237,15 @@ class Runner:
                 files.append((path, data))
                 stored.append(StoredOutcomeImage(rel, digest, info.format, info.width, info.height))
             rows = ok_rows(
-                job, self.run_id, started_at, attempts, result, stored, latency_s, cost_usd, cost_source
+                job,
+                self.run_id,
+                started_at or dt.datetime.now(dt.UTC),
+                attempts,
+                result,
+                stored,
+                latency_s,
+                cost_usd,
+                cost_source,
             )
             await self.store.commit(rows, files)
             self.summary.ok += 1
