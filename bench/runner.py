@@ -176,7 +176,13 @@ class Runner:
             task.add_done_callback(self._tasks.discard)
             task.add_done_callback(lambda _: slots.release())
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+            # A request's own failures are records; anything escaping a task (the journal could
+            # not be written: disk full, folder removed) must stop the run loudly, not vanish.
+            failures = [o for o in outcomes if isinstance(o, Exception)]
+            if failures:
+                self.interrupt()
+                raise failures[0]
         if self._budget_stop:
             # What the cap kept from running is recorded as skipped, so totals stay honest
             # and a re-run with a larger cap picks exactly these up.

@@ -15,7 +15,6 @@ not cap throughput at the disk's fsync rate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
@@ -60,7 +59,10 @@ class RunStore:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.journal_path = run_dir / JOURNAL
-        self._queue: asyncio.Queue[tuple[list[tuple[Path, bytes]], str, asyncio.Future[None]]] | None = None
+        # None in the queue is the stop sentinel sent by close().
+        self._queue: (
+            asyncio.Queue[tuple[list[tuple[Path, bytes]], str, asyncio.Future[None]] | None] | None
+        ) = None
         self._writer: asyncio.Task[None] | None = None
         self._journal_fh: Any = None
 
@@ -109,23 +111,26 @@ class RunStore:
         await done
 
     async def _write_loop(self) -> None:
+        """Write whatever is queued as one batch (one fsync); return after the stop sentinel."""
         assert self._queue is not None
         while True:
-            batch = [await self._queue.get()]
+            items = [await self._queue.get()]
             while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await asyncio.to_thread(self._write_batch, batch)
-            except BaseException as exc:
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for _, _, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+                items.append(self._queue.get_nowait())
+            batch = [item for item in items if item is not None]
+            if batch:
+                try:
+                    await asyncio.to_thread(self._write_batch, batch)
+                except Exception as exc:  # disk full, permissions: the committers get the error
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                else:
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_result(None)
+            if len(batch) != len(items):
+                return  # close() asked to stop, and everything queued before it is written
 
     def _write_batch(self, batch: list[tuple[list[tuple[Path, bytes]], str, asyncio.Future[None]]]) -> None:
         for images, _, _ in batch:
@@ -137,13 +142,11 @@ class RunStore:
         os.fsync(self._journal_fh.fileno())
 
     async def close(self) -> None:
+        """Stop the writer once everything committed so far is on disk, then close the journal."""
         if self._writer is not None:
             assert self._queue is not None
-            while not self._queue.empty():  # let queued commits land before stopping the writer
-                await asyncio.sleep(0.01)
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+            await self._queue.put(None)
+            await self._writer
             self._writer = None
         if self._journal_fh is not None:
             self._journal_fh.close()

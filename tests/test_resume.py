@@ -103,3 +103,27 @@ def test_a_torn_last_journal_line_is_ignored(tmp_path: Path) -> None:
     )
     assert RunStore(run_dir).finished_keys() == {"a"}
     os.sync()
+
+
+def test_a_write_failure_mid_run_stops_with_one_line_and_keeps_the_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.cli import main
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "images").write_text("a file where the image folder should be")  # every image write fails
+    code = main(
+        [
+            "run",
+            "experiment=smoke",
+            "metrics=off",
+            "runner.progress=off",
+            f"results_dir={tmp_path}",
+            "run_name=run",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cannot write results" in err and "finished requests are kept" in err
+    assert journal_lines(run_dir) == 0  # nothing was claimed as finished that is not on disk

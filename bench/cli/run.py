@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from bench.store import RunStore
 from bench.sweep import SweepPlan, plan_sweep
 
 log = logging.getLogger("bench")
-EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_providers(config: BenchConfig, *, require_keys: bool) -> dict[str, Provider]:
@@ -83,7 +84,13 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path) -> int:
         max_cost_usd=config.max_cost_usd,
     )
     log.info("run folder: %s (%d requests planned)", run_dir, plan.total)
-    summary = asyncio.run(_generate(runner, plan, providers))
+    try:
+        summary = asyncio.run(_generate(runner, plan, providers))
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # the journal stays the source of truth either way
+            store.write_records({"run_id": run_dir.name})
+        print(f"bench: cannot write results to {run_dir}: {exc}; finished requests are kept", file=sys.stderr)
+        return EXIT_FAILED
     store.write_records({"run_id": run_dir.name})
     print(f"bench: {summary.line()}", file=sys.stderr)
     if summary.interrupted:
