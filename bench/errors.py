@@ -7,6 +7,7 @@ same request would be refused again, and each try may cost money.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -81,6 +82,21 @@ class MalformedResponseError(ProviderError):
     """The provider answered, but not in the documented shape (or the image does not decode)."""
 
     error_type = "malformed_response"
+
+
+class DownloadError(ProviderError):
+    """The generation succeeded (and may be billed) but its image could not be fetched.
+
+    The adapter retries the fetch itself; the runner never re-submits the generation
+    because of it (that would buy the image again). `billed_cost_usd` is what the
+    provider reported for the generation, NaN when it did not say.
+    """
+
+    error_type = "download"
+
+    def __init__(self, message: str, *, billed_cost_usd: float = math.nan, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.billed_cost_usd = billed_cost_usd
 
 
 class BudgetExceeded(BenchError):
