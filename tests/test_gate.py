@@ -144,3 +144,47 @@ def test_refusal_rise_is_significant_only_with_enough_discordant_pairs(
         0.5
     )
     assert result.exit_code == 1
+
+
+def test_retries_fail_the_gate_when_the_ok_rate_cannot_see_them(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    # 15% of requests answered 5xx then succeeded on retry: the ok rate stays 100%.
+    cand = shutil.copytree(runs["again"], tmp_path / "retrying")
+    df = pd.read_parquet(cand / "records.parquet")
+    fast = df.index[df["target"] == "local:shapes-fast"]
+    retried = fast[::2]  # 12 of 24 requests needed a second attempt
+    df.loc[retried, "attempts"] = 2
+    df.to_parquet(cand / "records.parquet", index=False)
+    result = compare(runs["base"], cand, GateConfig())
+    by = {(c.target, c.metric): c for c in result.checks}
+    assert by[("local:shapes-fast", "ok_rate")].status == "pass"
+    rate, att = by[("local:shapes-fast", "retry_rate")], by[("local:shapes-fast", "mean_attempts")]
+    assert rate.status == "FAIL" and rate.delta == pytest.approx(0.5) and rate.low > 0.05
+    assert att.status == "FAIL" and att.delta == pytest.approx(0.5) and att.low > 0.10
+    assert by[("local:shapes-quality", "retry_rate")].status == "pass"
+    assert result.exit_code == 1
+
+
+def test_gate_md_leads_with_the_verdict_and_only_the_failing_checks(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    proc = bench("compare", str(runs["base"]), str(runs["nocolor"]), f"gate.output_dir={tmp_path}")
+    assert proc.returncode == 1
+    md = (tmp_path / "gate.md").read_text()
+    lines = md.splitlines()
+    assert lines[0] == "## ❌ t2i-bench gate: REGRESSION"
+    assert lines[2].startswith("**REGRESSION: ") and "local:shapes-fast CLIP score" in lines[2]
+    head, sep, folded = md.partition("<details>")
+    assert sep and folded.rstrip().endswith("</details>")
+    failing_rows = [r for r in head.splitlines() if r.startswith("| ") and not r.startswith("| target")]
+    data = json.loads((tmp_path / "gate.json").read_text())
+    failed = [c for c in data["checks"] if c["status"] == "FAIL"]
+    assert len(failing_rows) == len(failed) >= 1 and all(r.endswith("| FAIL |") for r in failing_rows)
+    full_rows = [r for r in folded.splitlines() if r.startswith("| ") and not r.startswith("| target")]
+    assert len(full_rows) == len(data["checks"]) > len(failed)  # gate.json and the fold keep every check
+    assert {"retry_rate", "mean_attempts"} <= {c["metric"] for c in data["checks"]}
+    passing = bench("compare", str(runs["base"]), str(runs["again"]), f"gate.output_dir={tmp_path}")
+    md = (tmp_path / "gate.md").read_text()
+    assert passing.returncode == 0 and "Failing checks" not in md
+    assert md.index("**PASS") < md.index("<details>")

@@ -34,7 +34,7 @@ def test_bench_run_writes_report_and_plots(run: Path) -> None:
     summary = pd.read_parquet(run / "summary.parquet")
     assert len(summary) == 2 and set(summary["target"]) == {"local:shapes-fast", "local:shapes-quality"}
     for col in ("n", "ok_rate", "refusal_rate", "latency_p50_s", "latency_p90_ci_low", "latency_p99_ci_high",
-                "throughput_img_per_s", "cost_per_image_usd", "cost_per_1k_usd", "clip_mean", "clip_ci_low",
+                "live_req_per_s", "stream_img_per_s", "skipped", "n_images", "retries", "cost_per_image_usd", "cost_per_1k_usd", "clip_mean", "clip_ci_low",
                 "fid", "kid_mean", "kid_std", "clip_fingerprint", "fid_fingerprint"):  # fmt: skip
         assert col in summary, col
     row = summary.iloc[0]

@@ -17,6 +17,11 @@ per target, on matched pairs only, with intervals from bench.stats:
 - Refusal rate: exact one-sided McNemar test (binomial on the discordant pairs: refused
   only in the candidate vs only in the baseline); fails when p < alpha and the rise
   exceeds refusal.min_rise. The bootstrap interval of the change is shown beside it.
+- Retries: the share of requests that needed more than one attempt (paired bootstrap of
+  the change, resampling prompts; fails when the lower bound of the rise exceeds
+  retries.max_rise_rate) and the mean attempts per request (fails when the lower bound
+  of the ratio exceeds 1 + retries.max_rise_attempts). A provider that answers 15% of
+  requests with a 5xx still ends "ok" after a retry; these checks see it.
 - FID/KID: per-group deltas from both metrics.parquet files, only when both use the
   same reference and Inception fingerprint; informational unless fid.max_rise is set.
 
@@ -74,6 +79,8 @@ class GateConfig:
     ok_rate_max_drop: float | None = 0.05
     refusal_alpha: float = 0.05
     refusal_min_rise: float = 0.0
+    retry_rate_max_rise: float | None = 0.05
+    attempts_max_rise: float | None = 0.10
     fid_max_rise: float | None = None
     output_dir: str | None = None
 
@@ -102,6 +109,8 @@ class GateConfig:
             ok_rate_max_drop=_opt(sub("ok_rate").get("max_drop", 0.05)),
             refusal_alpha=float(sub("refusal").get("alpha", 0.05)),
             refusal_min_rise=float(sub("refusal").get("min_rise", 0.0)),
+            retry_rate_max_rise=_opt(sub("retries").get("max_rise_rate", 0.05)),
+            attempts_max_rise=_opt(sub("retries").get("max_rise_attempts", 0.10)),
             fid_max_rise=_opt(sub("fid").get("max_rise")),
             output_dir=g.get("output_dir"),
         )
@@ -373,6 +382,38 @@ class _Gate:
             detail,
         )
 
+    def retries(self, t: str, p: pd.DataFrame, info: bool) -> list[Check]:
+        """Retry rate and mean attempts per request, on matched requests (one row per request)."""
+        req = p[p["image_index"] == 0] if "image_index" in p else p
+        b = req["attempts_b"].to_numpy(dtype=np.float64)
+        c = req["attempts_c"].to_numpy(dtype=np.float64)
+        known = ~(np.isnan(b) | np.isnan(c))
+        b, c, clusters = b[known], c[known], req["prompt_id"].astype(str).to_numpy()[known]
+        out = []
+        thr_rate, thr_att = self.cfg.retry_rate_max_rise, self.cfg.attempts_max_rise
+        rule_rate = (
+            "report only" if thr_rate is None else f"fail if rise lower bound > {100 * thr_rate:g} pts"
+        )
+        rule_att = "report only" if thr_att is None else f"fail if ratio lower bound > {1 + thr_att:.2f}"
+        if not len(b):
+            for metric, rule in (("retry_rate", rule_rate), ("mean_attempts", rule_att)):
+                out.append(Check(t, metric, np.nan, np.nan, np.nan, np.nan, np.nan, metric == "mean_attempts",
+                                 0, "skipped", rule, "no attempt counts"))  # fmt: skip
+            return out
+        d = self._delta((b > 1).astype(np.float64), (c > 1).astype(np.float64), clusters)
+        fail = thr_rate is not None and not np.isnan(d.delta.low) and d.delta.low > thr_rate
+        status = "info" if (info or thr_rate is None) else ("FAIL" if fail else "pass")
+        out.append(Check(t, "retry_rate", d.baseline, d.candidate, d.delta.estimate, d.delta.low, d.delta.high,
+                         False, len(b), status, rule_rate))  # fmt: skip
+        a = self._delta(b, c, clusters)
+        base = a.baseline if a.baseline > 0 else np.nan
+        rel, low, high = a.delta.estimate / base, a.delta.low / base, a.delta.high / base
+        fail = thr_att is not None and not np.isnan(low) and low > thr_att
+        status = "info" if (info or thr_att is None) else ("FAIL" if fail else "pass")
+        out.append(Check(t, "mean_attempts", a.baseline, a.candidate, float(rel), float(low), float(high),
+                         True, len(b), status, rule_att))  # fmt: skip
+        return out
+
 
 def _fid_checks(base: RunSet, cand: RunSet, cfg: GateConfig) -> tuple[list[Check], str | None]:
     bm, cm = base.metrics, cand.metrics
@@ -456,6 +497,7 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
         checks.append(gate.cost(t, p, info))
         checks.append(gate.ok_rate(t, p, info))
         checks.append(gate.refusal(t, p, info))
+        checks.extend(gate.retries(t, p, info))
     fid_checks, fid_fp = _fid_checks(base, cand, cfg)
     checks.extend(fid_checks)
     if gate.conf != cfg.confidence:

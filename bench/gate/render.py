@@ -17,6 +17,8 @@ LABELS = {
     "cost_per_image": "cost / image",
     "ok_rate": "ok rate",
     "refusal_rate": "refusal rate",
+    "retry_rate": "requests retried",
+    "mean_attempts": "attempts / request",
     "fid": "FID",
     "kid_mean": "KID",
 }
@@ -29,8 +31,10 @@ def _value(metric: str, v: float) -> str:
         return f"{v:.3f} s"
     if metric == "cost_per_image":
         return f"${v:.4f}"
-    if metric in ("ok_rate", "refusal_rate"):
+    if metric in ("ok_rate", "refusal_rate", "retry_rate"):
         return f"{100 * v:.1f}%"
+    if metric == "mean_attempts":
+        return f"{v:.3f}"
     if metric == "kid_mean":
         return f"{v:.4f}"
     return f"{v:.2f}"
@@ -41,7 +45,7 @@ def _num(v: float, c: Check) -> str:
         return "+inf" if v > 0 else "-inf"
     if c.relative:
         return f"{100 * v:+.1f}%"
-    if c.metric in ("ok_rate", "refusal_rate"):
+    if c.metric in ("ok_rate", "refusal_rate", "retry_rate"):
         return f"{100 * v:+.1f} pts"
     if c.metric == "kid_mean":
         return f"{v:+.4f}"
@@ -55,9 +59,9 @@ def _delta(c: Check) -> str:
     return _num(c.delta, c) + ci
 
 
-def rows(result: GateResult) -> list[list[str]]:
+def rows(result: GateResult, checks: list[Check] | None = None) -> list[list[str]]:
     out = []
-    for c in result.checks:
+    for c in result.checks if checks is None else checks:
         status = c.status + (f" ({c.detail})" if c.detail and c.status != "pass" else "")
         out.append([
             c.target, LABELS.get(c.metric, c.metric), _value(c.metric, c.baseline), _value(c.metric, c.candidate),
@@ -85,28 +89,35 @@ def text_table(result: GateResult) -> str:
     return "\n".join([*lines, "", *notes, verdict_line(result)])
 
 
+def _md_table(table: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines.extend("| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in table)
+    return lines
+
+
 def markdown(result: GateResult) -> str:
+    """A pull-request comment read in five seconds: the verdict, then only the failing checks;
+    the full table, notes and fingerprints folded in a <details> below (gate.json keeps all)."""
     icon = "❌" if result.failed else "✅"
     conf = f"{100 * result.confidence_per_check:.2f}".rstrip("0").rstrip(".")
-    out = [
-        f"## {icon} t2i-bench gate: {result.verdict}",
+    out = [f"## {icon} t2i-bench gate: {result.verdict}", "", f"**{verdict_line(result)}**", ""]
+    if result.failed:
+        out.extend(["### Failing checks", "", *_md_table(rows(result, result.failed)), ""])
+    out.extend([
+        f"<details><summary>All {len(result.checks)} checks, notes and fingerprints</summary>",
         "",
         f"Baseline `{result.baseline}` vs candidate `{result.candidate}`: {result.n_pairs} matched pairs "
         f"(same target, prompt, settings, seed). Intervals: paired bootstrap, {conf}% per check.",
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-    ]
-    for r in rows(result):
-        out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |")
-    out.append("")
+        *_md_table(rows(result)),
+        "",
+    ])  # fmt: skip
     if result.clip_fingerprint:
         out.append(f"CLIP fingerprint: `{result.clip_fingerprint}`")
     if result.fid_fingerprint:
         out.append(f"FID/KID fingerprint: `{result.fid_fingerprint}`")
     out.extend(f"- {n}" for n in result.notes)
-    out.append("")
-    out.append(f"**{verdict_line(result)}**")
+    out.extend(["", "</details>"])
     return "\n".join(out) + "\n"
 
 

@@ -44,6 +44,9 @@ def group_label(key: dict[str, Any]) -> str:
         value = key.get(name)
         if value is not None and not pd.isna(value):
             parts.append(f"{short}={float(value):g}")
+    size = key.get("size")
+    if isinstance(size, str) and size:
+        parts.append(size)
     return " ".join(parts)
 
 
@@ -52,10 +55,45 @@ def _cost(cost: np.ndarray[Any, np.dtype[np.float64]]) -> float:
     return float(cost.mean()) if cost.size and not np.isnan(cost).any() else float("nan")
 
 
+def requests_of(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per request (a request with k images has k ok rows): the counting unit of rates."""
+    if "request_key" not in rows or rows.empty:
+        return rows
+    return rows.drop_duplicates(subset="request_key", keep="last")
+
+
+def finish_times(rows: pd.DataFrame) -> pd.Series:
+    """started_at + latency (UTC) per row; NaT where either is unknown."""
+    start = pd.to_datetime(rows["started_at"], utc=True)
+    return start + pd.to_timedelta(rows["latency_s"].astype(float), unit="s")
+
+
+def live_throughput(records: pd.DataFrame) -> float:
+    """Requests finished per wall-clock second: finished requests over the time from the first
+    start to the last finish, summed over runs (a sweep's runs are sequential, so their idle gaps
+    between jobs do not count). NaN when no request has a start and a latency."""
+    att = requests_of(records[records["status"] != "skipped"])
+    if att.empty or "started_at" not in att:
+        return float("nan")
+    runs = att.groupby("run_path", dropna=False) if "run_path" in att else [("", att)]
+    finished, span = 0, 0.0
+    for _, rows in runs:
+        known = rows[rows["started_at"].notna() & rows["latency_s"].notna()]
+        if known.empty:
+            continue
+        end = finish_times(known).max()
+        begin = pd.to_datetime(known["started_at"], utc=True).min()
+        finished += len(known)
+        span += float((end - begin).total_seconds())
+    return finished / span if span > 0 else float("nan")
+
+
 def _group_row(group: pd.DataFrame, st: StatsSettings) -> dict[str, Any]:
     attempted = group[group["status"] != "skipped"]
     ok = attempted[attempted["status"] == "ok"]
-    n_att = len(attempted)
+    requests = requests_of(attempted)
+    n_req = len(requests)
+    attempts = requests["attempts"].astype(float) if "attempts" in requests else pd.Series(dtype=float)
     latency = ok["latency_s"].to_numpy(dtype=float)
     lat = stats.percentile_ci(
         latency, (50.0, 90.0, 99.0), n_boot=st.n_boot, confidence=st.confidence, seed=st.seed
@@ -71,18 +109,29 @@ def _group_row(group: pd.DataFrame, st: StatsSettings) -> dict[str, Any]:
     fps = sorted({str(f) for f in ok.get("clip_fingerprint", pd.Series(dtype=object)).dropna()})
     busy_s = float(np.nansum(latency))
     cost = _cost(ok["cost_usd"].to_numpy(dtype=float))
+    status = requests["status"]
+    poll = group.get("poll_interval_s", pd.Series(dtype=float)).astype(float)
     row: dict[str, Any] = {
         "provider": str(group["provider"].iloc[0]),
         "model": str(group["model"].iloc[0]),
         "synthetic": bool(group["synthetic"].fillna(False).any()),
-        "n": len(group),
-        "n_ok": len(ok),
+        "emulated": bool(group.get("emulated", pd.Series(dtype=bool)).fillna(False).astype(bool).any()),
+        # n: requests sent (skipped ones are not); images: what came back. Rates are per request.
+        "n": n_req,
+        "n_ok": int((status == "ok").sum()),
+        "n_images": len(ok),
         "n_prompts": int(ok["prompt_id"].nunique()),
-        "ok_rate": len(ok) / n_att if n_att else np.nan,
-        "refusal_rate": float((attempted["status"] == "refused").mean()) if n_att else np.nan,
-        "error_rate": float((attempted["status"] == "error").mean()) if n_att else np.nan,
-        "skipped": int((group["status"] == "skipped").sum()),
-        "throughput_img_per_s": len(ok) / busy_s if busy_s > 0 else np.nan,
+        "ok_rate": float((status == "ok").mean()) if n_req else np.nan,
+        "refusal_rate": float((status == "refused").mean()) if n_req else np.nan,
+        "error_rate": float((status == "error").mean()) if n_req else np.nan,
+        "skipped": int(requests_of(group[group["status"] == "skipped"]).shape[0]),
+        "retries": int((attempts - 1).clip(lower=0).sum()) if n_req else 0,
+        "retry_rate": float((attempts > 1).mean()) if n_req else np.nan,
+        "mean_attempts": float(attempts.mean()) if n_req else np.nan,
+        # 1 / mean latency: one request stream's pace, not what the target delivered (see
+        # live_req_per_s for that).
+        "stream_img_per_s": len(ok) / busy_s if busy_s > 0 else np.nan,
+        "poll_interval_max_s": float(poll.max()) if poll.notna().any() else np.nan,
         "cost_per_image_usd": cost,
         "cost_per_1k_usd": cost * 1000.0,
         "clip_mean": clip.estimate,
@@ -111,10 +160,10 @@ def summarize(
 
     Groups key on NaN too (a model without steps has steps=NaN), so `dropna=False`.
     Percentiles use ok rows only: a refusal's latency is not an image's latency.
-    Throughput is per request stream: ok images per second of summed latency
-    (1 / mean latency). A provider serving C requests at once delivers about C times
-    that; the records cannot tell wall-clock throughput per group, because a sweep's
-    groups run interleaved and requests wait for the limiter before their latency starts.
+    `stream_img_per_s` is one request stream's pace (ok images per second of summed
+    latency, 1 / mean latency). `live_req_per_s` is what the target delivered: its
+    requests finished per wall-clock second (from started_at and latency), per target,
+    not per group, because a sweep's groups of one target run interleaved.
     """
     st = settings or StatsSettings()
     keys = [k for k in group_keys if k in records.columns]
@@ -128,6 +177,9 @@ def summarize(
     out = pd.DataFrame(rows)
     if out.empty:
         return out
+    if "target" in records:
+        live = {str(t): live_throughput(g) for t, g in records.groupby("target", sort=False)}
+        out["live_req_per_s"] = [live.get(str(t), np.nan) for t in out["target"]]
     out = _attach_metrics(out, keys, metrics)
     return out
 
@@ -163,13 +215,16 @@ def format_table(summary: pd.DataFrame) -> str:
     shown = pd.DataFrame(
         {
             "group": s["group"] if "group" in s else s["target"],
-            "n": s["n"],
+            "requests": s["n"],
+            "images": s.get("n_images", s["n"]),
+            "skipped": s.get("skipped", pd.Series(0, index=s.index)),
+            "retries": s.get("retries", pd.Series(0, index=s.index)),
             "ok": s["ok_rate"].map(lambda v: _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"),
             "refused": s["refusal_rate"].map(lambda v: _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"),
             "p50 s": s["latency_p50_s"].map(lambda v: _fmt(v, ".3f")),
             "p90 s": s["latency_p90_s"].map(lambda v: _fmt(v, ".3f")),
-            "img/s": s["throughput_img_per_s"].map(lambda v: _fmt(v, ".2f"))
-            if "throughput_img_per_s" in s
+            "target req/s": s["live_req_per_s"].map(lambda v: _fmt(v, ".2f"))
+            if "live_req_per_s" in s
             else "-",
             "$/1k img": s["cost_per_image_usd"].map(lambda v: _fmt(1000 * v, ".2f", "unknown")),
             "CLIP [95% CI]": [
@@ -189,6 +244,16 @@ def format_table(summary: pd.DataFrame) -> str:
     if summary.get("synthetic", pd.Series(dtype=bool)).any():
         text += (
             "\n(synthetic: images from the offline `local` generator are drawings, not a real model's output)"
+        )
+    if summary.get("emulated", pd.Series(dtype=bool)).any():
+        text += (
+            "\n(emulated: some targets answered from a protocol emulator on this machine, not the provider)"
+        )
+    polled = summary.get("poll_interval_max_s", pd.Series(dtype=float)).dropna()
+    if not polled.empty:
+        text += (
+            f"\n(latency of polled targets is measured by polling, to within {polled.max():g} s: "
+            "the last poll interval)"
         )
     fps = summary.get("clip_fingerprint", pd.Series(dtype=object)).dropna()
     if any("random-init" in str(f) for f in fps):
