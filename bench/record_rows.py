@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.errors import ProviderError
+from bench.providers import observe
 from bench.providers.base import GenerationResult
 from bench.sweep import Job
 
@@ -30,7 +31,10 @@ def _num(value: float | int | None) -> float:
 
 
 def base_row(job: Job, run_id: str, started_at: dt.datetime, attempts: int) -> dict[str, Any]:
+    """The row's common part; `emulated` and `poll_interval_s` come from what the adapter observed
+    during this task's last attempt (bench.providers.observe; none for a skipped request)."""
     req = job.request
+    seen = observe.current() or observe.Observation()
     return {
         "run_id": run_id,
         "request_key": job.key,
@@ -38,7 +42,9 @@ def base_row(job: Job, run_id: str, started_at: dt.datetime, attempts: int) -> d
         "target": job.target.id,
         "provider": job.target.provider,
         "model": job.target.model,
-        "synthetic": job.spec.synthetic,
+        # An emulator draws with the local generator: its images are synthetic whatever the model says.
+        "synthetic": job.spec.synthetic or seen.emulated,
+        "emulated": seen.emulated,
         "prompt_id": job.prompt.id,
         "prompt": job.prompt.text,
         "suite": job.prompt.suite,
@@ -64,6 +70,7 @@ def base_row(job: Job, run_id: str, started_at: dt.datetime, attempts: int) -> d
         "queue_s": NAN,
         "inference_s": NAN,
         "download_s": NAN,
+        "poll_interval_s": seen.poll_interval_s,
         "cost_usd": NAN,
         "cost_source": "unknown",
         "image_path": None,

@@ -21,6 +21,7 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("provider", pa.string()),
     ("model", pa.string()),
     ("synthetic", pa.bool_()),
+    ("emulated", pa.bool_()),  # answered by a `bench emulate` protocol emulator (its response header said so)
     ("prompt_id", pa.string()),
     ("prompt", pa.string()),
     ("suite", pa.string()),
@@ -46,6 +47,10 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("queue_s", pa.float64()),
     ("inference_s", pa.float64()),
     ("download_s", pa.float64()),
+    (
+        "poll_interval_s",
+        pa.float64(),
+    ),  # longest sleep between polls: latency is late by up to this; NaN if not polled
     ("cost_usd", pa.float64()),
     ("cost_source", pa.string()),
     ("image_path", pa.string()),

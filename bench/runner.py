@@ -25,6 +25,7 @@ from bench.images import inspect_image
 from bench.limits import Budget, ProviderLane
 from bench.prices import PriceTable, estimate_cost
 from bench.progress import RunProgress
+from bench.providers import observe
 from bench.providers.base import GenerationResult, Provider
 from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, skipped_row
 from bench.redact import redact
@@ -264,6 +265,7 @@ class Runner:
 
     async def _generate(self, provider: Provider, job: Job) -> GenerationResult:
         guard_s = provider.settings.timeout_s * _GUARD_FACTOR + _GUARD_EXTRA_S
+        observe.start()  # this attempt's emulated flag and poll interval, read back by record_rows
         try:
             return await asyncio.wait_for(provider.generate(job.spec, job.payload, job.request), guard_s)
         except ProviderError:

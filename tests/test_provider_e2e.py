@@ -88,6 +88,9 @@ def test_sweep_end_to_end(
     else:
         assert (df.cost_usd > 0).all()
     assert emu.submissions == len(df)
+    # The emulator said so in a response header: emulated, and its images (local generator) synthetic.
+    assert df.emulated.all() and df.synthetic.all()
+    assert (df.poll_interval_s.isna() | (df.poll_interval_s <= 0.01)).all()  # never beyond the setting
     out, err = capfd.readouterr()
     assert_no_key_anywhere(tmp_path, caplog.text, out, err)
 

@@ -17,7 +17,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.emulators.common import FILE_ROUTE, EmulatorState, Job, Knobs, int_param, json_body, malformed_json
+from bench.emulators.common import (
+    FILE_ROUTE,
+    EmulatorState,
+    Job,
+    Knobs,
+    int_param,
+    json_body,
+    malformed_json,
+    mark_emulator,
+)
 
 PROGRESS_STATE = {"queued": "queued", "running": "processing", "done": "done", "cancelled": "canceled"}
 # AKI.IO publishes no refusal text; this one is what the emulator sends (inferred).
@@ -127,4 +136,4 @@ def create_app(
         ]
     )
     app.state.emu = emu
-    return app
+    return mark_emulator(app, "akiio")

@@ -19,10 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bench.providers.observe import EMULATOR_HEADER
 
 # Injectable faults. Each protocol renders them in its own documented error shape.
 FAULTS: tuple[str, ...] = (
@@ -251,6 +255,32 @@ async def serve_file(request: Request) -> Response:
 
 
 FILE_ROUTE = Route("/files/{file_id}", serve_file, methods=["GET"])
+
+
+class _EmulatorHeader:
+    """Pure ASGI (cheaper than BaseHTTPMiddleware, and safe for held-open hang responses)."""
+
+    def __init__(self, app: ASGIApp, protocol: str) -> None:
+        self.app, self.value = app, protocol.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_marked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (EMULATOR_HEADER.encode(), self.value)]
+            await send(message)
+
+        await self.app(scope, receive, send_marked)
+
+
+def mark_emulator(app: Starlette, protocol: str) -> Starlette:
+    """Every response says it came from an emulator (observe.EMULATOR_HEADER), so runs against it
+    are recorded as emulated and synthetic: the images come from the local generator."""
+    app.add_middleware(_EmulatorHeader, protocol=protocol)
+    return app
 
 
 def malformed_json() -> Response:

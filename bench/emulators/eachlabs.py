@@ -25,6 +25,7 @@ from bench.emulators.common import (
     int_param,
     json_body,
     malformed_json,
+    mark_emulator,
     rate_limit_headers,
     size_from_payload,
 )
@@ -138,4 +139,4 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         ]
     )
     app.state.emu = emu
-    return app
+    return mark_emulator(app, "eachlabs")

@@ -27,6 +27,7 @@ from bench.emulators.common import (
     int_param,
     json_body,
     malformed_json,
+    mark_emulator,
     rate_limit_headers,
     size_from_payload,
 )
@@ -173,4 +174,4 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
 
     app = Starlette(routes=[Route(PATH, generate, methods=["POST"]), FILE_ROUTE])
     app.state.emu = emu
-    return app
+    return mark_emulator(app, "openai_compat")

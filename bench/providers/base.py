@@ -32,6 +32,7 @@ from bench.errors import (
     ServerError,
     TransportError,
 )
+from bench.providers import observe
 from bench.request import ImageRequest
 
 NAN = math.nan
@@ -168,6 +169,7 @@ class Provider(abc.ABC):
         total = 0
         try:
             async with self.client.stream("GET", url) as response:
+                observe.note_headers(response.headers)
                 if response.status_code in (403, 404, 410):
                     raise MalformedResponseError(
                         f"image URL answered HTTP {response.status_code} (expired or missing): {url}",

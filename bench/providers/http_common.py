@@ -31,6 +31,7 @@ from bench.errors import (
     TransportError,
 )
 from bench.prices import PriceTable, estimate_cost
+from bench.providers import observe
 from bench.providers.base import (
     GeneratedImage,
     Provider,
@@ -149,7 +150,9 @@ class HttpProvider(Provider):
         """One HTTP exchange; network failures become typed errors that never show the request."""
         timeout = httpx.Timeout(timeout_s) if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
         try:
-            return await self.client.request(method, url, json=json_body, headers=headers, timeout=timeout)
+            response = await self.client.request(
+                method, url, json=json_body, headers=headers, timeout=timeout
+            )
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(
                 f"{self.name}: {method} {self.safe(url)} timed out ({type(exc).__name__})"
@@ -158,6 +161,8 @@ class HttpProvider(Provider):
             raise TransportError(
                 f"{self.name}: {method} {self.safe(url)} failed: {type(exc).__name__}"
             ) from None
+        observe.note_headers(response.headers)
+        return response
 
     def parse_json(self, response: httpx.Response, what: str) -> Any:
         try:
@@ -233,13 +238,17 @@ class HttpProvider(Provider):
         *,
         interval_s: float | None = None,
     ) -> T:
-        """Fetch until `finished(answer)`; the deadline is enforced by `follow_job`."""
+        """Fetch until `finished(answer)`, sleeping 0.1 s, 0.2 s, ... up to the poll interval between
+        fetches (observe.poll_delays); the deadline is enforced by `follow_job`. The longest sleep is
+        recorded as the request's poll_interval_s: its latency is late by up to that much."""
         interval = self.settings.poll_interval_s if interval_s is None else interval_s
-        while True:
+        for delay in observe.poll_delays(interval):
             answer = await fetch()
             if finished(answer):
                 return answer
-            await asyncio.sleep(interval)
+            observe.note_poll(delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("poll_delays never ends")
 
     async def follow_job(
         self,
