@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from bench.errors import ConfigError
 
-PriceUnit = Literal["image", "megapixel", "second", "request", "token"]
-UNITS: tuple[str, ...] = ("image", "megapixel", "second", "request", "token")
+PriceUnit = Literal["image", "megapixel", "second", "request", "token", "gpu_second"]
+UNITS: tuple[str, ...] = ("image", "megapixel", "second", "request", "token", "gpu_second")
 # Token-priced models (gpt-image-1) bill each kind of token at its own rate, in USD per million
 # tokens, read from the usage block the API returns: {input_tokens_details: {text_tokens,
 # image_tokens}, output_tokens}.
@@ -58,6 +58,11 @@ class PriceEntry:
             return self.usd
         if self.unit == "megapixel":
             return math.nan if megapixels is None else self.usd * megapixels * n_images
+        if self.unit == "gpu_second":
+            # Self-hosted: the device-seconds this request occupied (its share of a batched call,
+            # when the provider says so), at the device's rate (an hourly rate / 3600).
+            shared = (usage or {}).get("device_seconds")
+            seconds = float(shared) if isinstance(shared, int | float) else seconds
         return math.nan if seconds is None or math.isnan(seconds) else self.usd * seconds
 
     def _token_cost(self, usage: Mapping[str, Any] | None) -> float:

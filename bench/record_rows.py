@@ -84,6 +84,10 @@ def base_row(job: Job, run_id: str, started_at: dt.datetime, attempts: int) -> d
         "clip_score": NAN,
         "clip_fingerprint": None,
         "clip_truncated": None,
+        "device": None,
+        "peak_gpu_memory_mb": NAN,
+        "warmup_s": NAN,
+        "software": None,
     }
 
 
@@ -121,6 +125,13 @@ def ok_rows(
             seed_used=_num(result.seed_used),
             provider_request_id=result.provider_request_id,
         )
+        if result.compute is not None:
+            row.update(
+                device=result.compute.device,
+                peak_gpu_memory_mb=result.compute.peak_gpu_memory_mb,
+                warmup_s=result.compute.warmup_s,
+                software=json.dumps(dict(result.compute.versions), sort_keys=True),
+            )
         rows.append(row)
     return rows
 

@@ -65,6 +65,11 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("clip_score", pa.float64()),
     ("clip_fingerprint", pa.string()),
     ("clip_truncated", pa.bool_()),
+    # Self-hosted generations (the diffusers provider); null/NaN for hosted APIs.
+    ("device", pa.string()),  # the device's name, e.g. "NVIDIA H100 80GB HBM3"
+    ("peak_gpu_memory_mb", pa.float64()),  # peak CUDA memory allocated during the call
+    ("warmup_s", pa.float64()),  # the pipeline's warm-up call, excluded from inference_s
+    ("software", pa.string()),  # JSON {library: version}
 ]
 
 RECORD_SCHEMA = pa.schema(RECORD_FIELDS, metadata={b"t2i_bench_schema_version": SCHEMA_VERSION.encode()})

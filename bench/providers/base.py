@@ -71,6 +71,17 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class ComputeInfo:
+    """What ran a self-hosted generation (the diffusers provider); hosted APIs leave it None."""
+
+    device: str  # e.g. "NVIDIA H100 80GB HBM3" or "cpu (x86_64)"
+    peak_gpu_memory_mb: float = NAN  # NaN off CUDA
+    warmup_s: float = NAN  # the excluded warm-up call of this pipeline instance; NaN if none ran
+    versions: Mapping[str, str] = field(default_factory=dict)  # library -> version
+    batch_size: int = 1  # requests that shared the device call
+
+
+@dataclass(frozen=True)
 class GenerationResult:
     images: tuple[GeneratedImage, ...]
     timings: Timings = Timings()
@@ -81,6 +92,7 @@ class GenerationResult:
     http_status: int | None = None
     provider_request_id: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)  # the provider's answer, minus image payloads
+    compute: ComputeInfo | None = None
 
 
 class Provider(abc.ABC):

@@ -20,6 +20,7 @@ ADAPTERS: dict[str, str] = {
     "kidjig": "bench.providers.kidjig:KidjigProvider",
     "fal": "bench.providers.fal:FalProvider",
     "replicate": "bench.providers.replicate:ReplicateProvider",
+    "diffusers": "bench.providers.hf_diffusers:DiffusersProvider",
 }
 
 
