@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report.plots import PLOTS, SYNTHETIC_NOTE
+from bench.report.plot_style import SYNTHETIC_NOTE
+from bench.report.plots import PLOTS
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}

@@ -1,9 +1,13 @@
 """The report's plots (matplotlib, Agg backend), each written as PNG and SVG.
 
-Colour-blind-safe palette (matplotlib's 'tableau-colorblind10'); beyond ten
-series the marker and line style change too, so 20 targets stay distinguishable.
-Legends sit outside the axes so they never cover data. Synthetic data is said so
-in a note under each figure.
+Readability rules (bench.report.plot_style): groups are numbered (the same numbers as
+the report's table) and the key sits beside the plot, so 36 groups never stack 36
+labels; labels go where they overlap nothing; the Pareto frontier is a step line with
+its points ringed (visible with one point); axes go log when values span over 10×
+(steps: log2 when the grid doubles) and never below zero for non-negative
+quantities; rates carry Wilson intervals; "no failures" is said in words. Every
+figure is stamped with its caveats (synthetic, emulator data, random-init weights,
+FID below its minimum n, polled latency), in the image and in the file's metadata.
 """
 
 from __future__ import annotations
@@ -19,54 +23,51 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from scipy.stats import binomtest
 
-PALETTE: list[str] = list(plt.style.library["tableau-colorblind10"]["axes.prop_cycle"].by_key()["color"])
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-LINESTYLES = ("-", "--", ":", "-.")
-SYNTHETIC_NOTE = "Synthetic: images from the offline `local` generator (drawings, not a real model)."
+from bench.report.plot_style import (
+    PALETTE,
+    SYNTHETIC_NOTE,
+    Caveats,
+    apply_scale,
+    cluster,
+    place_labels,
+    png_metadata,
+    ranges,
+    renderer_of,
+    stamp,
+    style,
+    svg_metadata,
+    target_styles,
+)
+from bench.report.summary import requests_of
+
+__all__ = ["PALETTE", "PLOTS", "SYNTHETIC_NOTE", "pareto_front", "style", "write_plots"]
+
+QUALITY = ("clip_mean", "clip_ci_low", "clip_ci_high", "CLIP score (mean, 95% CI over prompts)")
 
 
-def style(i: int) -> dict[str, Any]:
-    """Colour, marker and line style of series i: distinct for at least 80 series."""
-    return {
-        "color": PALETTE[i % len(PALETTE)],
-        "marker": MARKERS[(i // len(PALETTE)) % len(MARKERS)],
-        "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
-    }
-
-
-def target_styles(targets: list[str]) -> dict[str, dict[str, Any]]:
-    return {t: style(i) for i, t in enumerate(sorted(set(targets)))}
-
-
-def _finish(fig: Figure, ax_list: list[Any], title: str, synthetic: bool, legend: bool = True) -> Figure:
-    fig.suptitle(title + (" [synthetic]" if synthetic else ""), fontsize=11)
-    if legend:
+def _finish(fig: Figure, title: str, caveats: Caveats, *, legend_axes: list[Any] | None = None) -> Figure:
+    """Title, legend (outside the data), caveat stamp, then the layout."""
+    fig.suptitle(title, fontsize=11)
+    if legend_axes:
         handles, labels = [], []
-        for ax in ax_list:
+        for ax in legend_axes:
             for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
                 if lab not in labels and not lab.startswith("_"):
                     handles.append(h)
                     labels.append(lab)
         if handles:
-            ncol = 1 if len(labels) <= 14 else 2
-            fig.legend(
-                handles,
-                labels,
-                loc="upper left",
-                bbox_to_anchor=(1.0, 0.92),
-                fontsize=7,
-                ncol=ncol,
-                frameon=False,
-            )
-    if synthetic:
-        fig.text(0.01, 0.005, SYNTHETIC_NOTE, fontsize=7, style="italic", ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
+            # Beside the last axes, outside the data; tight_layout makes room for it.
+            legend_axes[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+                                   fontsize=7, frameon=False, ncol=1 if len(labels) <= 16 else 2)  # fmt: skip
+    bottom = stamp(fig, caveats)
+    fig.tight_layout(rect=(0, bottom + 0.01, 1, 0.95))
     return fig
 
 
 def _empty(ax: Any, message: str) -> None:
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=10, wrap=True)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -83,116 +84,173 @@ def pareto_front(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> np.ndarray
     return np.array(sorted(front, key=lambda i: (x[i], -y[i])), dtype=np.intp)
 
 
+def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a rate k/n (scipy's reference implementation); NaNs when n = 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def group_numbers(summary: pd.DataFrame) -> list[int]:
+    """1-based group numbers: the report table's '#' column uses the same."""
+    return list(range(1, len(summary) + 1))
+
+
+def _key_text(summary: pd.DataFrame, shown: set[int]) -> str:
+    lines = []
+    for num, label in zip(group_numbers(summary), summary["group"], strict=True):
+        mark = "" if num in shown else "  (not plotted)"
+        lines.append(f"{num:>3}  {label}{mark}")
+    return "\n".join(lines)
+
+
 def _quality_scatter(
-    summary: pd.DataFrame, xcol: str, xlabel: str, title: str, err: tuple[str, str] | None
+    summary: pd.DataFrame,
+    xcol: str,
+    xlabel: str,
+    title: str,
+    err: tuple[str, str] | None,
+    caveats: Caveats,
+    quality: tuple[str, str, str, str] = QUALITY,
 ) -> Figure:
-    fig, ax = plt.subplots(figsize=(8.5, 5.0))
-    synthetic = bool(summary["synthetic"].any())
-    s = summary[summary["clip_mean"].notna() & summary[xcol].notna()].reset_index(drop=True)
-    hidden = len(summary) - len(s)
+    ycol, ylo, yhi, ylabel = quality
+    n = len(summary)
+    fig = plt.figure(figsize=(11.0, max(5.5, 0.13 * n + 2.0)))
+    grid = fig.add_gridspec(1, 2, width_ratios=(3.0, 1.35))
+    ax, side = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    side.axis("off")
+    numbered = summary.assign(_num=group_numbers(summary)).reset_index(drop=True)
+    s = numbered[numbered[ycol].notna() & numbered[xcol].notna()].reset_index(drop=True)
     if s.empty:
         _empty(
             ax,
-            f"No group has both a CLIP score and {xlabel}\n(run `bench score RUN_DIR` for CLIP; unknown costs stay unknown)",
+            f"No group has both a quality score and {xlabel}\n"
+            "(run `bench score RUN_DIR` for CLIP; unknown costs stay unknown)",
         )
-        return _finish(fig, [ax], title, synthetic, legend=False)
-    styles = target_styles(list(summary["target"]))
+        return _finish(fig, title, caveats)
+    styles = target_styles(summary["target"])
     for target, grp in s.groupby("target", sort=True):
         st = styles[str(target)]
-        yerr = np.vstack([grp["clip_mean"] - grp["clip_ci_low"], grp["clip_ci_high"] - grp["clip_mean"]])
-        xerr = None
-        if err is not None:
-            xerr = np.vstack([grp[xcol] - grp[err[0]], grp[err[1]] - grp[xcol]])
+        yerr = np.vstack([grp[ycol] - grp[ylo], grp[yhi] - grp[ycol]]) if ylo in grp else None
+        xerr = np.vstack([grp[xcol] - grp[err[0]], grp[err[1]] - grp[xcol]]) if err else None
         ax.errorbar(
-            grp[xcol],
-            grp["clip_mean"],
-            yerr=np.nan_to_num(yerr),
-            xerr=None if xerr is None else np.nan_to_num(xerr),
-            fmt=st["marker"],
-            color=st["color"],
-            label=str(target),
-            alpha=0.85,
-            capsize=2,
-            markersize=6,
-        )
-    x, y = s[xcol].to_numpy(float), s["clip_mean"].to_numpy(float)
+            grp[xcol], grp[ycol],
+            yerr=None if yerr is None else np.clip(np.nan_to_num(yerr), 0, None),
+            xerr=None if xerr is None else np.clip(np.nan_to_num(xerr), 0, None),
+            fmt=st["marker"], color=st["color"], label=str(target), alpha=0.85, capsize=2, markersize=6,
+        )  # fmt: skip
+    x, y = s[xcol].to_numpy(float), s[ycol].to_numpy(float)
+    scale = apply_scale(ax, "x", list(x), nonnegative=True)
     front = pareto_front(x, y)
-    ax.step(x[front], y[front], where="post", color="black", linewidth=1.2, label="Pareto frontier")
-    for i in front[:12]:
-        ax.annotate(
-            str(s.loc[i, "group"]), (x[i], y[i]), textcoords="offset points", xytext=(4, 4), fontsize=6
-        )
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("CLIP score (mean, 95% CI over prompts)")
-    ax.grid(alpha=0.3)
+    fx, fy = x[front], y[front]
+    # The staircase: the best quality reachable at each cost; carried to the right edge.
+    right = ax.get_xlim()[1]
+    ax.step([*fx, right], [*fy, fy[-1]], where="post", color="black", linewidth=1.3, zorder=3)
+    ax.scatter(fx, fy, s=220, facecolors="none", edgecolors="black", linewidths=1.6, zorder=4, clip_on=False,
+               label=f"Pareto frontier ({len(front)} group{'s' if len(front) != 1 else ''})")  # fmt: skip
+    ylo_v = np.nanmin(s[ylo]) if ylo in s else np.nanmin(y)
+    yhi_v = np.nanmax(s[yhi]) if yhi in s else np.nanmax(y)
+    pad = max((yhi_v - ylo_v) * 0.12, 1e-6)
+    ax.set_ylim(ylo_v - pad, yhi_v + pad)
+    ax.set_xlabel(xlabel + ("" if scale == "linear" else f" ({scale} scale: values span > 10×)"))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout(rect=(0, stamp_height(fig, caveats), 1, 0.95))
+    # Numbers, not names, at the points: points sharing a spot get one label ("1-12").
+    spots = cluster(ax, x, y)
+    nums = s["_num"].to_numpy(int)
+    place_labels(
+        fig, ax, [(float(x[g[0]]), float(y[g[0]]), ranges([int(nums[i]) for i in g])) for g in spots]
+    )
+    hidden = n - len(s)
     if hidden:
-        ax.text(
-            0.99,
-            0.01,
-            f"{hidden} group(s) not shown: unknown cost or no CLIP score",
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=7,
-        )
-    return _finish(fig, [ax], title, synthetic)
+        ax.text(0.99, 0.01, f"{hidden} group(s) not plotted: unknown {xlabel.split(' (')[0]} or no score",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=7)  # fmt: skip
+    handles, labels = ax.get_legend_handles_labels()
+    legend = side.legend(handles, labels, loc="upper left", fontsize=7, frameon=False,
+                         ncol=1 if len(labels) <= 12 else 2)  # fmt: skip
+    # The key goes right under the legend, whatever its height.
+    box = legend.get_window_extent(renderer_of(fig)).transformed(side.transAxes.inverted())
+    side.text(0.0, box.y0 - 0.02, "Key (# = report table row)\n" + _key_text(summary, set(s["_num"])),
+              fontsize=6.5, family="monospace", va="top", ha="left", transform=side.transAxes)  # fmt: skip
+    fig.suptitle(title, fontsize=11)
+    stamp(fig, caveats)
+    return fig
 
 
-def quality_vs_cost(summary: pd.DataFrame) -> Figure:
+def stamp_height(fig: Figure, caveats: Caveats) -> float:
+    lines = len(caveats.lines())
+    return 0.0 if not lines else min(0.3, (lines * 0.13 + 0.05) / fig.get_figheight()) + 0.01
+
+
+def quality_vs_cost(summary: pd.DataFrame, caveats: Caveats | None = None) -> Figure:
     return _quality_scatter(
-        summary,
-        "cost_per_1k_usd",
-        "cost per 1,000 images (USD)",
-        "Quality vs cost, with the Pareto frontier",
-        None,
-    )
+        summary, "cost_per_1k_usd", "cost per 1,000 images (USD)", "Quality vs cost, with the Pareto frontier",
+        None, caveats or Caveats.of(summary, summary),
+    )  # fmt: skip
 
 
-def quality_vs_latency(summary: pd.DataFrame) -> Figure:
+def quality_vs_latency(summary: pd.DataFrame, caveats: Caveats | None = None) -> Figure:
     return _quality_scatter(
-        summary,
-        "latency_p90_s",
-        "p90 latency (s, 95% CI)",
-        "Quality vs p90 latency, with the Pareto frontier",
-        ("latency_p90_ci_low", "latency_p90_ci_high"),
-    )
+        summary, "latency_p90_s", "p90 latency (s, 95% CI)", "Quality vs p90 latency, with the Pareto frontier",
+        ("latency_p90_ci_low", "latency_p90_ci_high"), caveats or Caveats.of(summary, summary),
+    )  # fmt: skip
 
 
-def latency_ecdf(records: pd.DataFrame) -> Figure:
-    fig, ax = plt.subplots(figsize=(8.5, 5.0))
+def latency_ecdf(records: pd.DataFrame, caveats: Caveats) -> Figure:
+    fig, ax = plt.subplots(figsize=(9.5, 5.2))
+    title = "Latency distribution per target (ECDF), p90 marked"
     ok = records[(records["status"] == "ok") & records["latency_s"].notna()]
-    synthetic = bool(records["synthetic"].fillna(False).any())
     if ok.empty:
         _empty(ax, "No successful requests: no latencies")
-        return _finish(fig, [ax], "Latency distribution per target (ECDF)", synthetic, legend=False)
-    styles = target_styles(list(ok["target"]))
+        return _finish(fig, title, caveats)
+    ok = requests_of(ok)
+    styles = target_styles(ok["target"])
+    p90s = []
     for target, grp in ok.groupby("target", sort=True):
         st = styles[str(target)]
         v = np.sort(grp["latency_s"].to_numpy(float))
-        ax.step(
-            v,
-            np.arange(1, len(v) + 1) / len(v),
-            where="post",
-            color=st["color"],
-            linestyle=st["linestyle"],
-            label=f"{target} (n={len(v)})",
-        )
-    ax.set_xlabel("end-to-end latency per image (s)")
+        poll = grp.get("poll_interval_s", pd.Series(dtype=float)).dropna()
+        polled = f", polled ≤{poll.max():g} s" if not poll.empty else ""
+        ax.step(v, np.arange(1, len(v) + 1) / len(v), where="post", color=st["color"],
+                linestyle=st["linestyle"], label=f"{target} (n={len(v)}{polled})")  # fmt: skip
+        p90 = float(np.percentile(v, 90))
+        ax.plot([p90], [0.9], marker=st["marker"], color=st["color"], markersize=7, markeredgecolor="black")
+        p90s.append((p90, 0.9, f"p90 {p90:.2f} s", st["color"]))
+    apply_scale(ax, "x", list(ok["latency_s"].astype(float)), nonnegative=True)
+    ax.set_ylim(0, 1.02)
+    ax.axhline(0.9, color="gray", linewidth=0.7, linestyle=":")
+    ax.text(0.005, 0.885, "90% of requests", transform=ax.get_yaxis_transform(), fontsize=7, color="gray",
+            va="top", ha="left")  # fmt: skip
+    ax.set_xlabel("end-to-end latency per request (s)")
     ax.set_ylabel("fraction of requests ≤ latency")
-    ax.axhline(0.9, color="gray", linewidth=0.6, linestyle=":")
-    ax.grid(alpha=0.3)
-    return _finish(fig, [ax], "Latency distribution per target (ECDF)", synthetic)
+    ax.grid(alpha=0.3, which="both")
+    _finish(fig, title, caveats, legend_axes=[ax])
+    place_labels(fig, ax, p90s)
+    return fig
 
 
-def clip_vs_params(records: pd.DataFrame) -> Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.5), sharey=True)
+def _param_scale(ax: Any, values: list[float]) -> None:
+    """Steps and guidance grids usually double: log2 once the values span 4× or more."""
+    v = sorted({x for x in values if np.isfinite(x)})
+    if len(v) >= 2 and v[0] > 0 and v[-1] / v[0] >= 4:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(v, [f"{x:g}" for x in v])
+        ax.set_xlim(v[0] / 1.25, v[-1] * 1.25)
+    elif v:
+        ax.set_xlim(max(0.0, v[0] - 1.0) if v[0] >= 0 else v[0] - 1.0, v[-1] + 1.0)
+
+
+def clip_vs_params(records: pd.DataFrame, caveats: Caveats) -> Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.8), sharey=True)
+    title = "CLIP score against steps and guidance, per model"
     ok = (
         records[(records["status"] == "ok") & records["clip_score"].notna()]
         if "clip_score" in records
         else records.iloc[:0]
     )
-    synthetic = bool(records["synthetic"].fillna(False).any())
-    styles = target_styles(list(records["target"]))
+    styles = target_styles(records["target"])
     for ax, param, unit in ((axes[0], "steps", "inference steps"), (axes[1], "guidance", "guidance scale")):
         sub = ok[ok[param].notna()]
         if sub.empty:
@@ -201,91 +259,167 @@ def clip_vs_params(records: pd.DataFrame) -> Figure:
         means = sub.groupby(["target", param])["clip_score"].mean().reset_index()
         for target, grp in means.groupby("target", sort=True):
             st = styles[str(target)]
-            ax.plot(
-                grp[param],
-                grp["clip_score"],
-                color=st["color"],
-                marker=st["marker"],
-                linestyle=st["linestyle"],
-                label=str(target),
-            )
+            ax.plot(grp[param], grp["clip_score"], color=st["color"], marker=st["marker"],
+                    linestyle=st["linestyle"], label=str(target))  # fmt: skip
+        _param_scale(ax, list(sub[param].astype(float)))
         ax.set_xlabel(unit)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("CLIP score (mean over prompts, seeds, other settings)")
-    return _finish(fig, list(axes), "CLIP score against steps and guidance, per model", synthetic)
+    return _finish(fig, title, caveats, legend_axes=list(axes))
 
 
-def cost_per_1k(summary: pd.DataFrame) -> Figure:
+def cost_per_1k(summary: pd.DataFrame, caveats: Caveats) -> Figure:
     n = len(summary)
-    fig, ax = plt.subplots(figsize=(8.5, max(2.5, 0.28 * n + 1.2)))
-    synthetic = bool(summary["synthetic"].any())
-    styles = target_styles(list(summary["target"]))
+    fig, ax = plt.subplots(figsize=(9.5, max(3.0, 0.26 * n + 1.6)))
+    styles = target_styles(summary["target"])
     y = np.arange(n)
     values = summary["cost_per_1k_usd"].to_numpy(float)
     colors = [styles[str(t)]["color"] for t in summary["target"]]
-    ax.barh(y, np.nan_to_num(values), color=colors)
+    scale = apply_scale(ax, "x", list(values), nonnegative=True)
+    base = ax.get_xlim()[0] if scale == "log" else 0.0
+    ax.barh(y, np.where(np.isnan(values), 0.0, values - base), left=base, color=colors)
     for yi, v in zip(y, values, strict=True):
-        ax.text(
-            0.0 if np.isnan(v) else float(v),
-            float(yi),
-            " unknown" if np.isnan(v) else f" ${v:,.2f}",
-            va="center",
-            fontsize=7,
-        )
-    ax.set_yticks(y, [str(g) for g in summary["group"]], fontsize=7)
+        ax.text(base if np.isnan(v) else float(v), float(yi), " unknown" if np.isnan(v) else f" ${v:,.2f}",
+                va="center", fontsize=7)  # fmt: skip
+    labels = [f"{i}  {g}" for i, g in zip(group_numbers(summary), summary["group"], strict=True)]
+    ax.set_yticks(y, labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("USD per 1,000 images (unknown = no price and none reported)")
+    ax.set_xlabel("USD per 1,000 images" + ("" if scale == "linear" else f" ({scale} scale)")
+                  + " — unknown = no price and none reported")  # fmt: skip
+    ax.grid(alpha=0.3, axis="x", which="both")
+    return _finish(fig, "Cost per 1,000 images", caveats)
+
+
+def _rates(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per value of `by`: requests, errors, refusals, with Wilson intervals."""
+    rows = []
+    for key, g in frame.groupby(by, sort=True):
+        n = len(g)
+        err, ref = int((g["status"] == "error").sum()), int((g["status"] == "refused").sum())
+        rows.append({by: key, "n": n, "error": err / n, "refused": ref / n, "n_error": err, "n_refused": ref,
+                     "error_ci": wilson(err, n), "refused_ci": wilson(ref, n)})  # fmt: skip
+    return pd.DataFrame(rows).set_index(by)
+
+
+def _rate_bars(ax: Any, rates: pd.DataFrame, name: str) -> None:
+    y = np.arange(len(rates))
+    for off, col, colour, label, hatch in ((-0.2, "error", PALETTE[3], "error rate", None),
+                                           (0.2, "refused", PALETTE[0], "refusal rate", "//")):  # fmt: skip
+        lo = np.array([c[0] for c in rates[f"{col}_ci"]])
+        hi = np.array([c[1] for c in rates[f"{col}_ci"]])
+        v = rates[col].to_numpy(float)
+        ax.barh(y + off, 100 * v, height=0.4, color=colour, label=label, hatch=hatch, alpha=0.85)
+        ax.errorbar(100 * v, y + off, xerr=100 * np.vstack([v - lo, hi - v]), fmt="none", ecolor="black",
+                    capsize=2, linewidth=0.8, label="_")  # fmt: skip
+    ax.set_yticks(y, [f"{i} (n={n})" for i, n in zip(rates.index, rates["n"], strict=True)], fontsize=7)
+    ax.invert_yaxis()
+    top = max(c[1] for col in ("error_ci", "refused_ci") for c in rates[col])
+    ax.set_xlim(0, max(5.0, 100 * float(top) * 1.1))
+    ax.set_xlabel(f"% of requests sent, by {name} (bars: 95% Wilson interval)")
     ax.grid(alpha=0.3, axis="x")
-    return _finish(fig, [ax], "Cost per 1,000 images", synthetic, legend=False)
 
 
-def failure_rates(records: pd.DataFrame) -> Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.5))
-    attempted = records[records["status"] != "skipped"]
-    synthetic = bool(records["synthetic"].fillna(False).any())
+def failure_rates(records: pd.DataFrame, caveats: Caveats) -> Figure:
+    attempted = requests_of(records[records["status"] != "skipped"])
+    n_cat = attempted["category"].nunique() if "category" in attempted else 0
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, max(4.2, 0.35 * n_cat + 1.8)))
+    title = "Error and refusal rates"
+    failures = int(attempted["status"].isin(["error", "refused"]).sum())
+    if attempted.empty or failures == 0:
+        for ax in axes:
+            ax.axis("off")
+        what = "No requests were sent." if attempted.empty else (
+            f"No failures: 0 errors and 0 refusals in {len(attempted)} requests.\n"
+            f"(With n={len(attempted)}, the 95% Wilson interval of the failure rate is "
+            f"0–{100 * wilson(0, len(attempted))[1]:.1f}%.)"
+        )  # fmt: skip
+        fig.text(0.5, 0.55, what, ha="center", va="center", fontsize=12)
+        return _finish(fig, title, caveats)
     for ax, col, name in ((axes[0], "provider", "provider"), (axes[1], "category", "prompt category")):
         sub = attempted.assign(**{col: attempted[col].fillna("(none)")})
-        if sub.empty:
-            _empty(ax, "No attempted requests")
-            continue
-        rates = sub.groupby(col).agg(
-            error=("status", lambda s: float((s == "error").mean())),
-            refused=("status", lambda s: float((s == "refused").mean())),
-            n=("status", "size"),
-        )
-        y = np.arange(len(rates))
-        ax.barh(y - 0.2, 100 * rates["error"], height=0.4, color=PALETTE[0], label="error rate")
-        ax.barh(
-            y + 0.2, 100 * rates["refused"], height=0.4, color=PALETTE[1], label="refusal rate", hatch="//"
-        )
-        ax.set_yticks(y, [f"{i} (n={n})" for i, n in zip(rates.index, rates["n"], strict=True)], fontsize=7)
-        ax.invert_yaxis()
-        ax.set_xlim(0, max(5.0, 100 * float(rates[["error", "refused"]].to_numpy().max()) * 1.15))
-        ax.set_xlabel(f"% of attempted requests, by {name}")
-        ax.grid(alpha=0.3, axis="x")
-    return _finish(fig, list(axes), "Error and refusal rates", synthetic)
+        _rate_bars(ax, _rates(sub, col), name)
+    return _finish(fig, title, caveats, legend_axes=list(axes))
 
 
-PLOTS: dict[str, tuple[str, Callable[[pd.DataFrame, pd.DataFrame], Figure]]] = {
-    "quality_vs_cost": ("Quality vs cost", lambda s, r: quality_vs_cost(s)),
-    "quality_vs_latency": ("Quality vs p90 latency", lambda s, r: quality_vs_latency(s)),
-    "latency_ecdf": ("Latency ECDF", lambda s, r: latency_ecdf(r)),
-    "clip_vs_params": ("CLIP vs steps and guidance", lambda s, r: clip_vs_params(r)),
-    "cost_per_1k": ("Cost per 1,000 images", lambda s, r: cost_per_1k(s)),
-    "failure_rates": ("Error and refusal rates", lambda s, r: failure_rates(r)),
+def by_category(records: pd.DataFrame, caveats: Caveats) -> Figure:
+    """Quality and refusal rate by prompt category, per target: where a model is weak or refuses."""
+    attempted = requests_of(records[records["status"] != "skipped"]).assign(
+        category=lambda d: d["category"].fillna("(none)")
+    )
+    cats = sorted(attempted["category"].unique())
+    targets = sorted(attempted["target"].unique())
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, max(4.2, 0.28 * len(cats) * max(1, len(targets)) ** 0.5 + 2.0)),
+                             sharey=True)  # fmt: skip
+    title = "Quality and refusal rate by prompt category, per target"
+    if attempted.empty:
+        for ax in axes:
+            _empty(ax, "No requests were sent")
+        return _finish(fig, title, caveats)
+    styles = target_styles(targets)
+    pos = {c: i for i, c in enumerate(cats)}
+    step = 0.7 / max(1, len(targets))
+    top_rate = 0.05
+    ok = records[(records["status"] == "ok")].assign(category=lambda d: d["category"].fillna("(none)"))
+    has_q = "clip_score" in ok and ok["clip_score"].notna().any()
+    for k, t in enumerate(targets):
+        st = styles[t]
+        off = -0.35 + step * (k + 0.5)
+        if has_q:
+            q = ok[(ok["target"] == t) & ok["clip_score"].notna()].groupby("category")["clip_score"]
+            mean, sem = q.mean(), q.sem()
+            ys = [pos[c] + off for c in mean.index]
+            axes[0].errorbar(mean.to_numpy(float), ys, xerr=np.nan_to_num(1.96 * sem.to_numpy(float)),
+                             fmt=st["marker"], color=st["color"], capsize=2, markersize=5, label=t)  # fmt: skip
+        a = attempted[attempted["target"] == t]
+        rows = [(c, int((g["status"] == "refused").sum()), len(g)) for c, g in a.groupby("category")]
+        rates = np.array([r / n for _, r, n in rows])
+        ci = np.array([wilson(r, n) for _, r, n in rows])
+        ys = [pos[c] + off for c, _, _ in rows]
+        top_rate = max(top_rate, float(ci[:, 1].max()))
+        axes[1].errorbar(100 * rates, ys, xerr=100 * np.vstack([rates - ci[:, 0], ci[:, 1] - rates]),
+                         fmt=st["marker"], color=st["color"], capsize=2, markersize=5,
+                         label=t if not has_q else "_")  # fmt: skip
+    if not has_q:
+        _empty(axes[0], "No quality scores (run `bench score RUN_DIR`)")
+    else:
+        axes[0].set_xlabel("CLIP score by category (mean ± 1.96 SE over images)")
+        axes[0].grid(alpha=0.3, axis="x")
+    axes[1].set_yticks(range(len(cats)), [str(c) for c in cats], fontsize=7)
+    axes[1].tick_params(labelleft=True)
+    axes[1].set_ylim(len(cats) - 0.5, -0.5)
+    axes[1].set_xlim(0, 100 * top_rate * 1.1)
+    axes[1].set_xlabel("refusal rate % (95% Wilson interval)")
+    axes[1].grid(alpha=0.3, axis="x")
+    return _finish(fig, title, caveats, legend_axes=list(axes))
+
+
+Maker = Callable[[pd.DataFrame, pd.DataFrame, Caveats], Figure]
+PLOTS: dict[str, tuple[str, Maker]] = {
+    "quality_vs_cost": ("Quality vs cost", lambda s, r, c: quality_vs_cost(s, c)),
+    "quality_vs_latency": ("Quality vs p90 latency", lambda s, r, c: quality_vs_latency(s, c)),
+    "latency_ecdf": ("Latency ECDF", lambda s, r, c: latency_ecdf(r, c)),
+    "clip_vs_params": ("CLIP vs steps and guidance", lambda s, r, c: clip_vs_params(r, c)),
+    "cost_per_1k": ("Cost per 1,000 images", lambda s, r, c: cost_per_1k(s, c)),
+    "failure_rates": ("Error and refusal rates", lambda s, r, c: failure_rates(r, c)),
+    "by_category": ("Quality and refusals by prompt category", lambda s, r, c: by_category(r, c)),
 }
 
 
 def write_plots(summary: pd.DataFrame, records: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """Every plot as out_dir/<name>.png and .svg; returns name -> SVG path."""
+    """Every plot as out_dir/<name>.png and .svg, caveats in the image and the metadata;
+    returns name -> SVG path."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    caveats = Caveats.of(summary, records)
     written: dict[str, Path] = {}
-    with plt.rc_context({"svg.fonttype": "none", "figure.dpi": 100}):
-        for name, (_, make) in PLOTS.items():
-            fig = make(summary, records)
+    with plt.rc_context({"svg.fonttype": "none", "figure.dpi": 100, "svg.hashsalt": "t2i-bench"}):
+        for name, (title, make) in PLOTS.items():
+            fig = make(summary, records, caveats)
             try:
-                fig.savefig(out_dir / f"{name}.png", dpi=120, bbox_inches="tight")
-                fig.savefig(out_dir / f"{name}.svg", bbox_inches="tight")
+                fig.savefig(out_dir / f"{name}.png", dpi=120, bbox_inches="tight",
+                            metadata=png_metadata(caveats, title))  # fmt: skip
+                fig.savefig(
+                    out_dir / f"{name}.svg", bbox_inches="tight", metadata=svg_metadata(caveats, title)
+                )
             finally:
                 plt.close(fig)
             written[name] = out_dir / f"{name}.svg"
