@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.errors import ConfigError
 from bench.prices import PriceTable
-from bench.providers.base import ProviderSettings
+from bench.providers.base import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderSettings
 
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 _RATIO_RE = re.compile(r"^(\d+):(\d+)$")
@@ -62,6 +62,8 @@ class RunnerSettings:
     backoff_max_s: float = 60.0
     max_in_flight: int = 4096
     progress: str = "auto"
+    # `bench run` exits 1 when more than this share of the run's requests ended in error.
+    max_error_rate: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,12 @@ def _positive_number(value: Any, key: str, *, allow_none: bool = False) -> float
     return float(value)
 
 
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(key, value, "use a whole number of bytes >= 1, e.g. 52428800 (50 MiB)")
+    return value
+
+
 def parse_providers(cfg: Mapping[str, Any]) -> dict[str, ProviderConfig]:
     out: dict[str, ProviderConfig] = {}
     for name, block in cfg.items():
@@ -231,7 +239,9 @@ def parse_providers(cfg: Mapping[str, Any]) -> dict[str, ProviderConfig]:
             requests_per_minute=rpm,
             timeout_s=timeout or 120.0,
             poll_interval_s=poll or 1.0,
-            max_download_bytes=int(block.get("max_download_bytes", 50 * 1024 * 1024)),
+            max_download_bytes=_positive_int(
+                block.get("max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES), f"{key}.max_download_bytes"
+            ),
             options=dict(options),
         )
         out[str(name)] = ProviderConfig(adapter=adapter, settings=settings)
@@ -251,12 +261,22 @@ def parse_runner(cfg: Mapping[str, Any]) -> RunnerSettings:
     base = cfg.get("backoff_base_s", 1.0)
     if isinstance(base, bool) or not isinstance(base, int | float) or base < 0:
         raise ConfigError("runner.backoff_base_s", base, "use a number of seconds >= 0")
+    max_error_rate = cfg.get("max_error_rate", 0.5)
+    if (
+        isinstance(max_error_rate, bool)
+        or not isinstance(max_error_rate, int | float)
+        or not 0 <= max_error_rate <= 1
+    ):
+        raise ConfigError(
+            "runner.max_error_rate", max_error_rate, "use a share between 0 and 1 (e.g. 0.5; 1 = never fail)"
+        )
     return RunnerSettings(
         max_attempts=attempts,
         backoff_base_s=float(base),
         backoff_max_s=_positive_number(cfg.get("backoff_max_s", 60.0), "runner.backoff_max_s") or 60.0,
         max_in_flight=in_flight,
         progress=str(progress),
+        max_error_rate=float(max_error_rate),
     )
 
 

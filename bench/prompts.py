@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import random
 from collections import defaultdict
@@ -37,8 +38,30 @@ def _stable_id(prefix: str, index: int, text: str) -> str:
     return f"{prefix}{index:05d}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
 
 
+def read_utf8(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 (latin-1, binary) is a config error naming the byte."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            "prompts.path",
+            str(path),
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8",
+        ) from None
+
+
 def load_yaml_suite(path: Path) -> list[PromptItem]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(read_utf8(path))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise ConfigError(
+            "prompts.path", str(path), f"not valid YAML{where} ({problem}); fix the syntax"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("prompts"), list):
         raise ConfigError("prompts.path", str(path), "a YAML suite needs a top-level `prompts:` list")
     suite = str(data.get("suite", path.stem))
@@ -61,7 +84,7 @@ def load_yaml_suite(path: Path) -> list[PromptItem]:
 
 def load_parti(path: Path) -> list[PromptItem]:
     """PartiPrompts TSV: columns Prompt, Category, Challenge, Note."""
-    with path.open(encoding="utf-8", newline="") as fh:
+    with io.StringIO(read_utf8(path), newline="") as fh:
         reader = csv.DictReader(fh, delimiter="\t")
         if reader.fieldnames is None or "Prompt" not in reader.fieldnames:
             raise ConfigError(
@@ -83,10 +106,22 @@ def load_parti(path: Path) -> list[PromptItem]:
 def load_geneval(path: Path) -> list[PromptItem]:
     """GenEval evaluation metadata JSONL: one object per line with `tag` and `prompt`."""
     items = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+    for i, line in enumerate(read_utf8(path).splitlines()):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                "prompts.path", str(path), f"line {i + 1} is not JSON ({exc.msg}); one JSON object per line"
+            ) from None
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+            raise ConfigError(
+                "prompts.path",
+                str(path),
+                f'line {i + 1} has no "prompt" string; GenEval metadata lines look like '
+                '{"tag": "single_object", "prompt": "a photo of a cat"}',
+            )
         items.append(
             PromptItem(
                 id=_stable_id("geneval", i, row["prompt"]),
@@ -125,6 +160,25 @@ def sample(
     return chosen
 
 
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError("prompts.seed", value, "use a whole number, e.g. prompts.seed=0")
+    return value
+
+
+def _categories(value: Any) -> list[str] | None:
+    """None (all), one category name, or a list of names."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(
+        "prompts.categories", value, "give a list of category names, e.g. prompts.categories=[Animals,Food]"
+    )
+
+
 def load_prompts(cfg: Mapping[str, Any]) -> list[PromptItem]:
     """Load and sample the suite described by the `prompts` config block."""
     suite = cfg.get("suite", "project")
@@ -156,8 +210,8 @@ def load_prompts(cfg: Mapping[str, Any]) -> list[PromptItem]:
         items,
         n=cfg.get("n"),
         per_category=cfg.get("per_category"),
-        categories=cfg.get("categories"),
-        seed=int(cfg.get("seed", 0)),
+        categories=_categories(cfg.get("categories")),
+        seed=_seed(cfg.get("seed", 0)),
     )
     if not items:
         raise ConfigError("prompts", dict(cfg), "the suite and filters select no prompt; loosen the filters")

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bench.config import RunnerSettings
-from bench.errors import MalformedResponseError, ProviderError, ProviderTimeoutError
+from bench.errors import MalformedResponseError, ProviderError, ProviderTimeoutError, RateLimitedError
 from bench.images import inspect_image
 from bench.limits import Budget, ProviderLane
 from bench.prices import PriceTable, estimate_cost
@@ -58,6 +58,7 @@ class RunSummary:
     interrupted: bool = False
     stop_reason: str = ""
     error_types: dict[str, int] = field(default_factory=dict)
+    error_examples: dict[str, str] = field(default_factory=dict)  # the first message of each error type
 
     @property
     def finished(self) -> int:
@@ -77,11 +78,22 @@ class RunSummary:
 
 
 def backoff_delay_s(attempt: int, settings: RunnerSettings, retry_after_s: float | None) -> float:
-    """Seconds to wait before retry `attempt`+1: Retry-After when given, else capped exponential with jitter."""
+    """Seconds to wait before retry `attempt`+1: Retry-After when given, else capped exponential with jitter.
+
+    Both are capped by backoff_max_s: a `Retry-After: 3600` must not park the run for an hour.
+    """
     if retry_after_s is not None:
-        return float(retry_after_s + random.uniform(0, min(0.1 * retry_after_s, 1.0)))
+        jittered = retry_after_s + random.uniform(0, min(0.1 * retry_after_s, 1.0))
+        return float(min(jittered, settings.backoff_max_s))
     ceiling = min(settings.backoff_max_s, math.ldexp(settings.backoff_base_s, attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": spread, but never near zero
+
+
+def waits_past_timeout(err: ProviderError, timeout_s: float) -> bool:
+    """True for a rate limit that asks us to wait longer than a request may take: fail it now instead."""
+    return (
+        isinstance(err, RateLimitedError) and err.retry_after_s is not None and err.retry_after_s > timeout_s
+    )
 
 
 def expected_cost_usd(prices: PriceTable, provider: Provider, job: Job) -> float | None:
@@ -222,7 +234,14 @@ class Runner:
             except ProviderError as err:
                 latency_s = time.perf_counter() - t0
                 self.budget.release(job.target.id, estimate, None, reported=False, succeeded=False)
-                if err.retryable and attempts < self.settings.max_attempts and not self._stopping:
+                too_long = waits_past_timeout(err, provider.settings.timeout_s)
+                if too_long:
+                    err.message += (
+                        f" (Retry-After {err.retry_after_s:g}s is longer than"
+                        f" timeout_s={provider.settings.timeout_s:g}: not waiting)"
+                    )
+                retry = err.retryable and not too_long
+                if retry and attempts < self.settings.max_attempts and not self._stopping:
                     delay = backoff_delay_s(attempts, self.settings, err.retry_after_s)
                     log.debug("%s: %s, retry %d in %.2fs", job.target.id, err.error_type, attempts, delay)
                     await asyncio.sleep(delay)
@@ -314,6 +333,7 @@ class Runner:
         else:
             self.summary.error += 1
         self.summary.error_types[err.error_type] = self.summary.error_types.get(err.error_type, 0) + 1
+        self.summary.error_examples.setdefault(err.error_type, message)
         assert self._progress is not None
         self._progress.advance(row["status"], NAN)
 

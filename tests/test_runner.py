@@ -32,7 +32,9 @@ def test_429_with_retry_after_then_success(bench_cfg: Any, tmp_path: Path) -> No
         429, {"Retry-After": "0.4"}, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}}
     )
     with scripted([limited]) as (url, script):
-        assert execute_run(paid_config(bench_cfg, url), tmp_path / "run") == 0
+        cfg = paid_config(bench_cfg, url)
+        cfg["runner"]["backoff_max_s"] = 1.0  # Retry-After is honoured up to backoff_max_s
+        assert execute_run(cfg, tmp_path / "run") == 0
     assert len(script.hits) == 2
     assert script.hits[1] - script.hits[0] >= 0.4  # Retry-After was honoured
     row = records(tmp_path / "run").iloc[0]
@@ -46,7 +48,7 @@ def test_5xx_backs_off_exponentially_then_gives_up(bench_cfg: Any, tmp_path: Pat
     with scripted([], default=broken) as (url, script):
         cfg = paid_config(bench_cfg, url)
         cfg["runner"]["max_attempts"] = 3
-        assert execute_run(cfg, tmp_path / "run") == 0
+        assert execute_run(cfg, tmp_path / "run") == 1  # no request succeeded
     assert len(script.hits) == 3
     row = records(tmp_path / "run").iloc[0]
     assert row.status == "error" and row.error_type == "server" and row.attempts == 3
@@ -74,7 +76,8 @@ def test_no_retry_on_refusal_or_invalid_request(
     answer: Answer, status: str, error_type: str, bench_cfg: Any, tmp_path: Path
 ) -> None:
     with scripted([], default=answer) as (url, script):
-        assert execute_run(paid_config(bench_cfg, url), tmp_path / "run") == 0
+        # A refusal is an answer (exit 0); a run whose only request failed exits 1.
+        assert execute_run(paid_config(bench_cfg, url), tmp_path / "run") == (status == "error")
     assert len(script.hits) == 1
     row = records(tmp_path / "run").iloc[0]
     assert (row.status, row.error_type, row.attempts) == (status, error_type, 1)

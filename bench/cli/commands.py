@@ -105,11 +105,17 @@ def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None) -> int:
 
 
 def score(run_dir: Path, metrics_cfg: Mapping[str, Any]) -> int:
+    from bench.metrics.errors import WeightsError
     from bench.metrics.score import score_run
 
     if not (run_dir / "records.parquet").is_file():
         print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
         return EXIT_USAGE
-    result = score_run(run_dir, metrics_cfg)
+    try:
+        result = score_run(run_dir, metrics_cfg, require_weights=True)
+    except WeightsError as exc:
+        # Nothing was written: scores from an earlier pass stay as they were.
+        print(f"bench: {exc} (stored scores in {run_dir} are unchanged)", file=sys.stderr)
+        return EXIT_USAGE
     print(result)
     return EXIT_OK

@@ -30,6 +30,20 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("bench_slug", slug)
 
 
+def override_problem(exc: Exception) -> str:
+    """Hydra's error as one line, with the fix for the most common case (a key that does not exist)."""
+    text = str(exc).strip()
+    first_line = text.splitlines()[0] if text else type(exc).__name__
+    if first_line.startswith("Could not override") or (
+        "Key '" in first_line and "is not in struct" in first_line
+    ):
+        return (
+            f"{first_line} No such key: check its spelling (`bench run --cfg job` prints every key), "
+            "or add a new key with +key=value"
+        )
+    return first_line
+
+
 def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
     """The resolved config for these overrides, as `bench run` would see it (without hydra's node)."""
     from hydra import compose, initialize_config_dir
@@ -46,7 +60,6 @@ def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
             cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
         container = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError("overrides", " ".join(overrides), f"{first_line}") from None
+        raise ConfigError("overrides", " ".join(overrides), override_problem(exc)) from None
     assert isinstance(container, dict)
     return {str(k): v for k, v in container.items()}

@@ -77,10 +77,17 @@ def cmd_run(args: list[str]) -> int:
     from bench.cli.hydra_config import compose_config
 
     flags = {a.split("=", 1)[0] for a in args if a.startswith("-")}
+    overrides = [a for a in args if not a.startswith("-")]
+    if flags and flags <= _MULTIRUN_FLAGS:
+        from bench.cli.multirun import run_multirun
+
+        # Every job's config is composed and checked before the first job starts, and the
+        # exit code is the worst job's, whichever launcher ran them.
+        return run_multirun(overrides)
     if not flags & (_HYDRA_FLAGS_WITHOUT_RUN | _MULTIRUN_FLAGS):
         # Validate before Hydra makes a run folder: a typo must not leave an empty run behind,
         # and every config error is found before any request is sent.
-        cfg = compose_config([a for a in args if not a.startswith("-")])
+        cfg = compose_config(overrides)
         prepare(cfg, require_keys=True)
         check_writable(Path(str(cfg.get("results_dir", "results"))))
     return _hydra_run(args)

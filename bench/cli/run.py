@@ -97,7 +97,37 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path) -> int:
         print(f"bench: re-run the same command with run_name={run_dir.name} to finish", file=sys.stderr)
         return EXIT_INTERRUPTED
     score_and_report(run_dir, config)
+    failure = run_failure(summary, config.runner.max_error_rate)
+    if failure:
+        print(f"bench: run failed: {failure}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def run_failure(summary: RunSummary, max_error_rate: float) -> str | None:
+    """Why a finished run counts as failed (exit 1), or None.
+
+    The run is the whole run folder: requests stored by earlier invocations count as
+    done. A refusal is an answer (the refusal rate is a result), not an error.
+    """
+    errors = summary.error
+    if errors == 0:
+        return None
+    done = summary.already_done + summary.ok + summary.refused
+    share = errors / (done + errors)
+    if done == 0:
+        reason = f"no request succeeded ({errors} ended in error)"
+    elif share > max_error_rate:
+        reason = (
+            f"{errors} of {done + errors} requests ended in error "
+            f"({share:.0%} > runner.max_error_rate={max_error_rate:g})"
+        )
+    else:
+        return None
+    counts = sorted(((n, kind) for kind, n in summary.error_types.items() if kind != "refused"), reverse=True)
+    top = ", ".join(f"{kind} {n}" for n, kind in counts[:3])
+    example = summary.error_examples.get(counts[0][1], "") if counts else ""
+    return f"{reason}; top error types: {top}" + (f"; e.g. {example}" if example else "")
 
 
 def score_and_report(run_dir: Path, config: BenchConfig) -> None:

@@ -172,7 +172,12 @@ def _warn(notes: list[str], message: str) -> None:
 
 
 def _score_clip(
-    scorer: _Scorer, ok: pd.DataFrame, items: list[tuple[str, Path]], notes: list[str]
+    scorer: _Scorer,
+    ok: pd.DataFrame,
+    items: list[tuple[str, Path]],
+    notes: list[str],
+    *,
+    require_weights: bool = False,
 ) -> pd.DataFrame:
     """clip_score / clip_fingerprint / clip_truncated for the ok rows (index aligned with `ok`)."""
     cfg = scorer.cfg.clip
@@ -182,6 +187,8 @@ def _score_clip(
     try:
         scorer.clip.weights = clipmod.resolve_clip_weights(cfg, scorer.cache_dir)
     except WeightsError as exc:
+        if require_weights:
+            raise
         _warn(notes, f"clip_score is NaN for this run: {exc}")
     prompts = [str(p) for p in ok["prompt"]]
     # Truncation depends only on the tokenizer, which ships with open_clip: known even without weights.
@@ -318,8 +325,18 @@ def _write_metrics(run_dir: Path, rows: list[dict[str, Any]], fingerprints: dict
     os.replace(tmp, path)
 
 
-def score_run(run_dir: Path, metrics_cfg: Mapping[str, Any] | MetricsConfig | None) -> ScoreReport:
-    """Compute CLIP per ok image and FID/KID/CLIP-mean per group; write records.parquet and metrics.parquet."""
+def score_run(
+    run_dir: Path,
+    metrics_cfg: Mapping[str, Any] | MetricsConfig | None,
+    *,
+    require_weights: bool = False,
+) -> ScoreReport:
+    """Compute CLIP per ok image and FID/KID/CLIP-mean per group; write records.parquet and metrics.parquet.
+
+    With `require_weights` (`bench score`), CLIP weights that fail to load raise WeightsError before
+    anything is written, so stored scores are never replaced by NaN; `bench run` scores with NaN and a
+    warning instead (a fresh run has no scores to lose).
+    """
     started = time.perf_counter()
     cfg = parse_metrics_config(metrics_cfg)
     run_dir = Path(run_dir)
@@ -345,7 +362,7 @@ def score_run(run_dir: Path, metrics_cfg: Mapping[str, Any] | MetricsConfig | No
         elif cfg.fid.enabled or cfg.kid.enabled:
             log.info("FID/KID skipped: no metrics.fid.reference configured (a folder, .npz, run or target)")
         if cfg.clip.enabled:
-            clip_cols = _score_clip(scorer, ok, items, notes)
+            clip_cols = _score_clip(scorer, ok, items, notes, require_weights=require_weights)
             ok[["clip_score", "clip_fingerprint", "clip_truncated"]] = clip_cols
             _write_records(records_path, table, clip_cols, np.flatnonzero(ok_mask.to_numpy()))
         elif "clip_score" not in ok:

@@ -1,0 +1,128 @@
+"""`bench run -m`: validate every job of the sweep before the first starts; exit non-zero if any job failed.
+
+Hydra's `@hydra.main` throws away what the jobs of a multirun return, so under the
+joblib (or any out-of-process) launcher a failed job could not change the exit code.
+Here the sweep is launched through the same Hydra machinery (sweeper, launcher,
+callbacks, job folders), but the launcher's JobReturns come back to us: each job's
+return value is its exit code, whichever process or machine ran it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.cli.hydra_config import override_problem
+from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, execute_run, prepare
+from bench.config import check_writable
+from bench.errors import BenchError, ConfigError
+
+log = logging.getLogger("bench")
+
+
+def expand_sweep(overrides: Sequence[str]) -> list[list[str]]:
+    """The override list of every job the basic sweeper would launch (`a=1,2 b=x,y` -> 4 jobs)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        batches = BasicSweeper.split_arguments(parsed, None)
+    except HydraException as exc:
+        raise ConfigError("overrides", " ".join(overrides), override_problem(exc)) from None
+    return [list(job) for batch in batches for job in batch]
+
+
+def validate_jobs(jobs: Iterable[Sequence[str]]) -> int:
+    """Compose and prepare each job's config as its run would; the first problem is a ConfigError."""
+    from bench.cli.hydra_config import compose_config
+
+    count = 0
+    for job in jobs:
+        # hydra/* overrides (launcher, sweeper, job folders) are Hydra's business, not the job's config.
+        cfg = compose_config([o for o in job if not o.lstrip("+~").startswith("hydra")])
+        try:
+            prepare(cfg, require_keys=True)
+            check_writable(Path(str(cfg.get("results_dir", "results"))))
+        except ConfigError as exc:
+            raise ConfigError(exc.key, exc.value, f"{exc.fix} (in the job {' '.join(job)})") from None
+        count += 1
+    return count
+
+
+def multirun_task(cfg: Any) -> int:
+    """One job of the sweep (runs in whatever process the launcher chose); returns its exit code."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    try:
+        return execute_run({str(k): v for k, v in container.items()}, run_dir)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:  # one job's crash must not hide the others' results; it still fails the sweep
+        log.exception("job in %s crashed", run_dir)
+        return EXIT_FAILED
+
+
+def launch(overrides: Sequence[str]) -> list[tuple[str, int]]:
+    """Run the sweep through Hydra's sweeper and launcher; (job folder, exit code) per job."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import JobStatus
+    from omegaconf import OmegaConf
+
+    from bench.cli.hydra_config import CONFIG_DIR, CONFIG_NAME, register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    app = Hydra.create_main_hydra2(
+        task_name="bench", config_search_path=create_config_search_path(str(CONFIG_DIR))
+    )
+    try:
+        returns = app.multirun(
+            config_name=CONFIG_NAME,
+            task_function=multirun_task,
+            overrides=[*overrides, "hydra.mode=MULTIRUN"],
+        )
+    finally:
+        GlobalHydra.instance().clear()
+    outcomes: list[tuple[str, int]] = []
+    for batch in returns or []:
+        for job in batch:
+            output_dir = (
+                OmegaConf.select(job.hydra_cfg, "hydra.runtime.output_dir") if job.hydra_cfg else None
+            )
+            label = str(output_dir or " ".join(job.overrides or []))
+            value = job.return_value if job.status == JobStatus.COMPLETED else None
+            if isinstance(value, int):
+                outcomes.append((label, value))
+            else:
+                log.error("job %s did not report an exit code (%s)", label, job.status)
+                outcomes.append((label, EXIT_FAILED))
+    return outcomes
+
+
+def run_multirun(overrides: Sequence[str]) -> int:
+    """Validate every job, launch the sweep, and exit with the worst job's code."""
+    jobs = expand_sweep(overrides)
+    validate_jobs(jobs)
+    outcomes = launch(overrides)
+    failed = [(label, code) for label, code in outcomes if code != EXIT_OK]
+    for label, code in failed:
+        print(f"bench: job {label} exited {code}", file=sys.stderr)
+    if len(outcomes) != len(jobs):
+        print(f"bench: {len(jobs)} jobs planned, {len(outcomes)} reported back", file=sys.stderr)
+        return EXIT_FAILED
+    if failed:
+        print(f"bench: multirun: {len(failed)} of {len(outcomes)} jobs failed", file=sys.stderr)
+        return max(code for _, code in failed)
+    return EXIT_OK
