@@ -94,6 +94,12 @@ class ModelSpec:
     # on models that read width and height only in that case.
     size_custom: Mapping[str, Any] = field(default_factory=dict)
     version: str | None = None  # the provider's model version, where its API asks for one
+    # Provenance (bench.catalog.sources): where this schema came from and which one it was.
+    catalog_source: str = "shipped"  # shipped | fetched | user | generic
+    schema_sha256: str | None = None
+    fetched_at: str | None = None  # UTC ISO time a fetched schema was fetched
+    # True when nobody published this schema: its parameters are a generic guess, not checked.
+    unverified: bool = False
 
     @property
     def target_id(self) -> str:

@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 
-from bench.catalog.spec import ModelSpec, ParamSpec
+from bench.catalog.entries import renamed
+from bench.catalog.shipped import shipped_specs
+from bench.catalog.spec import ModelSpec
 from bench.errors import (
     AuthError,
     InvalidRequestError,
@@ -27,7 +29,6 @@ from bench.errors import (
 )
 from bench.providers.base import GenerationResult, Timings
 from bench.providers.http_common import HttpProvider, dig, looks_like_refusal, nan_if_none, strip_images
-from bench.providers.schemas import params
 from bench.request import ImageRequest
 
 DEFAULT_ENDPOINTS = ("z_image_turbo",)
@@ -37,56 +38,16 @@ QUEUE_FULL = re.compile(r"queue (?:is )?full", re.I)
 BAD_KEY = re.compile(r"api key|invalid key|\bkey\b.*(?:invalid|unknown|missing)", re.I)
 
 
-def image_params() -> dict[str, ParamSpec]:
-    """The standard request parameters of every AKI.IO image endpoint (seed 003)."""
-    return params(
-        ParamSpec("prompt", "string", required=True),
-        ParamSpec("negative_prompt", "string"),
-        ParamSpec("width", "integer", default=1024, minimum=128, maximum=2048),
-        ParamSpec("height", "integer", default=1024, minimum=128, maximum=2048),
-        ParamSpec(
-            "seed", "integer", default=-1, minimum=-1, description="-1: random; the seed used is returned"
-        ),
-        ParamSpec("steps", "integer", minimum=1, maximum=50, description="default: the model's recommended"),
-        ParamSpec(
-            "true_cfg_scale",
-            "number",
-            minimum=0,
-            maximum=10,
-            description="classifier-free guidance; turbo models ignore it",
-        ),
-        ParamSpec(
-            "quality",
-            "string",
-            default="high",
-            options=("max", "high", "fast", "preview"),
-            description="speed/quality trade-off; same composition at every level",
-        ),
-    )
-
-
 class AkiioProvider(HttpProvider):
     default_base_url = "https://aki.io"
 
     def models(self) -> Sequence[ModelSpec]:
-        endpoints = self.option("endpoints", list(DEFAULT_ENDPOINTS))
-        return [
-            ModelSpec(
-                provider=self.name,
-                model=str(endpoint),
-                params=image_params(),
-                negative_prompt_param="negative_prompt",
-                steps_param="steps",
-                guidance_param="true_cfg_scale",
-                seed_param="seed",
-                size_mode="width_height",
-                size_param="width",
-                size_param_2="height",
-                title=str(endpoint),
-                description="AKI.IO image endpoint (standard image-gen parameters)",
-            )
-            for endpoint in endpoints
-        ]
+        # Every AKI.IO image endpoint takes the same standard parameters (seed 003): the
+        # shipped snapshot holds them once, under its first endpoint.
+        endpoints = [str(e) for e in self.option("endpoints", list(DEFAULT_ENDPOINTS))]
+        known = {s.model: s for s in shipped_specs("akiio", self.name)}
+        template = next(iter(known.values()))
+        return [known.get(e) or renamed(template, e) for e in endpoints]
 
     async def generate(
         self, spec: ModelSpec, payload: Mapping[str, Any], request: ImageRequest

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from bench.catalog.spec import ModelSpec, ParamSpec
+from bench.catalog.shipped import shipped_specs
+from bench.catalog.spec import ModelSpec
 from bench.errors import (
     InvalidRequestError,
     ProviderError,
@@ -24,56 +25,10 @@ from bench.errors import (
 )
 from bench.providers.base import GenerationResult, Timings
 from bench.providers.http_common import HttpProvider, all_flagged_nsfw, dig, nan_if_none, strip_images
-from bench.providers.schemas import SAFETY_TOLERANCE, fal_flux_params, fal_flux_spec, params
 from bench.request import ImageRequest
 
-ULTRA_ASPECT_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
 TIMEOUT_ERROR_TYPES = frozenset({"request_timeout", "startup_timeout"})
 REFUSAL_ERROR_TYPES = frozenset({"content_policy_violation"})
-
-
-def _models(provider: str) -> list[ModelSpec]:
-    ultra = ModelSpec(
-        provider=provider,
-        model="fal-ai/flux-pro/v1.1-ultra",
-        params=params(
-            ParamSpec("prompt", "string", required=True),
-            ParamSpec("aspect_ratio", "string", default="16:9", options=ULTRA_ASPECT_RATIOS),
-            ParamSpec("seed", "integer", minimum=0),
-            ParamSpec("num_images", "integer", default=1, minimum=1, maximum=4),
-            ParamSpec("enable_safety_checker", "boolean", default=True),
-            ParamSpec("sync_mode", "boolean", default=False),
-            ParamSpec("output_format", "string", default="jpeg", options=("jpeg", "png")),
-            ParamSpec("raw", "boolean", default=False, description="less processed, more natural look"),
-            SAFETY_TOLERANCE,
-        ),
-        seed_param="seed",
-        count_param="num_images",
-        size_mode="aspect_ratio",
-        size_param="aspect_ratio",
-        title="FLUX1.1 [pro] ultra",
-    )
-    return [
-        fal_flux_spec(
-            provider,
-            "fal-ai/flux/schnell",
-            fal_flux_params(steps=(1, 12, 4), guidance=None),
-            "FLUX.1 [schnell]",
-        ),
-        fal_flux_spec(
-            provider,
-            "fal-ai/flux/dev",
-            fal_flux_params(steps=(1, 50, 28), guidance=(1, 20, 3.5)),
-            "FLUX.1 [dev]",
-        ),
-        fal_flux_spec(
-            provider,
-            "fal-ai/flux-pro/v1.1",
-            fal_flux_params(steps=None, guidance=None, extra=(SAFETY_TOLERANCE,)),
-            "FLUX1.1 [pro]",
-        ),
-        ultra,
-    ]
 
 
 def app_path(model_id: str) -> str:
@@ -85,7 +40,7 @@ class FalProvider(HttpProvider):
     default_base_url = "https://queue.fal.run"
 
     def models(self) -> Sequence[ModelSpec]:
-        return _models(self.name)
+        return shipped_specs("fal", self.name)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Key {self.key}"}

@@ -18,7 +18,9 @@ from typing import Any
 
 import httpx
 
-from bench.catalog.spec import ModelSpec, ParamSpec
+from bench.catalog.entries import renamed
+from bench.catalog.shipped import shipped_specs
+from bench.catalog.spec import ModelSpec
 from bench.errors import AuthError, ProviderError, RateLimitedError, RefusedError, ServerError
 from bench.providers.base import GenerationResult, Timings, parse_retry_after
 from bench.providers.http_common import (
@@ -29,7 +31,6 @@ from bench.providers.http_common import (
     nan_if_none,
     strip_images,
 )
-from bench.providers.schemas import SAFETY_TOLERANCE, params
 from bench.request import ImageRequest
 
 API = "/provider/api/v1/image"
@@ -37,34 +38,6 @@ DONE = frozenset({"completed", "complete", "succeeded", "success", "done", "read
 FAILED = frozenset({"failed", "failure", "error", "cancelled", "canceled"})
 ID_KEYS = ("request_id", "requestId", "id")
 IMAGE_KEYS = ("images", "image_urls", "image_url", "url", "output")
-INFERRED = "inferred name: KidJig does not publish its image parameters"
-ASPECT_RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
-
-
-def _models(provider: str, model_ids: Sequence[str]) -> list[ModelSpec]:
-    schema = params(
-        ParamSpec("prompt", "string", required=True),
-        ParamSpec("aspect_ratio", "string", default="16:9", options=ASPECT_RATIOS, description=INFERRED),
-        ParamSpec("seed", "integer", minimum=0, description=INFERRED),
-        ParamSpec("output_format", "string", default="jpeg", options=("jpeg", "png"), description=INFERRED),
-        ParamSpec("sync_mode", "boolean", default=False, description=INFERRED),
-        ParamSpec("enable_safety_checker", "boolean", default=True, description=INFERRED),
-        ParamSpec("quality", "string", options=("standard", "hd"), description=f"hd = 2752x1536; {INFERRED}"),
-        SAFETY_TOLERANCE,
-    )
-    return [
-        ModelSpec(
-            provider=provider,
-            model=model_id,
-            params=schema,
-            seed_param="seed",
-            size_mode="aspect_ratio",
-            size_param="aspect_ratio",
-            title=model_id,
-            description="parameter names inferred from KidJig's docs (seed 000), not confirmed by an API schema",
-        )
-        for model_id in model_ids
-    ]
 
 
 def image_refs(value: Any) -> list[str]:
@@ -82,7 +55,9 @@ class KidjigProvider(HttpProvider):
     default_base_url = "https://api.kidjig.com"
 
     def models(self) -> Sequence[ModelSpec]:
-        return _models(self.name, [str(m) for m in self.option("models", ["flux-pro-v1.1-ultra"])])
+        # KidJig publishes no schema: every model gets the generic one of seed 000 (unverified).
+        template = shipped_specs("kidjig", self.name)[0]
+        return [renamed(template, str(m)) for m in self.option("models", [template.model])]
 
     def _headers(self) -> dict[str, str]:
         return {"X-Api-Key": self.key}

@@ -12,12 +12,12 @@ One synchronous call. The three differ in their answers, so each has a profile
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from bench.catalog.spec import ModelSpec, ParamSpec
+from bench.catalog.shipped import shipped_specs
+from bench.catalog.spec import ModelSpec
 from bench.errors import (
     ConfigError,
     InvalidRequestError,
@@ -41,14 +41,6 @@ from bench.providers.http_common import (
     nan_if_none,
     strip_images,
 )
-from bench.providers.schemas import (
-    SAFETY_TOLERANCE,
-    dalle3_spec,
-    fal_flux_params,
-    fal_flux_spec,
-    gpt_image_1_spec,
-    params,
-)
 from bench.request import ImageRequest
 
 PROFILES: dict[str, str] = {
@@ -64,81 +56,9 @@ REFUSAL_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 RATE_LIMIT_CODES = frozenset({"rate_limit_exceeded"})
 
 
-def _aiml_models() -> list[ModelSpec]:
-    openai_params = ("n", "size", "quality", "response_format", "background", "output_format")
-    dalle = dalle3_spec("aimlapi")
-    gpt = gpt_image_1_spec("aimlapi")
-    return [
-        fal_flux_spec(
-            "aimlapi", "flux/schnell", fal_flux_params(steps=(1, 12, 4), guidance=None), "FLUX.1 [schnell]"
-        ),
-        fal_flux_spec(
-            "aimlapi", "flux/dev", fal_flux_params(steps=(1, 50, 28), guidance=(1, 20, 3.5)), "FLUX.1 [dev]"
-        ),
-        fal_flux_spec(
-            "aimlapi",
-            "flux-pro",
-            fal_flux_params(steps=(1, 50, 28), guidance=(1, 20, 3.5), extra=(SAFETY_TOLERANCE,)),
-            "FLUX.1 [pro]",
-        ),
-        fal_flux_spec(
-            "aimlapi",
-            "alibaba/z-image-turbo",
-            fal_flux_params(steps=(1, 8, 8), guidance=None),
-            "Z-Image Turbo",
-            description="turbo model: guidance is fixed by the model",
-        ),
-        # AIML passes these OpenAI parameters through (its docs list no others for them).
-        replace(
-            dalle, params={k: v for k, v in dalle.params.items() if k in (*openai_params, "prompt", "style")}
-        ),
-        replace(gpt, params={k: v for k, v in gpt.params.items() if k in (*openai_params, "prompt")}),
-    ]
-
-
-def _apipie_models() -> list[ModelSpec]:
-    provider = ParamSpec("provider", "string", description="route to one upstream; omit to let APIpie choose")
-    dalle3 = dalle3_spec("apipie", fixed={"provider": "openai"})
-    dalle2 = ModelSpec(
-        provider="apipie",
-        model="dall-e-2",
-        params=params(
-            ParamSpec("prompt", "string", required=True),
-            ParamSpec("n", "integer", default=1, minimum=1, maximum=1, description="APIpie: n=1 only"),
-            ParamSpec("size", "string", default="1024x1024", options=("256x256", "512x512", "1024x1024")),
-            ParamSpec("response_format", "string", default="url", options=("url", "b64_json")),
-            provider,
-        ),
-        size_mode="size_string",
-        size_param="size",
-        fixed={"provider": "openai"},
-        title="DALL-E 2",
-    )
-    sd3 = ModelSpec(
-        provider="apipie",
-        model="stable-diffusion-3",
-        params=params(
-            ParamSpec("prompt", "string", required=True),
-            ParamSpec("n", "integer", default=1, minimum=1, maximum=1),
-            ParamSpec("size", "string", default="1024x1024", options=("1024x1024", "1024x1792", "1792x1024")),
-            ParamSpec("style", "string", default="natural", options=("natural", "vivid")),
-            ParamSpec("response_format", "string", default="url", options=("url", "b64_json")),
-            provider,
-        ),
-        size_mode="size_string",
-        size_param="size",
-        title="Stable Diffusion 3",
-        description="APIpie picks the upstream provider unless `provider` is set",
-    )
-    return [replace(dalle3, params={**dalle3.params, "provider": provider}), dalle2, sd3]
-
-
-def _models_for(profile: str) -> list[ModelSpec]:
-    if profile == "aimlapi":
-        return _aiml_models()
-    if profile == "apipie":
-        return _apipie_models()
-    return [dalle3_spec("openai"), gpt_image_1_spec("openai")]
+def is_gpt_image(model: str) -> bool:
+    """gpt-image-1 under its own id or a gateway's (AIML: openai/gpt-image-1)."""
+    return model.rsplit("/", 1)[-1].startswith("gpt-image")
 
 
 class OpenAICompatProvider(HttpProvider):
@@ -153,7 +73,7 @@ class OpenAICompatProvider(HttpProvider):
             )
         self.profile = profile
         self.default_base_url = PROFILES[profile]
-        self._models = [replace(spec, provider=self.name) for spec in _models_for(profile)]
+        self._models = shipped_specs(profile, self.name)
 
     def models(self) -> Sequence[ModelSpec]:
         return self._models
@@ -238,7 +158,7 @@ class OpenAICompatProvider(HttpProvider):
     def estimate_cost_usd(self, spec: ModelSpec, request: ImageRequest) -> float | None:
         """Token-priced models: the usage an answer will report, from the documented per-image counts."""
         table = self.settings.options.get("price_table")
-        if spec.model != "gpt-image-1" or not isinstance(table, PriceTable):
+        if not is_gpt_image(spec.model) or not isinstance(table, PriceTable):
             return super().estimate_cost_usd(spec, request)
         quality = str(request.extra.get("quality", "auto"))
         text_tokens = max(1, len(request.prompt) // 4)  # ~4 characters per token

@@ -17,76 +17,16 @@ from typing import Any
 
 import httpx
 
-from bench.catalog.spec import ModelSpec, ParamSpec
+from bench.catalog.shipped import shipped_specs
+from bench.catalog.spec import ModelSpec
 from bench.errors import InvalidRequestError, ProviderError, RefusedError, ServerError
 from bench.providers.base import GenerationResult, Timings, parse_retry_after
 from bench.providers.http_common import HttpProvider, dig, looks_like_refusal, nan_if_none, strip_images
-from bench.providers.schemas import params
 from bench.request import ImageRequest
 
-ASPECT_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 MAX_PREFER_WAIT_S = 60  # Replicate holds a create for at most 60 s
 THROTTLE_RESET = re.compile(r"resets in ~?(\d+(?:\.\d+)?)\s*s")
-
-
-def _flux_params(*, steps: tuple[int, int, int] | None, guidance: bool) -> dict[str, ParamSpec]:
-    specs = [
-        ParamSpec("prompt", "string", required=True),
-        ParamSpec("aspect_ratio", "string", default="1:1", options=ASPECT_RATIOS),
-        ParamSpec("num_outputs", "integer", default=1, minimum=1, maximum=4),
-        ParamSpec("seed", "integer"),
-        ParamSpec("output_format", "string", default="webp", options=("webp", "jpg", "png")),
-        ParamSpec("output_quality", "integer", default=80, minimum=0, maximum=100),
-        ParamSpec("disable_safety_checker", "boolean", default=False),
-        ParamSpec("go_fast", "boolean", default=True),
-        ParamSpec("megapixels", "string", default="1", options=("1", "0.25")),
-    ]
-    if steps is not None:
-        specs.append(
-            ParamSpec("num_inference_steps", "integer", default=steps[2], minimum=steps[0], maximum=steps[1])
-        )
-    if guidance:
-        specs.append(ParamSpec("guidance", "number", default=3, minimum=0, maximum=10))
-    return params(*specs)
-
-
-def _models(provider: str) -> list[ModelSpec]:
-    common: dict[str, Any] = {
-        "provider": provider,
-        "seed_param": "seed",
-        "size_mode": "aspect_ratio",
-        "size_param": "aspect_ratio",
-    }
-    pro = params(
-        ParamSpec("prompt", "string", required=True),
-        ParamSpec("aspect_ratio", "string", default="1:1", options=ASPECT_RATIOS),
-        ParamSpec("seed", "integer"),
-        ParamSpec("output_format", "string", default="webp", options=("webp", "jpg", "png")),
-        ParamSpec("output_quality", "integer", default=80, minimum=0, maximum=100),
-        ParamSpec("safety_tolerance", "integer", default=2, minimum=1, maximum=6),
-        ParamSpec("prompt_upsampling", "boolean", default=False),
-    )
-    return [
-        ModelSpec(
-            model="black-forest-labs/flux-schnell",
-            params=_flux_params(steps=(1, 4, 4), guidance=False),
-            steps_param="num_inference_steps",
-            count_param="num_outputs",
-            title="FLUX.1 [schnell]",
-            **common,
-        ),
-        ModelSpec(
-            model="black-forest-labs/flux-dev",
-            params=_flux_params(steps=(1, 50, 28), guidance=True),
-            steps_param="num_inference_steps",
-            guidance_param="guidance",
-            count_param="num_outputs",
-            title="FLUX.1 [dev]",
-            **common,
-        ),
-        ModelSpec(model="black-forest-labs/flux-1.1-pro", params=pro, title="FLUX1.1 [pro]", **common),
-    ]
 
 
 def _timestamp(value: Any) -> dt.datetime | None:
@@ -109,7 +49,7 @@ class ReplicateProvider(HttpProvider):
     default_base_url = "https://api.replicate.com"
 
     def models(self) -> Sequence[ModelSpec]:
-        return _models(self.name)
+        return shipped_specs("replicate", self.name)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
