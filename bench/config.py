@@ -10,7 +10,7 @@ import math
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,11 @@ class Target:
     provider: str
     model: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    # This target's own sweep values ({steps: [1, 2, 4]}), replacing the sweep's for it alone.
+    sweep: Mapping[str, Any] = field(default_factory=dict)
+
+    def axes(self, shared: SweepAxes) -> SweepAxes:
+        return replace(shared, **self.sweep) if self.sweep else shared
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,23 @@ def parse_target(entry: Any, index: int) -> Target:
         params = entry.get("params") or {}
         if not isinstance(params, Mapping):
             raise ConfigError(f"{where}.params", params, "give fixed parameters as a mapping name: value")
+        unknown = sorted(set(entry) - {"target", "params", "name", "sweep"})
+        if unknown:
+            raise ConfigError(
+                f"{where}.{unknown[0]}",
+                entry[unknown[0]],
+                "a target mapping takes target, params, name, sweep",
+            )
         name = entry.get("name")
         if name is None and params:
             name = base + "[" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + "]"
-        return Target(id=str(name or base), provider=target.provider, model=target.model, params=dict(params))
+        return Target(
+            id=str(name or base),
+            provider=target.provider,
+            model=target.model,
+            params=dict(params),
+            sweep=parse_target_sweep(entry.get("sweep"), f"{where}.sweep"),
+        )
     raise ConfigError(
         where, entry, "a target is a string provider:model or a mapping with `target` and `params`"
     )
@@ -182,6 +200,27 @@ def parse_sweep(cfg: Mapping[str, Any]) -> SweepAxes:
         negative_prompt=negative,
         num_images=num_images,
     )
+
+
+TARGET_SWEEP_KEYS = ("steps", "guidance", "seeds", "sizes", "negative_prompt")
+
+
+def parse_target_sweep(raw: Any, where: str) -> dict[str, Any]:
+    """A target's own grid: the same keys and checks as `sweep`, for the axes it names."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, raw, "give the target's own sweep as a mapping, e.g. {steps: [1, 2, 4]}")
+    unknown = sorted(set(raw) - set(TARGET_SWEEP_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}", raw[unknown[0]], f"a target's sweep takes {', '.join(TARGET_SWEEP_KEYS)}"
+        )
+    try:
+        parsed = parse_sweep(raw)
+    except ConfigError as exc:
+        raise ConfigError(exc.key.replace("sweep.", f"{where}.", 1), exc.value, exc.fix) from None
+    return {key: getattr(parsed, key) for key in raw}
 
 
 def _positive_number(value: Any, key: str, *, allow_none: bool = False) -> float | None:

@@ -35,6 +35,9 @@ class PriceEntry:
     # at size=1792x1024 or quality=hd). Entries without `match` are the model's fallback.
     match: Mapping[str, Any] = field(default_factory=dict)
     token_usd_per_million: Mapping[str, float] = field(default_factory=dict)  # unit == "token"
+    # "price_table" (configs/prices) or "price_api" (published by the provider, fetched at run
+    # time; effective_date is the fetch date). Becomes the record's cost_source.
+    source: str = "price_table"
 
     def applies_to(self, payload: Mapping[str, Any] | None) -> bool:
         if not self.match:
@@ -99,10 +102,15 @@ class PriceTable:
         """The most specific entry: matching `match` conditions first, then the model's, then "*"."""
         for key in ((provider, model), (provider, "*")):
             candidates = self._entries.get(key, [])
-            for entry in sorted(candidates, key=lambda e: -len(e.match)):
+            # Most specific first; at equal specificity a price the provider published now beats the table.
+            for entry in sorted(candidates, key=lambda e: (-len(e.match), e.source != "price_api")):
                 if entry.applies_to(payload):
                     return entry
         return None
+
+    def with_entries(self, entries: Iterable[PriceEntry]) -> PriceTable:
+        """A new table with these entries added (live prices from the providers' price APIs)."""
+        return PriceTable([*(e for group in self._entries.values() for e in group), *entries])
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._entries.values())

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 SCHEMA_VERSION = "1"
 STATUSES = ("ok", "error", "refused", "skipped")
-COST_SOURCES = ("reported", "price_table", "unknown")
+COST_SOURCES = ("reported", "price_api", "price_table", "unknown")
 
 RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("run_id", pa.string()),
@@ -61,6 +61,13 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("revised_prompt", pa.string()),
     ("seed_used", pa.float64()),
     ("provider_request_id", pa.string()),
+    # Which model schema the request was validated and mapped with (bench.catalog.sources).
+    ("catalog_source", pa.string()),  # shipped | fetched | user
+    ("schema_sha256", pa.string()),
+    (
+        "schema_unverified",
+        pa.bool_(),
+    ),  # true: nobody published this schema (KidJig, unlisted OpenAI-style ids)
     # Filled by the metrics stage (bench score); NaN/null until scored.
     ("clip_score", pa.float64()),
     ("clip_fingerprint", pa.string()),

@@ -311,7 +311,8 @@ class Runner:
             usage=result.usage,
         )
         if cost is not None and not math.isnan(cost):
-            return cost, "price_table"
+            entry = self.prices.lookup(job.target.provider, job.target.model, job.payload)
+            return cost, entry.source if entry is not None else "price_table"
         return NAN, "unknown"
 
     # ---- outcomes that are not images ------------------------------------------------

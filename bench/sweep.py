@@ -148,11 +148,17 @@ def plan_sweep(
     providers: Mapping[str, Provider],
     prompts: Sequence[PromptItem],
     axes: SweepAxes,
+    specs: Mapping[str, ModelSpec] | None = None,
 ) -> SweepPlan:
-    """Validate every setting of every target (raises ConfigError) and return the lazy plan."""
+    """Validate every setting of every target (raises ConfigError) and return the lazy plan.
+
+    `specs` (target id -> schema) come from the catalog (bench.catalog.sources); without
+    them each provider's shipped models are used. A target's own sweep values replace
+    the shared ones for it.
+    """
     planned = []
     for target in targets:
         provider = providers[target.provider]
-        spec = provider.model_spec(target.model)
-        planned.append((target, spec, tuple(settings_for(target, spec, provider, axes))))
+        spec = specs[target.id] if specs is not None else provider.model_spec(target.model)
+        planned.append((target, spec, tuple(settings_for(target, spec, provider, target.axes(axes)))))
     return SweepPlan(prompts=tuple(prompts), targets=tuple(planned), repeats=axes.repeats)

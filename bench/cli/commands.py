@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.run import EXIT_OK, EXIT_USAGE, prepare
-from bench.config import ProviderConfig
 from bench.errors import BenchError
-from bench.providers.registry import create_provider
 from bench.report.summary import format_table
 from bench.runner import expected_cost_usd
 
@@ -59,29 +57,6 @@ def estimate(cfg: Mapping[str, Any]) -> int:
         print(f"max_cost_usd: {config.max_cost_usd:g} (the run stops before passing it)")
     for line in missing_keys:
         print(f"note: {line}", file=sys.stderr)
-    return EXIT_OK
-
-
-def list_models(providers: Mapping[str, ProviderConfig], only: str | None) -> int:
-    if only is not None and only not in providers:
-        print(
-            f"bench: unknown provider {only!r}; configured: {', '.join(sorted(providers))}", file=sys.stderr
-        )
-        return EXIT_USAGE
-    for name, pc in providers.items():
-        if only is not None and name != only:
-            continue
-        provider = create_provider(pc.adapter, pc.settings)
-        key = f"key: ${pc.settings.api_key_env}" if provider.needs_api_key else "no key needed"
-        print(f"{name}  (adapter {pc.adapter}; {key}; base_url {pc.settings.base_url or '-'})")
-        for spec in provider.models():
-            params = ", ".join(f"{k}={v}" for k, v in spec.normalized_parameters().items()) or "prompt only"
-            print(f"  {spec.target_id}")
-            print(f"      normalized: {params}")
-            native = ", ".join(
-                f"{p.name}:{p.type}" + ("*" if p.required else "") for p in spec.params.values()
-            )
-            print(f"      accepts:    {native}")
     return EXIT_OK
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.cli.run import EXIT_USAGE, execute_run, prepare
-from bench.config import check_writable, parse_providers
+from bench.config import check_writable
 from bench.errors import BenchError, ConfigError
 
 log = logging.getLogger("bench")
@@ -32,7 +33,11 @@ USAGE = """usage: bench <command> [args]
 commands:
   run [overrides...]        run a sweep (Hydra overrides; -m for multirun; --cfg job to print the config)
   estimate [overrides...]   count the requests a sweep makes and price it, sending nothing
-  ls [--provider NAME]      providers, models and the parameters each accepts
+  ls [--provider NAME] [--search TEXT]
+                            providers, models, the parameters each accepts (ranges, options,
+                            defaults) and prices; fetched and user-listed models included
+  catalog pull PROVIDER:MODEL...   fetch models' schemas and prices from the provider and cache them
+  catalog show PROVIDER:MODEL...   a model's schema, normalized mapping and price, from any source
   report PATH               summary.parquet, plots/ and report.html for a run or sweep folder
   compare BASELINE CANDIDATE [gate overrides...]
                             regression gate: exit 0 pass, 1 regression, 2 unusable input
@@ -55,12 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compare": cmd_compare,
         "score": cmd_score,
         "emulate": cmd_emulate,
+        "catalog": cmd_catalog,
     }
     if command not in handlers:
         print(f"bench: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return EXIT_USAGE
     try:
         return handlers[command](rest)
+    except BrokenPipeError:
+        # `bench ls | head`: the reader left. Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again, and end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -128,15 +140,34 @@ def cmd_estimate(args: list[str]) -> int:
 
 
 def cmd_ls(args: list[str]) -> int:
-    from bench.cli.commands import list_models
+    from bench.cli.catalog_cmd import list_models
     from bench.cli.hydra_config import compose_config
 
     parser = argparse.ArgumentParser(prog="bench ls", description="providers, models and their parameters")
     parser.add_argument("--provider", help="only this provider")
+    parser.add_argument("--search", help="only models whose id or title contains TEXT (case-insensitive)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides (e.g. a different providers file)")
     ns = parser.parse_args(args)
-    cfg = compose_config(ns.overrides)
-    return list_models(parse_providers(cfg.get("providers") or {}), ns.provider)
+    return list_models(compose_config(ns.overrides), ns.provider, ns.search)
+
+
+def cmd_catalog(args: list[str]) -> int:
+    from bench.cli.catalog_cmd import catalog_command
+    from bench.cli.hydra_config import compose_config
+
+    parser = argparse.ArgumentParser(
+        prog="bench catalog",
+        description="pull: fetch models' schemas and prices from the provider into the cache; "
+        "show: a model's schema, mapping and price from whichever source has it",
+    )
+    parser.add_argument("action", choices=["pull", "show"])
+    parser.add_argument(
+        "args", nargs="+", help="PROVIDER:MODEL targets, then any Hydra overrides (key=value)"
+    )
+    ns = parser.parse_args(args)
+    targets = [a for a in ns.args if "=" not in a.partition(":")[0] and ":" in a and not a.startswith("+")]
+    overrides = [a for a in ns.args if a not in targets]
+    return catalog_command(ns.action, targets, compose_config(overrides))
 
 
 def cmd_report(args: list[str]) -> int:

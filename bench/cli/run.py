@@ -13,6 +13,14 @@ from typing import Any
 
 import yaml
 
+from bench.catalog.sources import (
+    Catalog,
+    CatalogError,
+    Resolved,
+    live_price_entries,
+    parse_catalog_settings,
+    provenance,
+)
 from bench.config import BenchConfig, check_writable, parse_config
 from bench.errors import ConfigError
 from bench.prompts import load_prompts
@@ -48,12 +56,44 @@ def build_providers(config: BenchConfig, *, require_keys: bool) -> dict[str, Pro
 def prepare(
     cfg: Mapping[str, Any], *, require_keys: bool
 ) -> tuple[BenchConfig, dict[str, Provider], SweepPlan]:
-    """Everything that can fail because of the user's input, done before any request."""
+    """Everything that can fail because of the user's input, done before any generation request.
+
+    Model schemas come from the catalog (user files, cache, shipped snapshot, or fetched
+    from the provider: bench.catalog.sources); prices the providers publish join the table.
+    """
     config = parse_config(cfg)
     prompts = load_prompts(config.prompts)
     providers = build_providers(config, require_keys=require_keys)
-    plan = plan_sweep(config.targets, providers, prompts, config.sweep)
+    resolved = resolve_targets(config, providers, cfg)
+    live = live_price_entries(resolved)
+    if live:
+        config = replace(config, prices=config.prices.with_entries(live))
+        for provider in providers.values():
+            if "price_table" in provider.settings.options:
+                options = {**provider.settings.options, "price_table": config.prices}
+                provider.settings = replace(provider.settings, options=options)
+    specs = {tid: item.spec for tid, item in resolved.items()}
+    plan = plan_sweep(config.targets, providers, prompts, config.sweep, specs)
     return config, providers, plan
+
+
+def resolve_targets(
+    config: BenchConfig, providers: Mapping[str, Provider], cfg: Mapping[str, Any]
+) -> dict[str, Resolved]:
+    """Each target's schema from the catalog; a catalog failure is a config error (exit 2)."""
+    catalog = Catalog(parse_catalog_settings(cfg))
+    out: dict[str, Resolved] = {}
+    for i, target in enumerate(config.targets):
+        try:
+            out[target.id] = catalog.resolve(providers[target.provider], target.model)
+        except CatalogError as exc:
+            raise ConfigError(f"targets[{i}]", target.id, str(exc)) from None
+    return out
+
+
+def catalog_used(plan: SweepPlan) -> dict[str, Any]:
+    """Per target, the schema source and hash a run used (written into config.yaml)."""
+    return {target.id: provenance(spec) for target, spec, _ in plan.targets}
 
 
 async def _generate(runner: Runner, plan: SweepPlan, providers: Mapping[str, Provider]) -> RunSummary:
@@ -73,7 +113,8 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(dict(cfg), sort_keys=False), encoding="utf-8")
+    recorded = {**dict(cfg), "catalog_used": catalog_used(plan)}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded, sort_keys=False), encoding="utf-8")
     store = RunStore(run_dir)
     runner = Runner(
         run_id=run_dir.name,

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.emulators.catalog import models_of
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -34,8 +35,9 @@ REFUSAL_TEXT = "Prompt rejected by the content safety filter"
 
 
 def create_app(
-    knobs: Knobs | None = None, errors_as_200: bool = False, endpoints: tuple[str, ...] = ("z_image_turbo",)
+    knobs: Knobs | None = None, errors_as_200: bool = False, endpoints: tuple[str, ...] | None = None
 ) -> Starlette:
+    endpoints = tuple(endpoints if endpoints is not None else models_of("akiio"))
     emu = EmulatorState(knobs or Knobs())
 
     def error(status: int, message: str | list[str]) -> JSONResponse:
@@ -128,11 +130,37 @@ def create_app(
             out["job_result"] = await result(job)
         return JSONResponse(out)
 
+    def key_error(request: Request) -> JSONResponse | None:
+        emu.calls.append(f"GET {request.url.path}")
+        return None if emu.key_ok(request.query_params.get("key")) else error(401, "Invalid API key")
+
+    async def list_endpoints(request: Request) -> Response:
+        if (denied := key_error(request)) is not None:
+            return denied
+        return JSONResponse({"success": True, "endpoints": list(endpoints)})
+
+    async def get_endpoint(request: Request) -> Response:
+        if (denied := key_error(request)) is not None:
+            return denied
+        name = request.path_params["endpoint"]
+        if name not in endpoints:
+            return error(404, f"Endpoint {name} not found")
+        return JSONResponse(
+            {
+                "success": True,
+                "endpoint_name": name,
+                "title": name,
+                "description": "image generation endpoint",
+            }
+        )
+
     app = Starlette(
         routes=[
             FILE_ROUTE,
             Route("/api/call/{endpoint}", call, methods=["POST"]),
             Route("/api/progress/{endpoint}", progress, methods=["POST"]),
+            Route("/api/endpoints", list_endpoints, methods=["GET"]),
+            Route("/api/endpoints/{endpoint}", get_endpoint, methods=["GET"]),
         ]
     )
     app.state.emu = emu

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.emulators.catalog import eachlabs_model, find
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -129,9 +130,17 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         emu.cancel(job)
         return JSONResponse({"status": "success", "message": "Prediction cancelled"})
 
+    async def get_model(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        model = find("eachlabs", request.path_params["slug"])
+        if model is None:
+            return JSONResponse({"error": "Model not found"}, status_code=404)
+        return JSONResponse(eachlabs_model(model))
+
     app = Starlette(
         routes=[
             FILE_ROUTE,
+            Route("/v1/models/{slug}", get_model, methods=["GET"]),
             Route("/v1/prediction", create, methods=["POST"]),
             Route("/v1/prediction/", create, methods=["POST"]),
             Route("/v1/prediction/{prediction_id}", get, methods=["GET"]),

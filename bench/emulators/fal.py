@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.emulators.catalog import fal_routes
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -162,6 +163,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
     app = Starlette(
         routes=[
             FILE_ROUTE,
+            *fal_routes(authorized, emu.calls),
             Route("/{owner}/{app}/requests/{request_id}/status", status, methods=["GET"]),
             Route("/{owner}/{app}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
             Route("/{owner}/{app}/requests/{request_id}", result, methods=["GET"]),

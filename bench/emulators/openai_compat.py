@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.emulators.catalog import openai_models
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -172,6 +173,20 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
             )
         return out
 
-    app = Starlette(routes=[Route(PATH, generate, methods=["POST"]), FILE_ROUTE])
+    async def list_models(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        key = bearer(request)
+        if not emu.key_ok(key):
+            return fail(401, "Incorrect API key provided", "invalid_api_key")
+        return JSONResponse(openai_models(profile))
+
+    app = Starlette(
+        routes=[
+            Route(PATH, generate, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/models", list_models, methods=["GET"]),
+            FILE_ROUTE,
+        ]
+    )
     app.state.emu = emu
     return mark_emulator(app, "openai_compat")

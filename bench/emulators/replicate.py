@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.emulators.catalog import find, replicate_model, replicate_model_for_version, replicate_version
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -148,7 +149,10 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                 ],
             )
         model, _, version_id = version.rpartition(":")
-        return await create(request, model or "unknown/unknown", body, version_id)
+        if not model:  # a bare version id: the model that has it, if the catalog knows it
+            known = replicate_model_for_version(version_id)
+            model = str(known["id"]) if known else "unknown/unknown"
+        return await create(request, model, body, version_id)
 
     async def create_for_model(request: Request) -> Response:
         emu.calls.append(f"POST {request.url.path}")
@@ -178,9 +182,30 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         emu.cancel(job)
         return JSONResponse(await prediction(request, job))
 
+    async def get_model(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
+        if model is None:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        return JSONResponse(replicate_model(model, str(request.base_url).rstrip("/")))
+
+    async def get_version(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
+        version = replicate_version(model) if model is not None else None
+        if version is None or version["id"] != request.path_params["version_id"]:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        return JSONResponse(version)
+
     app = Starlette(
         routes=[
             FILE_ROUTE,
+            Route("/v1/models/{owner}/{name}", get_model, methods=["GET"]),
+            Route("/v1/models/{owner}/{name}/versions/{version_id}", get_version, methods=["GET"]),
             Route("/v1/predictions", create_versioned, methods=["POST"]),
             Route("/v1/models/{owner}/{name}/predictions", create_for_model, methods=["POST"]),
             Route("/v1/predictions/{prediction_id}", get, methods=["GET"]),

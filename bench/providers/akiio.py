@@ -40,6 +40,7 @@ BAD_KEY = re.compile(r"api key|invalid key|\bkey\b.*(?:invalid|unknown|missing)"
 
 class AkiioProvider(HttpProvider):
     default_base_url = "https://aki.io"
+    catalog_name = "akiio"
 
     def models(self) -> Sequence[ModelSpec]:
         # Every AKI.IO image endpoint takes the same standard parameters (seed 003): the

@@ -100,6 +100,9 @@ class Provider(abc.ABC):
 
     name: str = ""
     needs_api_key: bool = True
+    # Which catalog (shipped snapshot and discovery protocol) this adapter's models come from;
+    # None: the adapter knows its models itself (local) and has nothing to fetch.
+    catalog_name: str | None = None
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings

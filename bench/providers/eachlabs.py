@@ -59,6 +59,7 @@ def output_refs(output: Any) -> list[str]:
 
 class EachlabsProvider(HttpProvider):
     default_base_url = "https://api.eachlabs.ai"
+    catalog_name = "eachlabs"
 
     def models(self) -> Sequence[ModelSpec]:
         models = load_eachlabs_models()

@@ -38,6 +38,7 @@ def app_path(model_id: str) -> str:
 
 class FalProvider(HttpProvider):
     default_base_url = "https://queue.fal.run"
+    catalog_name = "fal"
 
     def models(self) -> Sequence[ModelSpec]:
         return shipped_specs("fal", self.name)

@@ -53,6 +53,7 @@ def image_refs(value: Any) -> list[str]:
 
 class KidjigProvider(HttpProvider):
     default_base_url = "https://api.kidjig.com"
+    catalog_name = "kidjig"
 
     def models(self) -> Sequence[ModelSpec]:
         # KidJig publishes no schema: every model gets the generic one of seed 000 (unverified).

@@ -72,6 +72,7 @@ class OpenAICompatProvider(HttpProvider):
                 f"use one of {', '.join(PROFILES)}",
             )
         self.profile = profile
+        self.catalog_name = profile
         self.default_base_url = PROFILES[profile]
         self._models = shipped_specs(profile, self.name)
 

@@ -47,6 +47,7 @@ def queue_seconds(prediction: Mapping[str, Any]) -> float:
 
 class ReplicateProvider(HttpProvider):
     default_base_url = "https://api.replicate.com"
+    catalog_name = "replicate"
 
     def models(self) -> Sequence[ModelSpec]:
         return shipped_specs("replicate", self.name)
@@ -69,7 +70,8 @@ class ReplicateProvider(HttpProvider):
         if wait_s >= 1:
             create_headers["Prefer"] = f"wait={wait_s}"
         versions: Mapping[str, Any] = self.option("versions", {})
-        version = versions.get(spec.model)
+        # A pinned version (options.versions), else the catalog's: non-official models run on the version route.
+        version = versions.get(spec.model) or spec.version
         if version:
             url, body = f"{self.base_url}/v1/predictions", {"version": str(version), "input": dict(payload)}
         else:

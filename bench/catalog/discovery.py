@@ -1,0 +1,375 @@
+"""Fetch a model's schema and price from the provider itself (docs/provider-protocols.md).
+
+One function per protocol, each returning a `Discovered`: the catalog entry made
+from the provider's own schema, the raw answer (hashed for provenance) and the
+price it publishes, if any. Every call uses the provider's base URL (or
+`options.catalog_base_url`), its auth and its timeout, and every failure is one
+CatalogError line naming the provider, the model and what to do.
+
+- fal: GET /api/openapi/queue/openapi.json?endpoint_id=ID (OpenAPI 3.0) and
+  GET /v1/models/pricing?endpoint_id=ID (unit price, unit, currency).
+- Replicate: GET /v1/models/{owner}/{name} (latest_version.openapi_schema) or
+  /v1/models/{owner}/{name}/versions/{id} for owner/name:version targets.
+- Eachlabs: GET /v1/models/{slug}: the input schema and `cost`.
+- OpenAI-compatible (OpenAI, AIML API, APIpie): the model list (APIpie with
+  req_price/price_unit); a listed model the snapshot does not know gets the
+  OpenAI image parameter schema, marked unverified, with a one-line warning.
+- AKI.IO: GET /api/endpoints/{name}?key=...: the endpoint exists; its parameters
+  are the standard AKI.IO image parameters (seed 003), as the docs say.
+- KidJig: no published schema: the generic one of seed 000, unverified.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+
+from bench.catalog.entries import entry_from_spec
+from bench.catalog.schema_import import SchemaError, entry_from_input_schema, fal_input_schema
+from bench.catalog.shipped import shipped_specs
+from bench.errors import BenchError
+from bench.providers.base import ProviderSettings
+from bench.redact import redact
+
+log = logging.getLogger("bench")
+
+# The documented hosts of the discovery APIs, used while base_url is the provider's real one.
+FAL_OPENAPI_URL = "https://fal.ai"
+FAL_PRICING_URL = "https://api.fal.ai"
+REAL_BASE_URLS = {
+    "fal": "https://queue.fal.run",
+    "replicate": "https://api.replicate.com",
+    "eachlabs": "https://api.eachlabs.ai",
+    "openai": "https://api.openai.com",
+    "aimlapi": "https://api.aimlapi.com",
+    "apipie": "https://apipie.ai",
+    "akiio": "https://aki.io",
+    "kidjig": "https://api.kidjig.com",
+}
+UNCHECKED = "its parameters are unchecked (the OpenAI image schema is assumed)"
+
+
+class CatalogError(BenchError):
+    """A schema that cannot be had: not found, offline, or unreadable (exit 2, before any request)."""
+
+
+@dataclass(frozen=True)
+class LivePrice:
+    unit: str  # image | megapixel | second | request
+    usd: float
+    source_url: str
+    fetched_at: str  # UTC ISO time
+
+
+@dataclass(frozen=True)
+class Discovered:
+    entry: dict[str, Any]
+    raw: Any
+    source_url: str
+    price: LivePrice | None = None
+    warning: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class FetchContext:
+    """What one provider's discovery calls need: where, with which key, within how long."""
+
+    provider: str  # the configured name (targets use it)
+    catalog: str  # the protocol's catalog: fal, replicate, eachlabs, openai, aimlapi, apipie, akiio, kidjig
+    settings: ProviderSettings
+    client: httpx.Client
+
+    @property
+    def key(self) -> str:
+        env = self.settings.api_key_env
+        import os
+
+        return (os.environ.get(env) if env else None) or ""
+
+    def base(self, real_default: str) -> str:
+        """`options.catalog_base_url`, else base_url when it is not the provider's real one, else the documented host."""
+        explicit = self.settings.options.get("catalog_base_url")
+        if explicit:
+            return str(explicit).rstrip("/")
+        configured = (self.settings.base_url or "").rstrip("/")
+        if configured and configured != REAL_BASE_URLS.get(self.catalog, configured + "#"):
+            return configured
+        return real_default.rstrip("/")
+
+    def get(
+        self,
+        url: str,
+        model: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        where = f"{self.provider}:{model}"
+        shown = url  # the query (AKI.IO's key) is never shown
+        try:
+            response = self.client.get(url, headers=dict(headers or {}), params=dict(params or {}))
+        except httpx.HTTPError as exc:
+            raise CatalogError(
+                f"{where}: cannot fetch its schema from {shown} ({type(exc).__name__}); "
+                f"when offline, run `bench catalog pull {where}` once online, or set catalog.fetch=never "
+                "and give the model in a catalog_paths file"
+            ) from None
+        if response.status_code == 404:
+            raise CatalogError(
+                f"{where}: {self.provider} has no such model ({shown} answered 404); "
+                f"check the id with `bench ls --provider {self.provider} --search TEXT`"
+            )
+        if response.status_code in (401, 403):
+            raise CatalogError(
+                f"{where}: {shown} answered HTTP {response.status_code}; "
+                f"check the key in ${self.settings.api_key_env or '<api_key_env>'}"
+            )
+        if response.status_code >= 400:
+            text = redact(response.text[:200], [self.key] if self.key else [])
+            raise CatalogError(
+                f"{where}: {shown} answered HTTP {response.status_code}: {' '.join(text.split())}"
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise CatalogError(f"{where}: {shown} did not answer JSON") from None
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+PRICE_UNITS = {
+    "image": "image",
+    "images": "image",
+    "per_image": "image",
+    "megapixel": "megapixel",
+    "megapixels": "megapixel",
+    "mp": "megapixel",
+    "second": "second",
+    "seconds": "second",
+    "request": "request",
+    "execution": "request",
+    "call": "request",
+}
+
+
+def live_price(unit: Any, usd: Any, currency: Any, source_url: str) -> LivePrice | None:
+    """A published price we can apply, or None (another currency or unit is not converted)."""
+    amount = _number(usd)
+    kind = PRICE_UNITS.get(str(unit or "").lower().replace(" ", "_"))
+    if amount is None or kind is None or str(currency or "USD").upper() != "USD":
+        return None
+    return LivePrice(unit=kind, usd=amount, source_url=source_url, fetched_at=now_iso())
+
+
+# ---- fal ---------------------------------------------------------------------------------
+def discover_fal(ctx: FetchContext, model: str) -> Discovered:
+    url = f"{ctx.base(FAL_OPENAPI_URL)}/api/openapi/queue/openapi.json"
+    document = ctx.get(url, model, params={"endpoint_id": model})
+    if not isinstance(document, Mapping):
+        raise CatalogError(f"{ctx.provider}:{model}: {url} did not answer an OpenAPI document")
+    try:
+        schema = fal_input_schema(document, model)
+        info: Mapping[str, Any] = document["info"] if isinstance(document.get("info"), Mapping) else {}
+        entry = entry_from_input_schema(
+            document,
+            schema,
+            slug=model,
+            title=str(info.get("title") or model),
+            description=str(info.get("description") or ""),
+        )
+    except SchemaError as exc:
+        raise CatalogError(f"{ctx.provider}:{exc}") from None
+    pricing_url = f"{ctx.base(FAL_PRICING_URL)}/v1/models/pricing"
+    price = None
+    try:
+        answer = ctx.get(
+            pricing_url, model, params={"endpoint_id": model}, headers={"Authorization": f"Key {ctx.key}"}
+        )
+    except CatalogError as exc:
+        log.warning("%s (price: the shipped table is used)", exc)
+    else:
+        rows = answer.get("prices") if isinstance(answer, Mapping) and "prices" in answer else [answer]
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, Mapping) and row.get("endpoint_id", model) == model:
+                price = live_price(row.get("unit"), row.get("unit_price"), row.get("currency"), pricing_url)
+    return Discovered(entry=entry, raw=document, source_url=url, price=price)
+
+
+# ---- Replicate -------------------------------------------------------------------------
+def discover_replicate(ctx: FetchContext, model: str) -> Discovered:
+    name, _, version_id = model.partition(":")
+    if name.count("/") != 1:
+        raise CatalogError(
+            f"{ctx.provider}:{model}: write a Replicate model as owner/name or owner/name:version"
+        )
+    headers = {"Authorization": f"Bearer {ctx.key}"}
+    base = ctx.base(REAL_BASE_URLS["replicate"])
+    if version_id:
+        url = f"{base}/v1/models/{name}/versions/{version_id}"
+        version = ctx.get(url, model, headers=headers)
+        raw: Any = version
+        official = False
+    else:
+        url = f"{base}/v1/models/{name}"
+        raw = ctx.get(url, model, headers=headers)
+        version = raw.get("latest_version") if isinstance(raw, Mapping) else None
+        # Official models run on the model route and need no version; others on the version route.
+        official = bool(isinstance(raw, Mapping) and raw.get("is_official"))
+    if not isinstance(version, Mapping) or not isinstance(version.get("openapi_schema"), Mapping):
+        raise CatalogError(f"{ctx.provider}:{model}: {url} has no version with an openapi_schema")
+    document = version["openapi_schema"]
+    schema = (document.get("components") or {}).get("schemas", {}).get("Input")
+    if not isinstance(schema, Mapping):
+        raise CatalogError(f"{ctx.provider}:{model}: openapi_schema has no components.schemas.Input")
+    title = str(raw.get("name") or name) if isinstance(raw, Mapping) else name
+    try:
+        entry = entry_from_input_schema(
+            document,
+            schema,
+            slug=model,
+            title=title,
+            version=None if official else str(version.get("id") or version_id),
+            description=str(raw.get("description") or "") if isinstance(raw, Mapping) else "",
+        )
+    except SchemaError as exc:
+        raise CatalogError(f"{ctx.provider}:{exc}") from None
+    return Discovered(entry=entry, raw=raw, source_url=url)
+
+
+# ---- Eachlabs --------------------------------------------------------------------------
+def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
+    url = f"{ctx.base(REAL_BASE_URLS['eachlabs'])}/v1/models/{model}"
+    raw = ctx.get(url, model, headers={"X-API-Key": ctx.key} if ctx.key else None)
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{ctx.provider}:{model}: {url} did not answer a model object")
+    schema = next(
+        (raw[k] for k in ("request_schema", "input_schema", "schema") if isinstance(raw.get(k), Mapping)),
+        None,
+    )
+    if schema is None:
+        raise CatalogError(f"{ctx.provider}:{model}: {url} has no request_schema")
+    try:
+        entry = entry_from_input_schema(
+            raw,
+            schema,
+            slug=model,
+            title=str(raw.get("title") or model),
+            version=str(raw.get("version") or "0.0.1"),
+        )
+    except SchemaError as exc:
+        raise CatalogError(f"{ctx.provider}:{exc}") from None
+    cost: Mapping[str, Any] = raw["cost"] if isinstance(raw.get("cost"), Mapping) else {}
+    price = None
+    if cost.get("type", "fixed") == "fixed":
+        price = live_price(cost.get("unit"), cost.get("amount"), cost.get("currency"), url)
+    return Discovered(entry=entry, raw=raw, source_url=url, price=price)
+
+
+# ---- OpenAI-compatible -----------------------------------------------------------------
+def discover_openai_compat(ctx: FetchContext, model: str) -> Discovered:
+    base = ctx.base(REAL_BASE_URLS.get(ctx.catalog, ""))
+    url = f"{base}/v1/models"
+    params = {"type": "image"} if ctx.catalog == "apipie" else None
+    answer = ctx.get(url, model, headers={"Authorization": f"Bearer {ctx.key}"}, params=params)
+    rows = answer.get("data") if isinstance(answer, Mapping) else answer
+    rows = rows if isinstance(rows, list) else []
+    row = next(
+        (
+            r
+            for r in rows
+            if isinstance(r, Mapping) and model in (r.get("id"), r.get("model"), r.get("route"))
+        ),
+        None,
+    )
+    if row is None:
+        raise CatalogError(
+            f"{ctx.provider}:{model}: not in {ctx.provider}'s model list ({url}); "
+            f"check the id with `bench ls --provider {ctx.provider} --search TEXT`"
+        )
+    known = {s.model: s for s in shipped_specs(ctx.catalog, ctx.provider)}
+    warning = None
+    if model in known:
+        entry = entry_from_spec(known[model])
+    else:
+        entry = generic_openai_entry(ctx.catalog, model)
+        warning = f"{ctx.provider}:{model}: not in the shipped snapshot; {UNCHECKED}"
+    price = None
+    if ctx.catalog == "apipie":
+        price = live_price(row.get("price_unit") or row.get("price_type"), row.get("req_price"), "USD", url)
+    return Discovered(entry=entry, raw=row, source_url=url, price=price, warning=warning)
+
+
+def generic_openai_entry(catalog: str, model: str) -> dict[str, Any]:
+    """The OpenAI image parameters (as the openai snapshot has them for dall-e-3), marked unverified."""
+    template = next(s for s in shipped_specs("openai", catalog) if s.model == "dall-e-3")
+    spec = replace(
+        template,
+        model=model,
+        title=model,
+        description=f"generic OpenAI image schema: {UNCHECKED}",
+        unverified=True,
+    )
+    return entry_from_spec(spec)
+
+
+# ---- AKI.IO ----------------------------------------------------------------------------
+def discover_akiio(ctx: FetchContext, model: str) -> Discovered:
+    url = f"{ctx.base(REAL_BASE_URLS['akiio'])}/api/endpoints/{model}"
+    raw = ctx.get(url, model, params={"key": ctx.key})
+    if isinstance(raw, Mapping) and raw.get("success") is False:
+        raise CatalogError(
+            f"{ctx.provider}:{model}: {url} answered: {redact(str(raw.get('error')), [ctx.key])}"
+        )
+    template = shipped_specs("akiio", ctx.provider)[0]
+    entry = entry_from_spec(
+        replace(
+            template, model=model, title=str(raw.get("title") or model) if isinstance(raw, Mapping) else model
+        )
+    )
+    return Discovered(entry=entry, raw=raw, source_url=url)
+
+
+# ---- KidJig ----------------------------------------------------------------------------
+def discover_kidjig(ctx: FetchContext, model: str) -> Discovered:
+    template = shipped_specs("kidjig", ctx.provider)[0]
+    entry = entry_from_spec(replace(template, model=model, title=model, unverified=True))
+    return Discovered(
+        entry=entry,
+        raw=entry,
+        source_url="seed 000 (KidJig publishes no schema)",
+        warning=f"{ctx.provider}:{model}: KidJig publishes no schema; its parameters are a generic, unverified guess",
+    )
+
+
+DISCOVERERS: dict[str, Callable[[FetchContext, str], Discovered]] = {
+    "fal": discover_fal,
+    "replicate": discover_replicate,
+    "eachlabs": discover_eachlabs,
+    "openai": discover_openai_compat,
+    "aimlapi": discover_openai_compat,
+    "apipie": discover_openai_compat,
+    "akiio": discover_akiio,
+    "kidjig": discover_kidjig,
+}
