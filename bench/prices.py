@@ -19,7 +19,8 @@ UNITS: tuple[str, ...] = ("image", "megapixel", "second", "request", "token", "g
 # Token-priced models (gpt-image-1) bill each kind of token at its own rate, in USD per million
 # tokens, read from the usage block the API returns: {input_tokens_details: {text_tokens,
 # image_tokens}, output_tokens}.
-TOKEN_KINDS: tuple[str, ...] = ("input_text", "input_image", "output_image")
+# `total` prices a bare token total (AIML's meta.usage.tokens_used) where no breakdown is given.
+TOKEN_KINDS: tuple[str, ...] = ("input_text", "input_image", "output_image", "total")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class PriceEntry:
     def _token_cost(self, usage: Mapping[str, Any] | None) -> float:
         if not usage:
             return math.nan
+        total_rate = self.token_usd_per_million.get("total")
+        if total_rate is not None and isinstance(usage.get("total_tokens"), int | float):
+            return total_rate * float(usage["total_tokens"]) / 1e6
         details = usage.get("input_tokens_details") or {}
         counts = {
             "input_text": details.get("text_tokens"),

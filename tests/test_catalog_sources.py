@@ -99,12 +99,14 @@ def test_any_model_through_fetched_schemas(emulators: dict[str, tuple[str, objec
         "image_size": "landscape_16_9",
     }
     assert "seed" in json.loads(df.loc[TARGETS[3], "left_out"])  # gpt-image-1 has no seed
-    # Prices: published by fal's pricing API and Eachlabs' model cost, reported by AIML.
-    assert df.loc[TARGETS[0], "cost_source"] == "price_api" and df.loc[
-        TARGETS[0], "cost_usd"
-    ] == pytest.approx(0.04)
+    # Prices: published by fal's pricing API; Eachlabs reports its cost; AIML's gpt-image-1
+    # reports meta.usage.tokens_used, which the price table prices.
+    assert df.loc[TARGETS[0], "cost_source"] == "price_api"
+    assert df.loc[TARGETS[0], "cost_usd"] == pytest.approx(0.04)
     assert df.loc[TARGETS[2], "cost_source"] == "reported"
-    assert df.loc[TARGETS[3], "cost_source"] == "reported"
+    assert df.loc[TARGETS[3], "cost_source"] == "price_table"
+    tokens = len(df.loc[TARGETS[3], "prompt"].split()) + 272
+    assert df.loc[TARGETS[3], "cost_usd"] == pytest.approx(40.0 * tokens / 1e6)
     # Provenance: config.yaml and the records carry the same schema hash as the cache file.
     used = yaml.safe_load((tmp_path / "results" / "r" / "config.yaml").read_text())["catalog_used"]
     for target in TARGETS:

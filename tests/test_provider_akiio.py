@@ -87,7 +87,8 @@ def test_queue_full_and_server_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         generate_error(
             make_provider("akiio", "akiio", url, monkeypatch), "z_image_turbo", REQ, RateLimitedError
         )
-    for fault, status in (("server_error", 500), ("unavailable", 404)):
+    # "Endpoint disabled!" comes as HTTP 400 from the AIME API server: retried, not invalid.
+    for fault, status in (("server_error", 500), ("unavailable", 400)):
         with emulator(create_app(knobs(fault=fault))) as (url, _):
             error = generate_error(
                 make_provider("akiio", "akiio", url, monkeypatch), "z_image_turbo", REQ, ServerError

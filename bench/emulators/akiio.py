@@ -87,11 +87,11 @@ def create_app(
             steps=int_param(body.get("steps"), 4),
         )
         if job.fault == "rate_limit":
-            return error(400, "Queue is full, please try again later")
+            return error(400, "Job queue reached max length 100!")  # the AIME API server's words
         if job.fault == "server_error":
             return error(500, "Internal server error")
         if job.fault == "unavailable":
-            return error(404, "Endpoint disabled or no free queue slot")
+            return error(400, "Endpoint disabled!")
         if job.refused:
             return error(400, REFUSAL_TEXT)
         if body.get("wait_for_result", True) is False:

@@ -60,10 +60,15 @@ class Knobs:
     refuse_word: str = "REFUSE"  # prompts containing this word are refused, whatever the fault
     max_side_px: int = 256  # images are rendered no larger than this (tests use 64)
     rng_seed: int = 0
+    # Where a transient fault (rate_limit, server_error, unavailable) answers: at "submit", or,
+    # on queue APIs that have them, at the "status" or "result" call of the job it hit.
+    fault_at: str = "submit"
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f"unknown fault {self.fault!r}; use one of {', '.join(FAULTS)}")
+        if self.fault_at not in ("submit", "status", "result"):
+            raise ValueError(f"fault_at must be submit, status or result, got {self.fault_at!r}")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError(f"fault_rate must be in [0, 1], got {self.fault_rate}")
         for name in ("queue_s", "inference_s"):

@@ -9,6 +9,7 @@ older status "failed" with a plain-string output.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,6 +31,14 @@ from bench.emulators.common import (
     rate_limit_headers,
     size_from_payload,
 )
+
+
+def status_of(job: Job, phase: str) -> str:
+    """created (just accepted), then starting (a worker is being found), processing, ..."""
+    if phase == "queued" and time.monotonic() - job.created < job.queue_s / 2:
+        return "created"
+    return STATUS[phase]
+
 
 STATUS = {"queued": "starting", "running": "processing", "done": "success", "cancelled": "cancelled"}
 REJECTED = "Content rejected by the provider's safety filter"
@@ -86,7 +95,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         out: dict[str, Any] = {
             "id": job.id,
             "input": job.extra["input"],
-            "status": STATUS[phase],
+            "status": status_of(job, phase),
             "output": None,
             "logs": None,
             "metrics": {},
@@ -98,7 +107,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         if phase != "done":
             return out
         out["metrics"] = {"predict_time": job.inference_s}
-        if emu.knobs.report_cost:
+        if emu.knobs.report_cost and not job.refused:  # a refused prediction is not billed
             out["metrics"]["cost"] = emu.cost_usd(job, per_megapixel=0.012)
         if job.refused:
             out["status"] = "failed" if legacy else "error"

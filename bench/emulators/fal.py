@@ -28,6 +28,7 @@ from bench.emulators.common import (
     size_from_payload,
 )
 
+TRANSIENT = frozenset({"rate_limit", "server_error", "unavailable"})
 REFUSAL = [
     {
         "loc": ["body", "prompt"],
@@ -71,18 +72,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             num_images=int_param(body.get("num_images"), 1),
         )
         job.extra["sync_mode"] = body.get("sync_mode") is True
-        if job.fault == "rate_limit":
-            return JSONResponse(
-                {"detail": "Rate limit exceeded"}, status_code=429, headers=rate_limit_headers(emu.knobs)
-            )
-        if job.fault in ("server_error", "unavailable"):
-            status = 500 if job.fault == "server_error" else 503
-            error_type = "internal_server_error" if status == 500 else "runner_scheduling_failure"
-            return JSONResponse(
-                {"detail": "The request could not be scheduled", "error_type": error_type},
-                status_code=status,
-                headers={"X-Fal-Error-Type": error_type, "X-Fal-Retryable": "true"},
-            )
+        if (failure := transient(job, "submit")) is not None:
+            return failure
         app = "/".join(request.path_params["model_path"].split("/")[:2])
         follow = f"{str(request.base_url).rstrip('/')}/{app}/requests/{job.id}"
         return JSONResponse(
@@ -96,6 +87,24 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             }
         )
 
+    def transient(job: Job, where: str) -> JSONResponse | None:
+        """A rate limit or server error on this call, if the job carries one injected here."""
+        if job.fault not in TRANSIENT or emu.knobs.fault_at != where:
+            return None
+        if job.fault == "rate_limit":
+            return JSONResponse(
+                {"detail": "Rate limit exceeded", "error_type": "rate_limited"},
+                status_code=429,
+                headers={**rate_limit_headers(emu.knobs), "X-Fal-Error-Type": "rate_limited"},
+            )
+        status = 500 if job.fault == "server_error" else 503
+        error_type = "internal_server_error" if status == 500 else "runner_scheduling_failure"
+        return JSONResponse(
+            {"detail": "The request could not be scheduled", "error_type": error_type},
+            status_code=status,
+            headers={"X-Fal-Error-Type": error_type, "X-Fal-Retryable": "true"},
+        )
+
     async def status(request: Request) -> Response:
         emu.calls.append(f"GET {request.url.path}")
         if not authorized(request):
@@ -103,6 +112,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         job = job_or_none(request)
         if job is None:
             return not_found()
+        if (failure := transient(job, "status")) is not None:
+            return failure
         phase = job.phase()
         if phase == "queued":
             return JSONResponse({"status": "IN_QUEUE", "queue_position": 0}, status_code=202)
@@ -128,6 +139,14 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             return not_found()
         if job.phase() in ("queued", "running"):
             return JSONResponse({"detail": "Request is still in progress"}, status_code=400)
+        if job.phase() == "cancelled":  # a cancelled request has no result, and never images
+            return JSONResponse(
+                {"detail": "Request was cancelled", "error_type": "request_cancelled"},
+                status_code=400,
+                headers={"X-Fal-Error-Type": "request_cancelled"},
+            )
+        if (failure := transient(job, "result")) is not None:
+            return failure
         if job.refused:
             return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
         if job.fault == "malformed_json":
@@ -155,7 +174,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         job = job_or_none(request)
         if job is None:
             return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
-        if job.phase() == "done":
+        if job.phase() in ("done", "cancelled"):  # a second cancel finds it finished
             return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
         emu.cancel(job)
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)

@@ -99,6 +99,9 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         job = find(request)
         if isinstance(job, Response):
             return job
+        if job.phase() == "cancelled" or (job.phase() == "done" and job.refused):
+            # A failed job has no result: its status says why, and no image is ever served for it.
+            return error(422, "request_failed", "The request failed; see its status for the reason")
         if job.phase() != "done":
             return error(409, "not_ready", "The request has not completed")
         if job.fault == "malformed_json":

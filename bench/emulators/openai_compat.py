@@ -146,7 +146,10 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         if profile == "aimlapi":
             for item in items:
                 item.setdefault("b64_json", None)
-            if emu.knobs.report_cost:
+            if model.rsplit("/", 1)[-1].startswith("gpt-image"):
+                # AIML's gpt-image-1 answers carry a token count, not money (its docs' example).
+                out["meta"] = {"usage": {"tokens_used": len(job.prompt.split()) + 272 * job.num_images}}
+            elif emu.knobs.report_cost:
                 usd = emu.cost_usd(job)
                 out["meta"] = {"usage": {"credits_used": round(usd * 2_000_000), "usd_spent": usd}}
             out["model"] = model

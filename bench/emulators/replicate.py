@@ -37,7 +37,11 @@ PHASE_STATUS = {"queued": "starting", "running": "processing", "done": "succeede
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"title": title, "detail": detail, "status": status, **extra}, status_code=status)
+    return JSONResponse(
+        {"title": title, "detail": detail, "status": status, **extra},
+        status_code=status,
+        media_type="application/problem+json",  # RFC 7807, as Replicate answers errors
+    )
 
 
 def prefer_wait_s(header: str | None) -> float:
@@ -212,5 +216,13 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             Route("/v1/predictions/{prediction_id}/cancel", cancel, methods=["POST"]),
         ]
     )
+
+    async def no_route(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        title = "Method not allowed" if status == 405 else "Not found"
+        return problem(status, title, "The requested resource could not be found.")
+
+    app.add_exception_handler(404, no_route)
+    app.add_exception_handler(405, no_route)
     app.state.emu = emu
     return mark_emulator(app, "replicate")

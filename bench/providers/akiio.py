@@ -34,7 +34,11 @@ from bench.request import ImageRequest
 DEFAULT_ENDPOINTS = ("z_image_turbo",)
 RUNNING_STATES = frozenset({"queued", "processing"})
 PROGRESS_POLL_S = 0.3  # the aki-io client's interval
-QUEUE_FULL = re.compile(r"queue (?:is )?full", re.I)
+# The AIME API server answers HTTP 400 "Job queue reached max length {n}!" when its queue is
+# full, and 400 "Endpoint disabled!" while an endpoint is switched off: both pass, so both are
+# retried, not reported as invalid requests (aime-api-server api_server/api_endpoint.py).
+QUEUE_FULL = re.compile(r"queue (?:is )?full|job queue reached max length", re.I)
+ENDPOINT_DISABLED = re.compile(r"endpoint disabled", re.I)
 BAD_KEY = re.compile(r"api key|invalid key|\bkey\b.*(?:invalid|unknown|missing)", re.I)
 
 
@@ -148,6 +152,8 @@ class AkiioProvider(HttpProvider):
             return RateLimitedError(text, **kw)
         if "lapsed" in message.lower():
             return ProviderTimeoutError(text, **kw)
+        if ENDPOINT_DISABLED.search(message):
+            return ServerError(text, **kw)
         if status is not None and (status >= 500 or status == 404):
             return ServerError(text, **kw)  # 404: "endpoint disabled or no free queue slot"
         return InvalidRequestError(text, **kw)

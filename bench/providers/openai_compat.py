@@ -147,7 +147,11 @@ class OpenAICompatProvider(HttpProvider):
             cost = nan_if_none(usage.get("usd_spent"))
             if cost != cost:  # NaN: fall back to credits
                 cost = nan_if_none(usage.get("credits_used"), 1 / AIML_CREDITS_PER_USD)
-            return cost, dict(usage), float("nan")
+            priced = dict(usage)
+            if isinstance(usage.get("tokens_used"), int):
+                # gpt-image-1 via AIML reports one token total; the price table prices it.
+                priced["total_tokens"] = usage["tokens_used"]
+            return cost, priced, float("nan")
         usage = answer.get("usage") if isinstance(answer.get("usage"), Mapping) else {}
         assert isinstance(usage, Mapping)
         if self.profile == "apipie":
@@ -163,11 +167,14 @@ class OpenAICompatProvider(HttpProvider):
             return super().estimate_cost_usd(spec, request)
         quality = str(request.extra.get("quality", "auto"))
         text_tokens = max(1, len(request.prompt) // 4)  # ~4 characters per token
+        output_tokens = (
+            GPT_IMAGE_OUTPUT_TOKENS.get(quality, GPT_IMAGE_OUTPUT_TOKENS["auto"]) * request.num_images
+        )
         usage = {
             "input_tokens": text_tokens,
             "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": 0},
-            "output_tokens": GPT_IMAGE_OUTPUT_TOKENS.get(quality, GPT_IMAGE_OUTPUT_TOKENS["auto"])
-            * request.num_images,
+            "output_tokens": output_tokens,
+            "total_tokens": text_tokens + output_tokens,  # what AIML reports (tokens_used)
         }
         cost = estimate_cost(
             table,
