@@ -285,3 +285,38 @@ def test_live_price_ranks_between_reported_and_the_table() -> None:
     ).with_entries([PriceEntry("fal", "m", "image", 0.04, "2026-11-23", "api", source="price_api")])
     entry = table.lookup("fal", "m")
     assert entry is not None and (entry.usd, entry.source) == (0.04, "price_api")
+
+
+def test_unlisted_openai_style_model_gets_the_generic_schema_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with running(openai_compat.create_app(knobs(), profile="apipie")) as url:
+        ov = overrides({"apipie": url}, tmp_path / "c")
+        assert main(["catalog", "pull", "apipie:imagen-4", "apipie:dall-e-3", *ov]) == 0
+        captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "apipie:imagen-4" in warnings[0] and "unchecked" in warnings[0]
+    assert "apipie:imagen-4  [fetched; UNVERIFIED" in captured.out
+    assert "$0.04/image (price API" in captured.out  # APIpie's req_price
+    cached = json.loads((tmp_path / "c" / "catalog" / "apipie" / "imagen-4.json").read_text())
+    assert cached["entry"]["unverified"] is True
+
+
+def test_akiio_endpoints_and_kidjig_generic_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.emulators import akiio
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with running(akiio.create_app(knobs())) as url:
+        ov = overrides({"akiio": url}, tmp_path / "c")
+        assert main(["catalog", "pull", "akiio:flux_schnell", *ov]) == 0
+        assert "steps=steps" in capsys.readouterr().out
+        assert main(["catalog", "pull", "akiio:no_such_endpoint", *ov]) == 2
+        assert "akiio:no_such_endpoint" in capsys.readouterr().err
+    # KidJig publishes nothing: any id gets the generic schema, offline, marked unverified.
+    code = main(
+        ["catalog", "show", "kidjig:some-new-model", "catalog.fetch=never", f"catalog.cache_dir={tmp_path}"]
+    )
+    assert code == 0 and "UNVERIFIED" in capsys.readouterr().out

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -94,8 +95,6 @@ class FetchContext:
     @property
     def key(self) -> str:
         env = self.settings.api_key_env
-        import os
-
         return (os.environ.get(env) if env else None) or ""
 
     def base(self, real_default: str) -> str:
@@ -183,6 +182,16 @@ def live_price(unit: Any, usd: Any, currency: Any, source_url: str) -> LivePrice
     return LivePrice(unit=kind, usd=amount, source_url=source_url, fetched_at=now_iso())
 
 
+def schema_entry(
+    ctx: FetchContext, document: Mapping[str, Any], schema: Mapping[str, Any], **kw: Any
+) -> dict[str, Any]:
+    """The catalog entry of a fetched input schema; an unreadable one is a CatalogError naming the provider."""
+    try:
+        return entry_from_input_schema(document, schema, **kw)
+    except SchemaError as exc:
+        raise CatalogError(f"{ctx.provider}:{exc}") from None
+
+
 # ---- fal ---------------------------------------------------------------------------------
 def discover_fal(ctx: FetchContext, model: str) -> Discovered:
     url = f"{ctx.base(FAL_OPENAPI_URL)}/api/openapi/queue/openapi.json"
@@ -191,16 +200,17 @@ def discover_fal(ctx: FetchContext, model: str) -> Discovered:
         raise CatalogError(f"{ctx.provider}:{model}: {url} did not answer an OpenAPI document")
     try:
         schema = fal_input_schema(document, model)
-        info: Mapping[str, Any] = document["info"] if isinstance(document.get("info"), Mapping) else {}
-        entry = entry_from_input_schema(
-            document,
-            schema,
-            slug=model,
-            title=str(info.get("title") or model),
-            description=str(info.get("description") or ""),
-        )
     except SchemaError as exc:
         raise CatalogError(f"{ctx.provider}:{exc}") from None
+    info: Mapping[str, Any] = document["info"] if isinstance(document.get("info"), Mapping) else {}
+    entry = schema_entry(
+        ctx,
+        document,
+        schema,
+        slug=model,
+        title=str(info.get("title") or model),
+        description=str(info.get("description") or ""),
+    )
     pricing_url = f"{ctx.base(FAL_PRICING_URL)}/v1/models/pricing"
     price = None
     try:
@@ -244,17 +254,15 @@ def discover_replicate(ctx: FetchContext, model: str) -> Discovered:
     if not isinstance(schema, Mapping):
         raise CatalogError(f"{ctx.provider}:{model}: openapi_schema has no components.schemas.Input")
     title = str(raw.get("name") or name) if isinstance(raw, Mapping) else name
-    try:
-        entry = entry_from_input_schema(
-            document,
-            schema,
-            slug=model,
-            title=title,
-            version=None if official else str(version.get("id") or version_id),
-            description=str(raw.get("description") or "") if isinstance(raw, Mapping) else "",
-        )
-    except SchemaError as exc:
-        raise CatalogError(f"{ctx.provider}:{exc}") from None
+    entry = schema_entry(
+        ctx,
+        document,
+        schema,
+        slug=model,
+        title=title,
+        version=None if official else str(version.get("id") or version_id),
+        description=str(raw.get("description") or "") if isinstance(raw, Mapping) else "",
+    )
     return Discovered(entry=entry, raw=raw, source_url=url)
 
 
@@ -270,16 +278,14 @@ def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
     )
     if schema is None:
         raise CatalogError(f"{ctx.provider}:{model}: {url} has no request_schema")
-    try:
-        entry = entry_from_input_schema(
-            raw,
-            schema,
-            slug=model,
-            title=str(raw.get("title") or model),
-            version=str(raw.get("version") or "0.0.1"),
-        )
-    except SchemaError as exc:
-        raise CatalogError(f"{ctx.provider}:{exc}") from None
+    entry = schema_entry(
+        ctx,
+        raw,
+        schema,
+        slug=model,
+        title=str(raw.get("title") or model),
+        version=str(raw.get("version") or "0.0.1"),
+    )
     cost: Mapping[str, Any] = raw["cost"] if isinstance(raw.get("cost"), Mapping) else {}
     price = None
     if cost.get("type", "fixed") == "fixed":

@@ -55,6 +55,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fault", choices=FAULTS, help="failure to inject")
     p.add_argument("--fail-rate", type=float, default=1.0, help="share of requests that get --fault (0-1)")
     p.add_argument("--fail-first", type=int, help="only the first N requests get --fault")
+    p.add_argument(
+        "--fault-at",
+        choices=("submit", "status", "result"),
+        default="submit",
+        help="where rate_limit/server_error/unavailable answer (status/result: fal's queue)",
+    )
     p.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429")
     p.add_argument("--no-cost", action="store_true", help="do not report cost in answers")
     p.add_argument("--max-side", type=int, default=256, help="largest image side rendered, in pixels")
@@ -75,6 +81,7 @@ def build_app(args: argparse.Namespace) -> Any:
         fault=args.fault,
         fault_rate=args.fail_rate,
         fault_first=args.fail_first,
+        fault_at=args.fault_at,
         retry_after_s=args.retry_after,
         report_cost=not args.no_cost,
         max_side_px=args.max_side,
