@@ -33,20 +33,26 @@ def test_fal_cancelled_request_has_no_result_and_a_second_cancel_is_refused() ->
 @pytest.mark.parametrize(
     ("where", "fault", "status"), [("status", "rate_limit", 429), ("result", "unavailable", 503)]
 )
-def test_fal_injects_faults_at_status_and_result_with_error_type(
+def test_fal_injects_faults_at_status_and_result_and_the_adapter_asks_again(
     where: str, fault: str, status: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with emulator(fal.create_app(knobs(fault=fault, fault_at=where))) as (url, emu):
+    with emulator(fal.create_app(knobs(fault=fault, fault_at=where, retry_after_s=0.01))) as (url, emu):
         submitted = httpx.post(f"{url}/fal-ai/flux/schnell", json=PROMPT, headers=FAL_AUTH)
         assert submitted.status_code == 200  # the submit itself went through
-        answer = httpx.get(
-            submitted.json()[f"{where}_url" if where == "status" else "response_url"], headers=FAL_AUTH
-        )
+        follow = submitted.json()["status_url" if where == "status" else "response_url"]
+        time.sleep(0.02)
+        answer = httpx.get(follow, headers=FAL_AUTH)
         assert answer.status_code == status and answer.headers["x-fal-error-type"]
+        assert httpx.get(follow, headers=FAL_AUTH).status_code == 200  # transient: the next call answers
+        # The adapter asks the status/result again instead of failing the attempt: one submission,
+        # one job paid for, and the images.
+        emu.calls.clear()
         provider = make_provider("fal", "fal", url, monkeypatch)
-        error = RateLimitedError if fault == "rate_limit" else ServerError
-        assert generate_error(provider, "fal-ai/flux/schnell", ImageRequest(prompt="a cube"), error).retryable
-        assert any(c.startswith("GET") and c.endswith("/status") for c in emu.calls)
+        result = generate(provider, "fal-ai/flux/schnell", ImageRequest(prompt="a cube"))
+        assert len(result.images) == 1
+        assert [c for c in emu.calls if c.startswith("POST")] == ["POST /fal-ai/flux/schnell"]
+        suffix = "/status" if where == "status" else result.provider_request_id or ""
+        assert sum(c.startswith("GET") and c.endswith(suffix) for c in emu.calls) >= 2
 
 
 def test_replicate_serves_model_and_version_routes_and_problem_details() -> None:

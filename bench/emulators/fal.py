@@ -88,9 +88,16 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         )
 
     def transient(job: Job, where: str) -> JSONResponse | None:
-        """A rate limit or server error on this call, if the job carries one injected here."""
+        """A rate limit or server error on this call, if the job carries one injected here.
+
+        At status and result it is transient, as fal's are: the job's first such call fails,
+        the next one answers."""
         if job.fault not in TRANSIENT or emu.knobs.fault_at != where:
             return None
+        if where != "submit":
+            if job.extra.get(f"faulted_{where}"):
+                return None
+            job.extra[f"faulted_{where}"] = True
         if job.fault == "rate_limit":
             return JSONResponse(
                 {"detail": "Rate limit exceeded", "error_type": "rate_limited"},

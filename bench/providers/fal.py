@@ -8,6 +8,7 @@ documents them, on the app path without the endpoint's subpath
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from bench.errors import (
     InvalidRequestError,
     ProviderError,
     ProviderTimeoutError,
+    RateLimitedError,
     RefusedError,
     ServerError,
 )
@@ -66,8 +68,10 @@ class FalProvider(HttpProvider):
         response_url = str(dig(submitted, "response_url") or follow)
         cancel_url = str(dig(submitted, "cancel_url") or f"{follow}/cancel")
 
+        deadline = self.deadline_from(started)
+
         async def fetch_status() -> Mapping[str, Any]:
-            response, status = await self.call_json("GET", status_url, what="queue status", headers=headers)
+            response, status = await self._follow_up(status_url, "queue status", headers, deadline)
             if not isinstance(status, Mapping) or status.get("status") not in (
                 "IN_QUEUE",
                 "IN_PROGRESS",
@@ -82,12 +86,12 @@ class FalProvider(HttpProvider):
         status = await self.follow_job(
             self.poll_until(fetch_status, lambda s: s.get("status") == "COMPLETED"),
             job=request_id,
-            deadline=self.deadline_from(started),
+            deadline=deadline,
             cancel=cancel,
         )
         if status.get("error"):
             raise self._run_error(status, request_id)
-        response, result = await self.call_json("GET", response_url, what="result", headers=headers)
+        response, result = await self._follow_up(response_url, "result", headers, deadline)
         if not isinstance(result, Mapping):
             raise self.malformed("a result object with images[]", result, response)
         if all_flagged_nsfw(result):
@@ -116,6 +120,21 @@ class FalProvider(HttpProvider):
             provider_request_id=request_id,
             metadata=strip_images({k: v for k, v in result.items() if k != "images"}),
         )
+
+    async def _follow_up(
+        self, url: str, what: str, headers: Mapping[str, str], deadline: float
+    ) -> tuple[httpx.Response, Any]:
+        """GET on a job that exists. fal may answer a status or result call with 429 or 5xx
+        (X-Fal-Error-Type); that is asked again after Retry-After (or the poll interval) until the
+        deadline, because letting the runner retry would submit, and pay for, the job twice."""
+        while True:
+            try:
+                return await self.call_json("GET", url, what=what, headers=dict(headers))
+            except (RateLimitedError, ServerError) as exc:
+                wait = exc.retry_after_s if exc.retry_after_s is not None else self.settings.poll_interval_s
+                if time.perf_counter() + wait >= deadline:
+                    raise
+                await asyncio.sleep(wait)
 
     def _run_error(self, status: Mapping[str, Any], request_id: str) -> ProviderError:
         error_type = str(status.get("error_type") or "")
