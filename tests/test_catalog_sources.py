@@ -103,7 +103,9 @@ def test_any_model_through_fetched_schemas(emulators: dict[str, tuple[str, objec
     # reports meta.usage.tokens_used, which the price table prices.
     assert df.loc[TARGETS[0], "cost_source"] == "price_api"
     assert df.loc[TARGETS[0], "cost_usd"] == pytest.approx(0.04)
+    assert df.loc[TARGETS[1], "cost_source"] == "price_table"  # Replicate has no price API
     assert df.loc[TARGETS[2], "cost_source"] == "reported"
+    assert df["cost_usd"].notna().all()  # every target priced
     assert df.loc[TARGETS[3], "cost_source"] == "price_table"
     tokens = len(df.loc[TARGETS[3], "prompt"].split()) + 272
     assert df.loc[TARGETS[3], "cost_usd"] == pytest.approx(40.0 * tokens / 1e6)
