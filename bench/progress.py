@@ -77,6 +77,12 @@ class RunProgress:
         f = self._fields()
         return f"{self._label}: {self.done}/{self.total} {f['rate']} ETA {eta} cost {f['cost']} {f['errors']}"
 
+    def set_total(self, total: int) -> None:
+        """The exact count, once known (the first estimate may include keys from another sweep)."""
+        self.total = total
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, total=total)
+
     def advance(self, status: str, cost_usd: float) -> None:
         self.done += 1
         if status == "error":

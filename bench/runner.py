@@ -16,7 +16,7 @@ import math
 import random
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from bench.config import RunnerSettings
@@ -143,9 +143,11 @@ class Runner:
     # ---- public ----------------------------------------------------------------------
     async def run(self, plan: SweepPlan) -> RunSummary:
         finished = self.store.finished_keys()
-        todo = sum(1 for job in plan.jobs() if job.key not in finished)
         self.summary.total = plan.total
-        self.summary.already_done = plan.total - todo
+        # Counted without keying every job (a second key pass over a 100k plan costs seconds
+        # before the first request); exact unless the journal holds keys from another sweep,
+        # and corrected once dispatch has walked the whole plan.
+        todo = max(plan.total - len(finished), 0)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             # Not possible off the main thread (tests) or on some platforms: interrupt() still works.
@@ -174,9 +176,19 @@ class Runner:
             task.cancel()
 
     # ---- dispatch --------------------------------------------------------------------
+    def _pending(self, plan: SweepPlan, finished: set[str]) -> Iterator[Job]:
+        """The plan's jobs not yet finished; each job's key is derived once, here."""
+        for job in plan.jobs():
+            if job.key in finished:
+                self.summary.already_done += 1
+            else:
+                yield job
+        assert self._progress is not None
+        self._progress.set_total(self.summary.total - self.summary.already_done)
+
     async def _dispatch(self, plan: SweepPlan, finished: set[str]) -> None:
         slots = asyncio.Semaphore(self.settings.max_in_flight)
-        jobs = (job for job in plan.jobs() if job.key not in finished)
+        jobs = self._pending(plan, finished)
         for job in jobs:
             if self._stopping:
                 break
@@ -201,6 +213,10 @@ class Runner:
             # and a re-run with a larger cap picks exactly these up.
             for job in jobs:
                 await self._commit_skipped(job, "budget", self.summary.stop_reason)
+        elif self._stopping:
+            # Ctrl-C before the plan was walked: keying the rest only to count it would delay the
+            # exit by seconds on a big plan; what this folder held before the run is the count.
+            self.summary.already_done = max(self.summary.already_done, len(finished))
 
     async def _run_job(self, job: Job) -> None:
         provider = self.providers[job.target.provider]
@@ -273,14 +289,32 @@ class Runner:
                 cost_usd,
                 cost_source,
             )
-            await self.store.commit(rows, files)
-            self.summary.ok += 1
-            self.summary.images += len(rows)
-            if not math.isnan(cost_usd):
-                self.summary.cost_usd += cost_usd
-            assert self._progress is not None
-            self._progress.advance("ok", cost_usd)
+            await self.store.commit(rows, files, on_durable=lambda: self._count_ok(len(rows), cost_usd))
             return
+
+    # ---- counting (from what reached the journal) ------------------------------------
+    # Called by the store once a request's line is fsynced, even when the request's task was
+    # cancelled (Ctrl-C) while its write was queued: the summary equals what the journal holds.
+    def _count_ok(self, n_images: int, cost_usd: float) -> None:
+        self.summary.ok += 1
+        self.summary.images += n_images
+        if not math.isnan(cost_usd):
+            self.summary.cost_usd += cost_usd
+        assert self._progress is not None
+        self._progress.advance("ok", cost_usd)
+
+    def _count_failure(self, status: str, error_type: str, message: str) -> None:
+        if status == "refused":
+            self.summary.refused += 1
+        else:
+            self.summary.error += 1
+        self.summary.error_types[error_type] = self.summary.error_types.get(error_type, 0) + 1
+        self.summary.error_examples.setdefault(error_type, message)
+        assert self._progress is not None
+        self._progress.advance(status, NAN)
+
+    def _count_skipped(self) -> None:
+        self.summary.skipped += 1
 
     async def _generate(self, provider: Provider, job: Job) -> GenerationResult:
         guard_s = provider.settings.timeout_s * _GUARD_FACTOR + _GUARD_EXTRA_S
@@ -328,16 +362,11 @@ class Runner:
     ) -> None:
         message = redact(err.message, self._secrets)
         row = failed_row(job, self.run_id, started_at, attempts, err, message, latency_s)
-        await self.store.commit([row])
-        if row["status"] == "refused":
-            self.summary.refused += 1
-        else:
-            self.summary.error += 1
-        self.summary.error_types[err.error_type] = self.summary.error_types.get(err.error_type, 0) + 1
-        self.summary.error_examples.setdefault(err.error_type, message)
-        assert self._progress is not None
-        self._progress.advance(row["status"], NAN)
+        status = str(row["status"])
+        await self.store.commit(
+            [row], on_durable=lambda: self._count_failure(status, err.error_type, message)
+        )
 
     async def _commit_skipped(self, job: Job, reason_type: str, message: str) -> None:
-        await self.store.commit([skipped_row(job, self.run_id, reason_type, message)])
-        self.summary.skipped += 1
+        row = skipped_row(job, self.run_id, reason_type, message)
+        await self.store.commit([row], on_durable=self._count_skipped)

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,14 +101,25 @@ class RunStore:
         self._writer = asyncio.create_task(self._write_loop())
 
     async def commit(
-        self, rows: Sequence[Mapping[str, Any]], images: Sequence[tuple[Path, bytes]] = ()
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        images: Sequence[tuple[Path, bytes]] = (),
+        on_durable: Callable[[], None] | None = None,
     ) -> None:
-        """Durably store images then the request's rows; returns once both are on disk."""
+        """Durably store images then the request's rows; returns once both are on disk.
+
+        `on_durable` runs once the line is fsynced, even if the caller was cancelled while
+        waiting: a queued line is still written, so whoever counts must count it then.
+        """
         assert self._queue is not None, "RunStore.open() first"
         line = json.dumps(list(rows), default=_json_default, ensure_ascii=False) + "\n"
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if on_durable is not None:
+            done.add_done_callback(
+                lambda fut: on_durable() if not fut.cancelled() and fut.exception() is None else None
+            )
         await self._queue.put((list(images), line, done))
-        await done
+        await asyncio.shield(done)  # cancelling the caller must not cancel the write's outcome
 
     async def _write_loop(self) -> None:
         """Write whatever is queued as one batch (one fsync); return after the stop sentinel."""
