@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import math
 import random
@@ -37,6 +38,7 @@ NAN = math.nan
 # The adapter enforces settings.timeout_s itself (and cancels the remote job); this outer
 # guard only catches an adapter that hangs past it.
 _GUARD_FACTOR, _GUARD_EXTRA_S = 1.5, 10.0
+_DISPATCH_BATCH = 64
 
 
 class InternalAdapterError(ProviderError):
@@ -200,6 +202,10 @@ class Runner:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             task.add_done_callback(lambda _: slots.release())
+            if len(self._tasks) % _DISPATCH_BATCH == 0:
+                # Let the tasks made so far send their requests: without this, thousands of tasks
+                # are created (max_in_flight) before the first request leaves.
+                await asyncio.sleep(0)
         if self._tasks:
             outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
             # A request's own failures are records; anything escaping a task (the journal could
@@ -289,7 +295,9 @@ class Runner:
                 cost_usd,
                 cost_source,
             )
-            await self.store.commit(rows, files, on_durable=lambda: self._count_ok(len(rows), cost_usd))
+            await self.store.commit(
+                rows, files, on_durable=functools.partial(self._count_ok, len(rows), cost_usd)
+            )
             return
 
     # ---- counting (from what reached the journal) ------------------------------------

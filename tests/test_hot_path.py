@@ -100,3 +100,98 @@ def test_ctrl_c_counts_what_reached_the_journal(bench_cfg: Any, tmp_path: Path) 
     assert ok_in_journal >= 3  # the queued writes were kept...
     assert summary.ok == ok_in_journal  # ...and counted
     assert summary.images == sum(len(rows) for rows in lines if rows[0]["status"] == "ok")
+
+
+def bench_run(tmp_path: Path, *extra: str) -> int:
+    from bench.cli import main
+
+    return main(["run", *SMOKE, f"results_dir={tmp_path}", "run_name=run", *extra])
+
+
+def mtimes(run_dir: Path) -> dict[str, int]:
+    names = ("records.parquet", "summary.parquet", "report.html")
+    return {name: (run_dir / name).stat().st_mtime_ns for name in names}
+
+
+def test_resuming_a_finished_run_rebuilds_nothing_unless_something_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    assert bench_run(tmp_path) == 0
+    built = mtimes(run_dir)
+    capsys.readouterr()
+
+    assert bench_run(tmp_path) == 0
+    err = capsys.readouterr().err
+    assert "0 requests finished" in err and "12 already stored" in err
+    assert "nothing new" in err
+    assert mtimes(run_dir) == built
+
+    # A config that changes an output (the report's bootstrap) rebuilds the report...
+    assert bench_run(tmp_path, "report.n_boot=200") == 0
+    assert "nothing new" not in capsys.readouterr().err
+    rebuilt = mtimes(run_dir)
+    assert rebuilt["report.html"] != built["report.html"]
+    # ...and so does a deleted output or a journal that grew.
+    (run_dir / "report.html").unlink()
+    assert bench_run(tmp_path, "report.n_boot=200") == 0
+    assert (run_dir / "report.html").is_file()
+    assert "nothing new" not in capsys.readouterr().err
+    assert bench_run(tmp_path, "report.n_boot=200", "sweep.seeds=[0,1,2,3]") == 0
+    err = capsys.readouterr().err
+    assert "4 requests finished" in err and "nothing new" not in err
+    assert len(pd_read(run_dir)) == 16
+
+
+def pd_read(run_dir: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_parquet(run_dir / "records.parquet")
+
+
+def test_bench_run_composes_the_config_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra._internal.hydra import Hydra
+
+    calls: list[list[str]] = []
+    real = Hydra.compose_config
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(list(kwargs.get("overrides", args[1] if len(args) > 1 else [])))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Hydra, "compose_config", counting)
+    assert bench_run(tmp_path) == 0
+    assert len(calls) == 1
+    assert (tmp_path / "run" / ".hydra" / "overrides.yaml").is_file()  # Hydra's job files as before
+
+
+def test_no_metric_can_run_is_decided_without_importing_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from bench.cli import main\n"
+        f"rc = main(['run', 'experiment=smoke', 'runner.progress=off', 'results_dir={tmp_path}', "
+        "'run_name=run', 'metrics.clip.allow_download=false'])\n"
+        "print('exit', rc, 'torch' in sys.modules, 'open_clip' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert "exit 0 False False" in done.stdout, done.stdout + done.stderr
+    assert "not scored: CLIP weights ViT-B-32/openai are not in the local cache" in done.stderr
+    assert "FID/KID need metrics.fid.reference" in done.stderr
+
+
+def test_each_metric_is_judged_on_its_own() -> None:
+    from bench.metrics.availability import unavailable_metrics
+
+    offline_clip = {"clip": {"pretrained": "openai", "allow_download": False}}
+    assert unavailable_metrics(offline_clip) is not None
+    # Random-init CLIP (tests) can run; so can FID against a target of the run (its own images).
+    assert unavailable_metrics({"clip": {"pretrained": None}}) is None
+    target_ref = {"reference": {"kind": "target", "target": "local:shapes-fast"}}
+    assert unavailable_metrics({**offline_clip, "fid": target_ref}) is None
+    # A metric block this check does not know about is left to the scorer.
+    assert unavailable_metrics({**offline_clip, "judge": {"enabled": True}}) is None
+    off = {"clip": {"enabled": False}, "fid": {"enabled": False}, "kid": {"enabled": False}}
+    assert unavailable_metrics(off) == "CLIP disabled; FID/KID disabled"

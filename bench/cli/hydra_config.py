@@ -44,6 +44,13 @@ def override_problem(exc: Exception) -> str:
     return first_line
 
 
+def plain_config(cfg: Any) -> dict[str, Any]:
+    """A composed DictConfig as the resolved plain dict `bench run` works with."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
 def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
     """The resolved config for these overrides, as `bench run` would see it (without hydra's node)."""
     from hydra import compose, initialize_config_dir
@@ -58,8 +65,6 @@ def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
-        container = OmegaConf.to_container(cfg, resolve=True)
+        return plain_config(cfg)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError("overrides", " ".join(overrides), override_problem(exc)) from None
-    assert isinstance(container, dict)
-    return {str(k): v for k, v in container.items()}

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.cli.run import EXIT_USAGE, execute_run, prepare
 from bench.config import check_writable
@@ -96,6 +97,8 @@ def cmd_run(args: list[str]) -> int:
         # Every job's config is composed and checked before the first job starts, and the
         # exit code is the worst job's, whichever launcher ran them.
         return run_multirun(overrides)
+    if not flags:
+        return _single_run(args)
     if not flags & (_HYDRA_FLAGS_WITHOUT_RUN | _MULTIRUN_FLAGS):
         # Validate before Hydra makes a run folder: a typo must not leave an empty run behind,
         # and every config error is found before any request is sent.
@@ -103,6 +106,77 @@ def cmd_run(args: list[str]) -> int:
         prepare(cfg, require_keys=True)
         check_writable(Path(str(cfg.get("results_dir", "results"))))
     return _hydra_run(args)
+
+
+def _single_run(overrides: list[str]) -> int:
+    """One run, with the config composed once (hydra.main composes it twice more, ~1 s each).
+
+    The config is validated and the sweep planned before Hydra makes the run folder (a typo
+    must not leave an empty run behind; every config error is found before any request is
+    sent), and the job then runs on that same composed config and plan.
+    """
+    from hydra import initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import run_job
+    from hydra.errors import HydraException
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import DictConfig, open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    from bench.cli.hydra_config import (
+        CONFIG_DIR,
+        CONFIG_NAME,
+        override_problem,
+        plain_config,
+        register_resolvers,
+    )
+
+    register_resolvers()
+    exit_codes: list[int] = [0]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None, job_name="bench"):
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        try:
+            cfg = hydra.compose_config(
+                CONFIG_NAME, overrides, run_mode=RunMode.RUN, with_log_configuration=True
+            )
+            # What run_job will hand the job: the config without its hydra node, resolved.
+            validated = {str(k): _resolved(cfg[k]) for k in cfg if k != "hydra"}
+        except (HydraException, OmegaConfBaseException) as exc:
+            raise ConfigError("overrides", " ".join(overrides), override_problem(exc)) from None
+        prepared = prepare(validated, require_keys=True)
+        check_writable(Path(str(validated.get("results_dir", "results"))))
+        with open_dict(cfg):
+            cfg.hydra.mode = RunMode.RUN
+
+        def task(task_cfg: DictConfig) -> None:
+            from hydra.core.hydra_config import HydraConfig
+
+            run_dir = Path(HydraConfig.get().runtime.output_dir)
+            container = plain_config(task_cfg)
+            # The same composed config reaches the job; re-plan only if Hydra changed something.
+            reuse = prepared if container == validated else None
+            exit_codes.append(execute_run(container, run_dir, prepared=reuse))
+
+        callbacks = Callbacks(cfg)
+        callbacks.on_run_start(config=cfg, config_name=CONFIG_NAME)
+        ret = run_job(
+            hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
+            task_function=task,
+            config=cfg,
+            job_dir_key="hydra.run.dir",
+            job_subdir_key=None,
+        )
+        callbacks.on_run_end(config=cfg, config_name=CONFIG_NAME, job_return=ret)
+        _ = ret.return_value  # re-raises what the job raised
+    return max(exit_codes)
+
+
+def _resolved(value: Any) -> Any:
+    from omegaconf import Container, OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, Container) else value
 
 
 def _hydra_run(args: list[str]) -> int:

