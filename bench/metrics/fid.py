@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
 Array = npt.NDArray[np.float64]
 
@@ -84,6 +83,7 @@ def frechet_distance(mu1: Array, sigma1: Array, mu2: Array, sigma2: Array) -> fl
 
 def torchmetrics_frechet_distance(mu1: Array, sigma1: Array, mu2: Array, sigma2: Array) -> float:
     """torchmetrics' own _compute_fid in float64 (slow at d=2048): the reference our formula is tested against."""
+    import torch  # here, not at the top: reports import this module's constants without torch
     from torchmetrics.image.fid import _compute_fid
 
     t = [torch.as_tensor(np.asarray(x, dtype=np.float64)) for x in (mu1, sigma1, mu2, sigma2)]
@@ -112,6 +112,7 @@ def kernel_inception_distance(
     instead), and subsets are drawn from a seeded generator so that re-scoring
     gives the same number.
     """
+    import torch
     from torchmetrics.image.kid import poly_mmd
 
     r = torch.as_tensor(np.asarray(real, dtype=np.float64))
