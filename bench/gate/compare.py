@@ -2,7 +2,9 @@
 
 Records of the two runs are matched on `gate.pair_on` (target, prompt, normalized
 parameters, seed, repeat, image index): the same request in both. Every check is
-per target, on matched pairs only, with intervals from bench.stats:
+per target, on matched pairs only, with intervals from bench.stats (studentized
+bootstrap for mean deltas, BCa for the latency ratio; both checked by simulation to
+hold their level, so a check fails by chance about as often as its confidence says):
 
 - CLIP: paired bootstrap of mean(candidate - baseline), resampling whole prompts.
   Fails when the interval's upper bound is below -clip.max_drop ("falls by more
@@ -191,6 +193,12 @@ def _log_pct(q: float) -> stats.Stat:
     return stat
 
 
+def _rate_bounds(d: stats.PairedDelta) -> tuple[float, float]:
+    """A change of rate lies in [-1, 1]; an unbounded side of the interval (too few failures
+    to studentize) is shown as that limit rather than as infinity."""
+    return float(np.clip(d.delta.low, -1.0, 1.0)), float(np.clip(d.delta.high, -1.0, 1.0))
+
+
 class _Gate:
     def __init__(self, cfg: GateConfig, n_targets: int) -> None:
         self.cfg = cfg
@@ -338,14 +346,15 @@ class _Gate:
         d = self._delta(b, c, p["prompt_id"].astype(str).to_numpy())
         fail = thr is not None and not np.isnan(d.delta.high) and d.delta.high < -thr
         status = "info" if (info or thr is None) else ("FAIL" if fail else "pass")
+        low, high = _rate_bounds(d)
         return Check(
             t,
             "ok_rate",
             d.baseline,
             d.candidate,
             d.delta.estimate,
-            d.delta.low,
-            d.delta.high,
+            low,
+            high,
             False,
             len(p),
             status,
@@ -367,14 +376,15 @@ class _Gate:
             f"refused only in candidate {only_c}, only in baseline {only_b}; exact one-sided p={pval:.3g}"
         )
         status = "info" if info else ("FAIL" if fail else "pass")
+        low, high = _rate_bounds(d)
         return Check(
             t,
             "refusal_rate",
             d.baseline,
             d.candidate,
             rise,
-            d.delta.low,
-            d.delta.high,
+            low,
+            high,
             False,
             len(p),
             status,

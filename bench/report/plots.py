@@ -137,7 +137,9 @@ def _quality_scatter(
         ax.errorbar(
             grp[xcol], grp[ycol],
             yerr=None if yerr is None else np.clip(np.nan_to_num(yerr), 0, None),
-            xerr=None if xerr is None else np.clip(np.nan_to_num(xerr), 0, None),
+            # An unbounded side (a p90 of too few requests has no upper bound) is not drawn;
+            # the report's table shows it as inf.
+            xerr=None if xerr is None else np.clip(np.nan_to_num(xerr, posinf=0.0, neginf=0.0), 0, None),
             fmt=st["marker"], color=st["color"], label=str(target), alpha=0.85, capsize=2, markersize=6,
         )  # fmt: skip
     x, y = s[xcol].to_numpy(float), s[ycol].to_numpy(float)

@@ -1,10 +1,12 @@
 """Per-group summary of records.parquet (+ metrics.parquet), as a DataFrame and as a terminal table.
 
-A group is a target and a parameter setting (steps, guidance, size). Every
-interval is a percentile bootstrap from bench.stats: CLIP means resample whole
-prompts (images of one prompt are not independent), latency percentiles
-resample requests. Unknown numbers (cost without a price, unscored CLIP) stay
-NaN and print as "unknown" / "-", never as 0.
+A group is a target and a parameter setting (steps, guidance, size). Intervals
+come from bench.stats: CLIP means get the studentized bootstrap resampling whole
+prompts (images of one prompt are not independent); latency percentiles get the
+order-statistic (binomial) interval, whose upper bound is +inf when the group is
+too small to bound a tail percentile (at 95%, a p90 needs 36 requests, a p99
+368). Unknown numbers (cost without a price, unscored CLIP) stay NaN and print
+as "unknown" / "-", never as 0.
 """
 
 from __future__ import annotations
