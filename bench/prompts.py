@@ -83,9 +83,14 @@ def load_yaml_suite(path: Path) -> list[PromptItem]:
 
 
 def load_parti(path: Path) -> list[PromptItem]:
-    """PartiPrompts TSV: columns Prompt, Category, Challenge, Note."""
+    """PartiPrompts TSV: columns Prompt, Category, Challenge, Note.
+
+    Read without CSV quoting: the file is plain tab-separated, and prompts such as
+    `"G I G G L E" painted in thick colorful lettering...` begin with a literal quote
+    that a CSV reader would strip (changing the prompt and its id).
+    """
     with io.StringIO(read_utf8(path), newline="") as fh:
-        reader = csv.DictReader(fh, delimiter="\t")
+        reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         if reader.fieldnames is None or "Prompt" not in reader.fieldnames:
             raise ConfigError(
                 "prompts.path", str(path), "PartiPrompts TSV needs a header with a `Prompt` column"

@@ -62,3 +62,16 @@ def test_sample_keeps_dataset_order() -> None:
     picked = sample(items, n=5, seed=1)
     positions = [items.index(p) for p in picked]
     assert positions == sorted(positions)
+
+
+def test_parti_keeps_literal_quotes(shared_prompts: Path) -> None:
+    # The TSV is not CSV-quoted: a prompt that starts with a quote keeps it, verbatim.
+    path = shared_prompts / "PartiPrompts.tsv"
+    raw = [line.split("\t")[0] for line in path.read_text(encoding="utf-8").splitlines()[1:] if line]
+    items = load_prompts({"suite": "parti", "path": str(path)})
+    giggle = [p.text for p in items if "G I G G L E" in p.text]
+    assert giggle == [
+        '"G I G G L E" painted in thick colorful lettering as graffiti on a faded red brick wall '
+        "with a splotch of exploding white paint."
+    ]
+    assert [p.text for p in items] == [t for t in raw if t]
