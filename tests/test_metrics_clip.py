@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -90,8 +91,22 @@ def test_random_init_fingerprint_is_marked_and_stable() -> None:
     fp = clipmod.clip_fingerprint(CFG, w)
     assert is_random_init(fp) and "ViT-B-32" in fp
     assert fp == clipmod.clip_fingerprint(CFG, clipmod.resolve_clip_weights(CFG, None))
-    other = ClipConfig(pretrained=None, batch_size=8)
+    other = ClipConfig(pretrained=None, random_init_seed=1)
     assert clipmod.clip_fingerprint(other, clipmod.resolve_clip_weights(other, None)) != fp
+
+
+def test_batch_size_changes_no_score_so_it_is_not_in_the_fingerprint(model: clipmod.ClipModel) -> None:
+    rng = np.random.default_rng(5)
+    images = [synthetic_image(rng, 64 + 8 * i, i % 3) for i in range(7)]
+    prompts = ["a red square", "a cat", "two dogs", "green", "a blue circle", "a fox", "a ship"]
+    scores = {}
+    for batch in (1, 3, 32):
+        m = replace(model, cfg=replace(CFG, batch_size=batch))
+        scores[batch] = clipmod.clip_score_from_embeddings(m.encode_images(images), m.encode_texts(prompts))
+    np.testing.assert_allclose(scores[1], scores[32], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(scores[3], scores[32], atol=1e-4, rtol=0)
+    w = clipmod.resolve_clip_weights(CFG, None)
+    assert clipmod.clip_fingerprint(replace(CFG, batch_size=1), w) == clipmod.clip_fingerprint(CFG, w)
 
 
 def test_require_same_refuses_mixed_fingerprints_and_names_random_init() -> None:

@@ -13,6 +13,7 @@ from bench.metrics.fid import (
     frechet_distance,
     gaussian_stats,
     kernel_inception_distance,
+    kid_subset_size,
     torchmetrics_frechet_distance,
 )
 
@@ -79,9 +80,23 @@ def test_kid_matches_torchmetrics_when_subsets_are_the_whole_sets() -> None:
     assert ours.subset_size == 40  # capped at the sample count instead of raising
     ref = float(poly_mmd(torch.as_tensor(real), torch.as_tensor(fake)))
     assert ours.mean == pytest.approx(ref, rel=1e-9) and ours.std == pytest.approx(0.0, abs=1e-12)
+    assert not ours.std_informative  # whole-set subsets: the std is round-off, and says so
     again = kernel_inception_distance(real, fake, subset_size=20, subsets=10, seed=0)
     assert again == kernel_inception_distance(real, fake, subset_size=20, subsets=10, seed=0)
     assert again.std > 0
+
+
+def test_kid_subsets_are_smaller_than_the_sets_as_in_the_kid_paper() -> None:
+    assert kid_subset_size(1000, 5000, 4000) == 1000
+    assert kid_subset_size(1000, 5000, 24) == 12  # half the smaller set, never the whole set
+    assert kid_subset_size(1000, 24, 1000) == 12
+    assert kid_subset_size(50, 5, 5) == 2
+    assert kid_subset_size(1000, 3, 10) == 3  # too few to subsample: the caller reports no std
+    rng = np.random.default_rng(4)
+    real, fake = rng.normal(size=(24, 16)), rng.normal(size=(24, 16)) + 0.3
+    kid = kernel_inception_distance(real, fake, subset_size=kid_subset_size(1000, 24, 24), subsets=50)
+    assert kid.subset_size == 12 and kid.std_informative
+    assert kid.std > 1e-6  # a real spread, not round-off
 
 
 def test_gaussian_stats_rejects_a_single_sample() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,18 @@ def test_weights_sha256_is_checked(tmp_path: Path) -> None:
     fake.write_bytes(b"not the network")
     with pytest.raises(WeightsError, match="expected 7ff4a85c"):
         inception.checked_sha256(fake, inception.FID_HELPER_SHA256, None, "fid_helper weights")
+
+
+def test_batch_size_changes_no_feature_so_it_is_not_in_the_fingerprint(
+    extractor: inception.InceptionExtractor,
+) -> None:
+    rng = np.random.default_rng(6)
+    images = [inception.to_uint8_chw(synthetic_image(rng, 64 + 16 * i, i % 3)) for i in range(5)]
+    one = replace(extractor, batch_size=1).features(images)
+    many = extractor.features(images)  # batch 16: all five in one forward pass
+    np.testing.assert_allclose(one, many, atol=1e-4, rtol=1e-4)
+    fp, details = inception.extractor_fingerprint("fid_helper", "cpu", None)
+    assert fp == extractor.fingerprint and "batch_size" not in details
 
 
 def test_layer_map_covers_all_94_conv_bn_layers(extractor: inception.InceptionExtractor) -> None:

@@ -58,6 +58,7 @@ def test_score_run_writes_records_and_metrics_and_rescoring_computes_nothing(tmp
     assert abs(by_target.loc["model-a", "fid"]) < 1e-3  # the reference itself
     assert by_target.loc["model-b", "fid"] > 1.0
     assert by_target.loc["model-b", "kid_mean"] > by_target.loc["model-a", "kid_mean"]
+    assert (metrics.kid_subset_size < metrics.n).all() and metrics.kid_std.gt(0).all()
     assert metrics.reference_id.str.startswith("target:model-a:").all()
     assert metrics.clip_mean.between(0, 100).all()
     fps = read_fingerprints(run)

@@ -96,6 +96,22 @@ class KidResult:
     std: float
     subset_size: int
     subsets: int
+    # False when every subset is the whole (smaller) set: the subsets then differ only in order,
+    # the std is round-off (~1e-16) and says nothing about uncertainty.
+    std_informative: bool = True
+
+
+def kid_subset_size(requested: int, n_real: int, n_fake: int) -> int:
+    """Subset size for KID: the requested size when both sets are larger, else half the smaller set.
+
+    As in the KID paper (Binkowski et al. 2018: subsets of 1000 drawn from larger sets), subsets
+    must be smaller than the sets for the spread over subsets to mean anything; a subset equal to
+    the whole set gives the same estimate every time.
+    """
+    n = min(n_real, n_fake)
+    if requested < n:
+        return max(2, requested)
+    return max(2, n // 2) if n >= 4 else n
 
 
 def kernel_inception_distance(
@@ -127,4 +143,5 @@ def kernel_inception_distance(
         ff = f[torch.randperm(f.shape[0], generator=gen)[:size]]
         scores.append(poly_mmd(fr, ff))
     stacked = torch.stack(scores)
-    return KidResult(float(stacked.mean()), float(stacked.std(unbiased=False)), size, subsets)
+    informative = size < min(r.shape[0], f.shape[0])
+    return KidResult(float(stacked.mean()), float(stacked.std(unbiased=False)), size, subsets, informative)

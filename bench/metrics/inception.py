@@ -239,7 +239,9 @@ class InceptionExtractor:
         return np.concatenate(out).astype(np.float32)
 
 
-def inception_details(weights: str, weights_sha256: str, batch_size: int, device: str) -> dict[str, Any]:
+def inception_details(weights: str, weights_sha256: str, device: str) -> dict[str, Any]:
+    """What determines the features. Batch size does not (features at batch 1 and 16 agree to float
+    round-off, tests/test_metrics_inception.py), so it is not part of the fingerprint."""
     return {
         "backbone": "inception-v3-tf-2015-12-05",
         "weights": weights,
@@ -249,7 +251,6 @@ def inception_details(weights: str, weights_sha256: str, batch_size: int, device
         "resize": "tf1-bilinear-no-antialias",
         "normalize": "(x-128)/128",
         "dtype": "float32",
-        "batch_size": batch_size,
         "device": device,
         "versions": library_versions("torch"),
     }
@@ -281,11 +282,9 @@ def resolve_weights(weights: str, cache_dir: Path | None) -> tuple[Path, str, st
     return path, f"file:{path.name}", file_sha256(path, cache_dir)
 
 
-def extractor_fingerprint(
-    weights: str, batch_size: int, device: str, cache_dir: Path | None
-) -> tuple[str, dict[str, Any]]:
+def extractor_fingerprint(weights: str, device: str, cache_dir: Path | None) -> tuple[str, dict[str, Any]]:
     _, label, sha = resolve_weights(weights, cache_dir)
-    details = inception_details(label, sha, batch_size, device)
+    details = inception_details(label, sha, device)
     return fingerprint_id("inception", details), details
 
 
@@ -301,7 +300,7 @@ def load_extractor(
         state = torch.load(str(path), map_location="cpu", weights_only=True)
         _load_torch_fidelity_layout(graph, state)
     graph.eval()
-    details = inception_details(label, sha, batch_size, device)
+    details = inception_details(label, sha, device)
     return InceptionExtractor(
         module=graph.to(device),
         fingerprint=fingerprint_id("inception", details),

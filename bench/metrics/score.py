@@ -30,7 +30,13 @@ from bench.metrics import inception
 from bench.metrics.cache import EmbeddingCache
 from bench.metrics.config import MetricsConfig, parse_metrics_config
 from bench.metrics.errors import MetricsError, WeightsError
-from bench.metrics.fid import FID_MIN_RELIABLE_N, fid_from_stats, gaussian_stats, kernel_inception_distance
+from bench.metrics.fid import (
+    FID_MIN_RELIABLE_N,
+    fid_from_stats,
+    gaussian_stats,
+    kernel_inception_distance,
+    kid_subset_size,
+)
 from bench.metrics.fingerprint import fingerprint_id
 from bench.metrics.images import decoded_chunks, text_key
 from bench.metrics.reference import ReferenceSet, images_of, resolve_reference
@@ -253,6 +259,7 @@ def _group_rows(
     feats = scorer.inception_features(items) if reference is not None else None
     rows: list[dict[str, Any]] = []
     small: list[str] = []
+    no_kid_std: list[str] = []
     positions = {idx: i for i, idx in enumerate(ok.index)}
     for group_key, grp in ok.groupby(keys, dropna=False, sort=True) if keys else [((), ok)]:
         key_tuple = group_key if isinstance(group_key, tuple) else (group_key,)
@@ -296,11 +303,18 @@ def _group_rows(
                 kid = kernel_inception_distance(
                     reference.features,
                     g,
-                    subset_size=cfg.kid.subset_size,
+                    subset_size=kid_subset_size(cfg.kid.subset_size, len(reference.features), len(g)),
                     subsets=cfg.kid.subsets,
                     seed=cfg.kid.seed,
                 )
-                row.update(kid_mean=kid.mean, kid_std=kid.std, kid_subset_size=kid.subset_size)
+                # Unknown is NaN: a std over identical subsets is not a measure of anything.
+                row.update(
+                    kid_mean=kid.mean,
+                    kid_std=kid.std if kid.std_informative else np.nan,
+                    kid_subset_size=kid.subset_size,
+                )
+                if not kid.std_informative:
+                    no_kid_std.append(f"{key_tuple}: n={len(g)}")
             if len(g) < FID_MIN_RELIABLE_N:
                 small.append(f"{key_tuple}: n={len(g)}")
         rows.append(row)
@@ -310,6 +324,11 @@ def _group_rows(
             f"FID is biased upwards below n={FID_MIN_RELIABLE_N} images per group; compare FIDs only at "
             f"equal n and read KID beside them. Small groups: {'; '.join(small[:5])}"
             + (f" (+{len(small) - 5} more)" if len(small) > 5 else ""),
+        )
+    if no_kid_std:
+        notes.append(
+            "KID std is NaN where a group has under 4 images: subsets cannot be smaller than the set, "
+            f"so their spread says nothing. Groups: {'; '.join(no_kid_std[:5])}"
         )
     return rows
 
@@ -357,7 +376,7 @@ def score_run(
         want_inception = (cfg.fid.enabled or cfg.kid.enabled) and ref_cfg is not None and len(ok) > 0
         if want_inception:
             scorer.inc.fingerprint, scorer.inc.details = inception.extractor_fingerprint(
-                cfg.fid.weights, cfg.fid.batch_size, cfg.fid.device, cache_dir
+                cfg.fid.weights, cfg.fid.device, cache_dir
             )
         elif cfg.fid.enabled or cfg.kid.enabled:
             log.info("FID/KID skipped: no metrics.fid.reference configured (a folder, .npz, run or target)")
