@@ -413,7 +413,8 @@ class _Gate:
         d = self._delta((b > 1).astype(np.float64), (c > 1).astype(np.float64), clusters)
         fail = thr_rate is not None and not np.isnan(d.delta.low) and d.delta.low > thr_rate
         status = "info" if (info or thr_rate is None) else ("FAIL" if fail else "pass")
-        out.append(Check(t, "retry_rate", d.baseline, d.candidate, d.delta.estimate, d.delta.low, d.delta.high,
+        low_r, high_r = _rate_bounds(d)
+        out.append(Check(t, "retry_rate", d.baseline, d.candidate, d.delta.estimate, low_r, high_r,
                          False, len(b), status, rule_rate))  # fmt: skip
         a = self._delta(b, c, clusters)
         base = a.baseline if a.baseline > 0 else np.nan

@@ -136,7 +136,7 @@ def _quality_scatter(
         xerr = np.vstack([grp[xcol] - grp[err[0]], grp[err[1]] - grp[xcol]]) if err else None
         ax.errorbar(
             grp[xcol], grp[ycol],
-            yerr=None if yerr is None else np.clip(np.nan_to_num(yerr), 0, None),
+            yerr=None if yerr is None else np.clip(np.nan_to_num(yerr, posinf=0.0, neginf=0.0), 0, None),
             # An unbounded side (a p90 of too few requests has no upper bound) is not drawn;
             # the report's table shows it as inf.
             xerr=None if xerr is None else np.clip(np.nan_to_num(xerr, posinf=0.0, neginf=0.0), 0, None),
