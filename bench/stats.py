@@ -144,21 +144,23 @@ def _studentized(
 ) -> tuple[float, float, float, F64]:
     """(estimate, low, high, replicate estimates) of the bootstrap-t interval for sum(s)/sum(m)."""
     one = np.ones((1, u.k))
-    theta_arr, se_arr = _ratio_and_se(one, u)
-    theta, se = float(theta_arr[0]), float(se_arr[0])
+    theta = float(_ratio_and_se(one, u)[0][0])
+    # Work on values centred at the estimate: the variance's expanded sums then cancel at the scale of
+    # the spread, not of the level (constant data give an exact 0 instead of round-off noise).
+    u = _Units(u.s - theta * u.m, u.m)
+    se = float(_ratio_and_se(one, u)[1][0])
     thetas, ts = [], []
+    scale = max(abs(theta), 1.0) * 1e-12
     for w in _unit_counts(rng, n_boot, u.k):
-        th, s = _ratio_and_se(w, u)
-        thetas.append(th)
-        dev = th - theta
-        scale = max(abs(theta), 1.0) * 1e-12
+        dev, s = _ratio_and_se(w, u)
+        thetas.append(dev + theta)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(s > scale, dev / np.where(s > scale, s, 1.0), np.sign(dev) * np.inf)
         # A replicate without spread that lands on the estimate carries no evidence either way.
         t = np.where((s <= scale) & (np.abs(dev) <= scale), 0.0, t)
         ts.append(t)
     boot = np.concatenate(thetas)
-    if se <= max(abs(theta), 1.0) * 1e-12:
+    if se <= scale:
         return theta, theta, theta, boot  # every unit agrees exactly: nothing to resample
     tstar = np.concatenate(ts)
     alpha = (1.0 - confidence) / 2.0

@@ -151,8 +151,9 @@ def _quality_scatter(
     ax.step([*fx, right], [*fy, fy[-1]], where="post", color="black", linewidth=1.3, zorder=3)
     ax.scatter(fx, fy, s=220, facecolors="none", edgecolors="black", linewidths=1.6, zorder=4, clip_on=False,
                label=f"Pareto frontier ({len(front)} group{'s' if len(front) != 1 else ''})")  # fmt: skip
-    ylo_v = np.nanmin(s[ylo]) if ylo in s else np.nanmin(y)
-    yhi_v = np.nanmax(s[yhi]) if yhi in s else np.nanmax(y)
+    # An unbounded side of an interval (too few prompts) is not drawn and does not set the limits.
+    ylo_v = np.nanmin(np.where(np.isfinite(s[ylo]), s[ylo], y)) if ylo in s else np.nanmin(y)
+    yhi_v = np.nanmax(np.where(np.isfinite(s[yhi]), s[yhi], y)) if yhi in s else np.nanmax(y)
     pad = max((yhi_v - ylo_v) * 0.12, 1e-6)
     ax.set_ylim(ylo_v - pad, yhi_v + pad)
     ax.set_xlabel(xlabel + ("" if scale == "linear" else f" ({scale} scale: values span > 10×)"))
