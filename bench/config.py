@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.errors import ConfigError
 from bench.prices import PriceTable
-from bench.providers.base import DEFAULT_MAX_DOWNLOAD_BYTES, ProviderSettings
+from bench.providers.base import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_RESPONSE_BYTES, ProviderSettings
 
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 _RATIO_RE = re.compile(r"^(\d+):(\d+)$")
@@ -89,6 +89,7 @@ class BenchConfig:
     results_dir: Path
     metrics: Mapping[str, Any]
     report: Mapping[str, Any]
+    http_debug: bool = False  # bench.http_debug: the HTTP libraries' DEBUG lines (auth redacted)
 
 
 def parse_target(entry: Any, index: int) -> Target:
@@ -236,6 +237,21 @@ def _positive_number(value: Any, key: str, *, allow_none: bool = False) -> float
     return float(value)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_KEY_PREFIXES = ("sk-", "sk_", "r8_", "fal_", "hf_", "gsk_")  # lower case, as keys are: FAL_KEY is a name
+
+
+def looks_like_a_key(value: str) -> bool:
+    """Not an environment variable's name, or a name shaped like a secret (key prefix, long mixed-case)."""
+    if not _ENV_NAME.fullmatch(value):
+        return True
+    if value.startswith(_KEY_PREFIXES):
+        return True
+    has_lower = any(c.islower() for c in value)
+    has_digit = any(c.isdigit() for c in value)
+    return len(value) >= 16 and has_lower and has_digit
+
+
 def _positive_int(value: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(key, value, "use a whole number of bytes >= 1, e.g. 52428800 (50 MiB)")
@@ -263,12 +279,16 @@ def parse_providers(cfg: Mapping[str, Any]) -> dict[str, ProviderConfig]:
         if base_url is not None and not str(base_url).startswith(("http://", "https://")):
             raise ConfigError(f"{key}.base_url", base_url, "use an http:// or https:// URL")
         api_key_env = block.get("api_key_env")
-        if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(api_key_env)):
+        if api_key_env is not None and looks_like_a_key(str(api_key_env)):
+            # Never echo it: it may be the key itself, pasted where its variable's name belongs.
             raise ConfigError(
                 f"{key}.api_key_env",
                 "<not shown>",
-                "give the NAME of an environment variable, not the key itself",
+                "api_key_env must name an environment variable (e.g. FAL_KEY), not hold the key itself",
             )
+        allow_private = block.get("allow_private_urls", False)
+        if not isinstance(allow_private, bool):
+            raise ConfigError(f"{key}.allow_private_urls", allow_private, "use true or false")
         options = block.get("options") or {}
         settings = ProviderSettings(
             name=str(name),
@@ -281,6 +301,10 @@ def parse_providers(cfg: Mapping[str, Any]) -> dict[str, ProviderConfig]:
             max_download_bytes=_positive_int(
                 block.get("max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES), f"{key}.max_download_bytes"
             ),
+            max_response_bytes=_positive_int(
+                block.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES), f"{key}.max_response_bytes"
+            ),
+            allow_private_urls=allow_private,
             options=dict(options),
         )
         out[str(name)] = ProviderConfig(adapter=adapter, settings=settings)
@@ -369,4 +393,12 @@ def parse_config(cfg: Mapping[str, Any]) -> BenchConfig:
         results_dir=results_dir,
         metrics=dict(cfg.get("metrics") or {}),
         report=dict(cfg.get("report") or {}),
+        http_debug=_http_debug(cfg.get("bench") or {}),
     )
+
+
+def _http_debug(block: Any) -> bool:
+    value = block.get("http_debug", False) if isinstance(block, Mapping) else block
+    if not isinstance(value, bool):
+        raise ConfigError("bench.http_debug", value, "use true or false")
+    return value

@@ -19,6 +19,7 @@ from _provider_harness import (
 from bench.emulators.fal import create_app
 from bench.errors import (
     AuthError,
+    DownloadError,
     MalformedResponseError,
     ProviderTimeoutError,
     RateLimitedError,
@@ -95,11 +96,14 @@ def test_malformed_result(monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
 
 
 def test_expired_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    with emulator(create_app(knobs(fault="expired_url"))) as (url, _):
+    with emulator(create_app(knobs(fault="expired_url"))) as (url, emu):
         error = generate_error(
-            make_provider("fal", "fal", url, monkeypatch), "fal-ai/flux/dev", REQ, MalformedResponseError
+            make_provider("fal", "fal", url, monkeypatch), "fal-ai/flux/dev", REQ, DownloadError
         )
-    assert "expired" in error.message
+    assert "expired" in error.message and error.http_status == 404
+    # Gone is gone: fetched once, and the generation was not submitted again.
+    assert sum(c.startswith("GET /files/") for c in emu.calls) == 1
+    assert sum(c.startswith("POST ") for c in emu.calls) == 1
 
 
 def test_hung_job_times_out_and_is_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:

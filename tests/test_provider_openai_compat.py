@@ -10,6 +10,7 @@ from _provider_harness import KEY, assert_images, emulator, generate, generate_e
 from bench.emulators.openai_compat import create_app
 from bench.errors import (
     AuthError,
+    DownloadError,
     MalformedResponseError,
     ProviderTimeoutError,
     RateLimitedError,
@@ -134,8 +135,8 @@ def test_malformed_answers(monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
 def test_expired_url_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with emulator(create_app(knobs(fault="expired_url"), profile="openai")) as (url, _):
         provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
-        error = generate_error(provider, "dall-e-3", REQ, MalformedResponseError)
-    assert error.http_status == 404
+        error = generate_error(provider, "dall-e-3", REQ, DownloadError)
+    assert error.http_status == 404 and error.error_type == "download"
 
 
 def test_undecodable_image_fails_the_decode_check(monkeypatch: pytest.MonkeyPatch) -> None:

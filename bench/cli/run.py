@@ -23,6 +23,7 @@ from bench.catalog.sources import (
 )
 from bench.config import BenchConfig, check_writable, parse_config
 from bench.errors import ConfigError
+from bench.http_logging import configure_http_logging
 from bench.prompts import load_prompts
 from bench.providers.base import Provider
 from bench.providers.registry import create_provider
@@ -115,6 +116,9 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path, prepared: Prepared | None
     except ConfigError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    configure_http_logging(
+        debug=config.http_debug, secrets=[s for p in providers.values() for s in p.secrets()]
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     recorded = {**dict(cfg), "catalog_used": catalog_used(plan)}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded, sort_keys=False), encoding="utf-8")

@@ -12,6 +12,7 @@ import base64
 import binascii
 import math
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +31,14 @@ from bench.errors import (
     ProviderTimeoutError,
     RateLimitedError,
     ServerError,
-    TransportError,
 )
-from bench.providers import observe
 from bench.request import ImageRequest
 
 NAN = math.nan
 DEFAULT_MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
+# Four 1536x1024 PNGs as base64 fit with room to spare; a 300 MB "answer" does not.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class ProviderSettings:
     timeout_s: float = 120.0
     poll_interval_s: float = 1.0
     max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # JSON answers; read streamed, refused past it
+    # Image URLs on loopback/private/link-local addresses are refused unless base_url is itself
+    # such an address (an emulator, a proxy) or this is set.
+    allow_private_urls: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)  # adapter-specific knobs (profile, ...)
 
 
@@ -125,8 +131,10 @@ class Provider(abc.ABC):
 
     # ---- credentials and client ----------------------------------------------------
     def api_key(self) -> str | None:
+        """The key from the environment, without the whitespace a paste or a file adds around it."""
         env = self.settings.api_key_env
-        return os.environ.get(env) if env else None
+        raw = os.environ.get(env) if env else None
+        return raw.strip() if raw is not None else None
 
     def check_ready(self) -> None:
         """Raise ConfigError if this provider cannot be used (called before any request)."""
@@ -137,16 +145,28 @@ class Provider(abc.ABC):
             raise ConfigError(
                 f"providers.{self.name}.api_key_env", env, "name the environment variable that holds the key"
             )
-        if not os.environ.get(env):
+        key = self.api_key()
+        if not key:
             raise ConfigError(
                 f"providers.{self.name}.api_key_env",
                 env,
                 f"environment variable {env} is not set; export {env}=<your key> (or use `bench emulate`)",
             )
+        if _CONTROL_CHARS.search(key):
+            # A header value with a line break is refused by the HTTP library, whose error
+            # (and debug log) would then show the key; say so without showing it.
+            raise ConfigError(
+                f"providers.{self.name}.api_key_env",
+                env,
+                f"the key in {env} contains a control character (a pasted line break or tab?); "
+                f"export it again without one",
+            )
 
     def secrets(self) -> list[str]:
-        key = self.api_key()
-        return [key] if key else []
+        """Every form of the key that could appear in a message: as set in the environment, and stripped."""
+        env = self.settings.api_key_env
+        raw = os.environ.get(env) if env else None
+        return [k for k in dict.fromkeys((raw, raw.strip() if raw else None)) if k]
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -173,41 +193,6 @@ class Provider(abc.ABC):
     def estimate_cost_usd(self, spec: ModelSpec, request: ImageRequest) -> float | None:
         """A cost a request is expected to have before it is sent, if the adapter knows one."""
         return None
-
-    # ---- helpers for HTTP adapters ---------------------------------------------------
-    async def download(self, url: str) -> tuple[GeneratedImage, float]:
-        """Fetch an image URL (or decode a data URI) now, with a size cap; returns (image, seconds)."""
-        started = time.perf_counter()
-        if url.startswith("data:"):
-            return decode_data_uri(url), time.perf_counter() - started
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            async with self.client.stream("GET", url) as response:
-                observe.note_headers(response.headers)
-                if response.status_code in (403, 404, 410):
-                    raise MalformedResponseError(
-                        f"image URL answered HTTP {response.status_code} (expired or missing): {url}",
-                        http_status=response.status_code,
-                    )
-                if response.status_code >= 400:
-                    raise ServerError(
-                        f"image download answered HTTP {response.status_code}: {url}",
-                        http_status=response.status_code,
-                    )
-                async for chunk in response.aiter_bytes():
-                    total += len(chunk)
-                    if total > self.settings.max_download_bytes:
-                        raise MalformedResponseError(
-                            f"image at {url} is larger than max_download_bytes={self.settings.max_download_bytes}"
-                        )
-                    chunks.append(chunk)
-                mime = response.headers.get("content-type")
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(f"image download timed out: {url}") from exc
-        except httpx.TransportError as exc:
-            raise TransportError(f"image download failed: {type(exc).__name__}: {url}") from exc
-        return GeneratedImage(b"".join(chunks), mime=mime, source_url=url), time.perf_counter() - started
 
 
 def decode_data_uri(uri: str) -> GeneratedImage:

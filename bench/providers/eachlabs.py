@@ -108,13 +108,14 @@ class EachlabsProvider(HttpProvider):
         refs = output_refs(prediction.get("output"))
         if not refs:
             raise self.malformed("output as a URL, a list of URLs or a data URI", prediction)
-        images, download_s = await self.fetch_images(refs)
+        cost_usd = nan_if_none(dig(prediction, "metrics", "cost"))
+        images, download_s = await self.fetch_images(refs, billed_cost_usd=cost_usd)
         return GenerationResult(
             images=images,
             timings=Timings(
                 inference_s=nan_if_none(dig(prediction, "metrics", "predict_time")), download_s=download_s
             ),
-            cost_usd=nan_if_none(dig(prediction, "metrics", "cost")),
+            cost_usd=cost_usd,
             provider_request_id=prediction_id,
             metadata=strip_images({k: v for k, v in prediction.items() if k not in ("output", "input")}),
         )

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -63,10 +64,11 @@ class FalProvider(HttpProvider):
         request_id = dig(submitted, "request_id")
         if not isinstance(request_id, str) or not request_id:
             raise self.malformed("a submission answer with request_id", submitted)
-        follow = f"{self.base_url}/{app_path(spec.model)}/requests/{request_id}"
-        status_url = str(dig(submitted, "status_url") or f"{follow}/status")
-        response_url = str(dig(submitted, "response_url") or follow)
-        cancel_url = str(dig(submitted, "cancel_url") or f"{follow}/cancel")
+        follow = f"{self.base_url}/{app_path(spec.model)}/requests/{quote(request_id, safe='')}"
+        # These calls carry the key: an answer's URLs are used only if they point at fal (or base_url).
+        status_url = self.follow_up_url(dig(submitted, "status_url"), f"{follow}/status", "status_url")
+        response_url = self.follow_up_url(dig(submitted, "response_url"), follow, "response_url")
+        cancel_url = self.follow_up_url(dig(submitted, "cancel_url"), f"{follow}/cancel", "cancel_url")
 
         deadline = self.deadline_from(started)
 

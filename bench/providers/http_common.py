@@ -25,6 +25,7 @@ import httpx
 from bench.catalog.mapping import map_request
 from bench.catalog.spec import ModelSpec
 from bench.errors import (
+    DownloadError,
     MalformedResponseError,
     ProviderError,
     ProviderTimeoutError,
@@ -37,9 +38,11 @@ from bench.providers.base import (
     Provider,
     ProviderSettings,
     decode_base64,
+    decode_data_uri,
     error_from_status,
     parse_retry_after,
 )
+from bench.providers.url_safety import host_is_private, origin, resolves_to_private, same_origin
 from bench.redact import redact
 from bench.request import ImageRequest
 
@@ -48,6 +51,12 @@ T = TypeVar("T")
 
 EXCERPT_CHARS = 400  # enough to read an error body, short enough for a log line
 CANCEL_TIMEOUT_S = 5.0  # a cancel that takes longer than this is abandoned
+# Image fetches: the generation is paid for, so a failed fetch is tried again (options.download_*).
+DOWNLOAD_ATTEMPTS = 4
+DOWNLOAD_BACKOFF_S = 0.5  # doubles after each failed fetch
+DOWNLOAD_TIMEOUT_S = 60.0  # per fetch, whole body included (capped by timeout_s)
+RETRIED_DOWNLOAD_STATUSES = frozenset({408, 425, 429})  # and 5xx; 403/404/410 mean expired or gone
+_WIRE_ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 def nan_if_none(value: Any, scale: float = 1.0) -> float:
@@ -89,15 +98,30 @@ def strip_images(value: Any) -> Any:
     return value
 
 
+class _DownloadProblem(Exception):
+    """One image fetch failed in a way another fetch of the same URL may not."""
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class _FinalDownloadProblem(_DownloadProblem):
+    """One image fetch failed in a way fetching again cannot fix (too large, gone, forbidden)."""
+
+
 class HttpProvider(Provider):
     """Base for adapters that talk JSON over HTTP."""
 
     default_base_url: str = ""
+    # Other origins the provider documents for follow-up calls (which carry the key).
+    documented_hosts: tuple[str, ...] = ()
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
         # The configured name, not the protocol's: two fal accounts can be two providers.
         self.name = settings.name
+        self._public_hosts: set[str] = set()  # image hosts already resolved to public addresses
 
     # ---- configuration -------------------------------------------------------------
     @property
@@ -147,12 +171,20 @@ class HttpProvider(Provider):
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
     ) -> httpx.Response:
-        """One HTTP exchange; network failures become typed errors that never show the request."""
+        """One HTTP exchange; network failures become typed errors that never show the request.
+
+        The answer is read streamed and refused past max_response_bytes, so a hostile or broken
+        answer of hundreds of MB costs at most that much memory.
+        """
         timeout = httpx.Timeout(timeout_s) if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
+        request = self.client.build_request(method, url, json=json_body, headers=headers, timeout=timeout)
         try:
-            response = await self.client.request(
-                method, url, json=json_body, headers=headers, timeout=timeout
-            )
+            streamed = await self.client.send(request, stream=True)
+            try:
+                observe.note_headers(streamed.headers)
+                body = await self._read_capped(streamed, method, url)
+            finally:
+                await streamed.aclose()
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(
                 f"{self.name}: {method} {self.safe(url)} timed out ({type(exc).__name__})"
@@ -161,8 +193,47 @@ class HttpProvider(Provider):
             raise TransportError(
                 f"{self.name}: {method} {self.safe(url)} failed: {type(exc).__name__}"
             ) from None
-        observe.note_headers(response.headers)
-        return response
+        # The body is already decoded: drop the headers that describe its encoding on the wire.
+        kept = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _WIRE_ENCODING_HEADERS]
+        return httpx.Response(streamed.status_code, headers=kept, content=body, request=request)
+
+    async def _read_capped(self, response: httpx.Response, method: str, url: str) -> bytes:
+        cap = self.settings.max_response_bytes
+        declared = response.headers.get("content-length", "")
+        too_big = MalformedResponseError(
+            f"{self.name}: the answer to {method} {self.safe(url)} is larger than "
+            f"providers.{self.name}.max_response_bytes={cap}; raise it if the API really answers that much",
+            http_status=response.status_code,
+        )
+        if declared.isdigit() and int(declared) > cap:
+            raise too_big
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > cap:
+                raise too_big
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def follow_up_url(self, named: Any, rebuilt: str, what: str) -> str:
+        """A URL an answer names for the next call (which carries the key), if it points at the provider.
+
+        Accepted when its scheme, host and port are those of base_url or of a host the provider
+        documents (`documented_hosts`); otherwise the URL rebuilt from the documented pattern is used.
+        """
+        if not isinstance(named, str) or not named:
+            return rebuilt
+        if same_origin(named, (self.base_url, self.default_base_url, *self.documented_hosts)):
+            return named
+        log.warning(
+            "%s: the answer's %s points at %s, not at the provider; using %s instead",
+            self.name,
+            what,
+            self.safe(named)[:200],
+            rebuilt,
+        )
+        return rebuilt
 
     def parse_json(self, response: httpx.Response, what: str) -> Any:
         try:
@@ -212,18 +283,120 @@ class HttpProvider(Provider):
         return request_id
 
     # ---- images --------------------------------------------------------------------
-    async def fetch_images(self, refs: Sequence[str]) -> tuple[tuple[GeneratedImage, ...], float]:
-        """Download URLs (or decode data URIs) now: hosted URLs expire. Returns (images, seconds)."""
+    async def fetch_images(
+        self, refs: Sequence[str], *, billed_cost_usd: float = math.nan
+    ) -> tuple[tuple[GeneratedImage, ...], float]:
+        """Download URLs (or decode data URIs) now: hosted URLs expire. Returns (images, seconds).
+
+        The generation is done (and billed, `billed_cost_usd` if the answer said how much) by the
+        time this runs: a failed fetch is retried here and ends in DownloadError, which the runner
+        never answers by sending the request again.
+        """
         if not refs:
             raise self.malformed("at least one image", list(refs))
-        results = await asyncio.gather(*(self.download(ref) for ref in refs))
+        try:
+            results = await asyncio.gather(*(self.download(ref) for ref in refs))
+        except DownloadError as exc:
+            exc.billed_cost_usd = billed_cost_usd
+            raise
         return tuple(image for image, _ in results), sum(seconds for _, seconds in results)
+
+    async def download(self, url: str) -> tuple[GeneratedImage, float]:
+        """Fetch one image URL (or decode a data URI), retrying the fetch only; returns (image, seconds)."""
+        started = time.perf_counter()
+        if url.startswith("data:"):
+            return decode_data_uri(url), time.perf_counter() - started
+        await self.check_image_url(url)
+        attempts = max(int(self.option("download_attempts", DOWNLOAD_ATTEMPTS)), 1)
+        backoff_s = float(self.option("download_backoff_s", DOWNLOAD_BACKOFF_S))
+        per_try_s = float(self.option("download_timeout_s", min(self.settings.timeout_s, DOWNLOAD_TIMEOUT_S)))
+        problem, http_status = "", None
+        for attempt in range(1, attempts + 1):
+            try:
+                # A whole-fetch deadline: a body that trickles in never trips the read timeout.
+                async with asyncio.timeout(per_try_s):
+                    data, mime = await self._fetch_once(url)
+                return GeneratedImage(data, mime=mime, source_url=url), time.perf_counter() - started
+            except _DownloadProblem as exc:
+                problem, http_status = str(exc), exc.http_status
+                if isinstance(exc, _FinalDownloadProblem):
+                    break
+            except TimeoutError:
+                problem, http_status = f"not complete within {per_try_s:g}s", None
+            except httpx.TimeoutException as exc:
+                problem, http_status = f"timed out ({type(exc).__name__})", None
+            except httpx.TransportError as exc:  # includes a body shorter than its Content-Length
+                problem, http_status = f"failed: {type(exc).__name__}", None
+            if attempt < attempts:
+                log.debug(
+                    "%s: image fetch %d/%d failed (%s); retrying", self.name, attempt, attempts, problem
+                )
+                await asyncio.sleep(backoff_s * 2 ** (attempt - 1))
+        raise DownloadError(
+            f"{self.name}: the image could not be fetched after {attempt} tries ({problem}): "
+            f"{self.safe(url)}; the generation was not sent again",
+            http_status=http_status,
+        )
+
+    async def _fetch_once(self, url: str) -> tuple[bytes, str | None]:
+        cap = self.settings.max_download_bytes
+        # No auth header is set here: the client has no default headers, so image hosts never see the key.
+        async with self.client.stream("GET", url) as response:
+            observe.note_headers(response.headers)
+            status = response.status_code
+            if status >= 400:
+                if status in RETRIED_DOWNLOAD_STATUSES or status >= 500:
+                    raise _DownloadProblem(f"HTTP {status}", status)
+                gone = " (expired or missing)" if status in (403, 404, 410) else ""
+                raise _FinalDownloadProblem(f"HTTP {status}{gone}", status)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise _FinalDownloadProblem(f"Content-Length {declared} > max_download_bytes={cap}")
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > cap:
+                    raise _FinalDownloadProblem(f"larger than max_download_bytes={cap}")
+                chunks.append(chunk)
+            if not total:
+                raise _DownloadProblem("empty body")
+            return b"".join(chunks), response.headers.get("content-type")
+
+    async def check_image_url(self, url: str) -> None:
+        """Refuse (typed, never retried) image URLs that are not http(s) or point into a private network."""
+        where = origin(url)
+        if where is None:
+            scheme = url.split(":", 1)[0][:20] if ":" in url else "none"
+            raise DownloadError(
+                f"{self.name}: image URL refused: scheme {scheme!r} is not http or https: {self.safe(url)[:200]}"
+            )
+        if self.private_urls_allowed:
+            return
+        _, host, port = where
+        private = host_is_private(host)
+        if not private and host not in self._public_hosts:
+            private = await asyncio.to_thread(resolves_to_private, host, port)
+            if not private:
+                self._public_hosts.add(host)
+        if private:
+            raise DownloadError(
+                f"{self.name}: image URL refused: {host} is a loopback, private or link-local address "
+                f"and base_url is not; set providers.{self.name}.allow_private_urls=true if this is "
+                f"intended: {self.safe(url)[:200]}"
+            )
+
+    @property
+    def private_urls_allowed(self) -> bool:
+        """Private image hosts are fine when the provider itself is one (an emulator, a proxy) or allowed."""
+        if self.settings.allow_private_urls:
+            return True
+        base = origin(self.base_url)
+        return base is not None and host_is_private(base[1])
 
     @staticmethod
     def image_from_base64(text: str, mime: str | None = None) -> GeneratedImage:
         if text.startswith("data:"):
-            from bench.providers.base import decode_data_uri
-
             return decode_data_uri(text)
         return GeneratedImage(decode_base64(text), mime=mime)
 

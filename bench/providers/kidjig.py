@@ -126,11 +126,12 @@ class KidjigProvider(HttpProvider):
                 envelope,
                 response,
             )
-        images, download_s = await self.fetch_images(refs)
+        cost_usd = nan_if_none(first_present(data, ("cost", "cost_usd", "credits_used_usd")))
+        images, download_s = await self.fetch_images(refs, billed_cost_usd=cost_usd)
         return GenerationResult(
             images=images,
             timings=Timings(download_s=download_s),  # KidJig reports no queue or inference time
-            cost_usd=nan_if_none(first_present(data, ("cost", "cost_usd", "credits_used_usd"))),
+            cost_usd=cost_usd,
             http_status=response.status_code,
             provider_request_id=request_id,
             metadata=strip_images({k: v for k, v in data.items() if k not in IMAGE_KEYS}),

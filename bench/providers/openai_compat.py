@@ -103,8 +103,9 @@ class OpenAICompatProvider(HttpProvider):
         refs = [item.get("url") or "" for item in items if item.get("url")]
         images: list[GeneratedImage] = []
         download_s = float("nan")
+        cost, usage, inference_s = self._cost_and_usage(answer, response)
         if refs:
-            fetched, download_s = await self.fetch_images(refs)
+            fetched, download_s = await self.fetch_images(refs, billed_cost_usd=cost)
             images.extend(fetched)
         for item in items:
             if not item.get("url") and item.get("b64_json"):
@@ -112,7 +113,6 @@ class OpenAICompatProvider(HttpProvider):
         if not images:
             raise self.malformed("data[] items with url or b64_json", answer, response)
         revised = next((str(i["revised_prompt"]) for i in items if i.get("revised_prompt")), None)
-        cost, usage, inference_s = self._cost_and_usage(answer, response)
         return GenerationResult(
             images=tuple(images),
             timings=Timings(inference_s=inference_s, download_s=download_s),

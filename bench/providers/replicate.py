@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -86,8 +87,12 @@ class ReplicateProvider(HttpProvider):
         )
         prediction = self._check(prediction, response)
         prediction_id = str(prediction["id"])
-        get_url = str(dig(prediction, "urls", "get") or f"{self.base_url}/v1/predictions/{prediction_id}")
-        cancel_url = str(dig(prediction, "urls", "cancel") or f"{get_url}/cancel")
+        # These calls carry the key: urls.get/cancel are used only if they point at Replicate (or base_url).
+        documented = f"{self.base_url}/v1/predictions/{quote(prediction_id, safe='')}"
+        get_url = self.follow_up_url(dig(prediction, "urls", "get"), documented, "urls.get")
+        cancel_url = self.follow_up_url(
+            dig(prediction, "urls", "cancel"), f"{documented}/cancel", "urls.cancel"
+        )
 
         async def fetch() -> Mapping[str, Any]:
             response, answer = await self.call_json("GET", get_url, what="prediction", headers=headers)
