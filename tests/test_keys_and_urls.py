@@ -253,38 +253,25 @@ def test_a_key_given_as_api_key_env_is_never_echoed(
 
 # ---- HTTP library logs -----------------------------------------------------------------------
 @pytest.fixture
-def restore_http_logging() -> Iterator[None]:
-    yield
+def debug_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Root logger at DEBUG (as hydra.verbose=true sets it); yields a function listing HTTP log records."""
+    monkeypatch.setenv("T2I_TEST_PAID_KEY", KEY)
+    caplog.set_level(logging.DEBUG)
+    yield lambda: [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
     configure_http_logging(debug=False, secrets=[])
 
 
-def http_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
-
-
 def test_http_loggers_stay_quiet_even_when_everything_else_is_debug(
-    bench_cfg: Any,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-    restore_http_logging: None,
+    bench_cfg: Any, tmp_path: Path, debug_logs: Any
 ) -> None:
-    monkeypatch.setenv("T2I_TEST_PAID_KEY", KEY)
-    caplog.set_level(logging.DEBUG)  # as hydra.verbose=true does to the root logger
     with scripted([]) as (url, _):
         assert execute_run(paid_config(bench_cfg, url), tmp_path / "run") == 0
-    assert http_records(caplog) == []
+    assert debug_logs() == []
 
 
 def test_http_debug_shows_the_http_log_with_keys_and_auth_headers_redacted(
-    bench_cfg: Any,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-    restore_http_logging: None,
+    bench_cfg: Any, tmp_path: Path, debug_logs: Any
 ) -> None:
-    monkeypatch.setenv("T2I_TEST_PAID_KEY", KEY)
-    caplog.set_level(logging.DEBUG)
     with scripted([]) as (url, _):
         cfg = paid_config(bench_cfg, url, "bench.http_debug=true")
         assert execute_run(cfg, tmp_path / "run") == 0
@@ -292,7 +279,7 @@ def test_http_debug_shows_the_http_log_with_keys_and_auth_headers_redacted(
         logging.getLogger("httpcore.http11").debug(
             "send_request_headers.failed exception=%r", ValueError(f"Illegal header value b'Bearer {KEY}\\r'")
         )
-    records = http_records(caplog)
+    records = debug_logs()
     assert any(r.name.startswith("httpcore") for r in records)  # debug lines do come through
     assert all(KEY not in r.getMessage() for r in records)
     assert any("***" in r.getMessage() for r in records)
