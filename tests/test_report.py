@@ -27,7 +27,7 @@ def test_bench_run_writes_report_and_plots(run: Path) -> None:
     # bench run wrote them at its end (before the oracle scores); bench report rewrites with CLIP.
     proc = bench("report", str(run), "report.n_boot=200")
     assert proc.returncode == 0, proc.stderr
-    assert "local:shapes-fast steps=4 cfg=2" in proc.stdout and "synthetic" in proc.stdout
+    assert "local:shapes-fast steps=4 cfg=2 128x128" in proc.stdout and "synthetic" in proc.stdout
     for name in PLOTS:
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000
         assert (run / "plots" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
@@ -44,7 +44,9 @@ def test_bench_run_writes_report_and_plots(run: Path) -> None:
     assert row["clip_fingerprint"].startswith("test-oracle")
     page = (run / "report.html").read_text()
     assert page.count("<figure class='plot'") == len(PLOTS) and "<svg" in page
-    assert page.count("<img ") == 48 and "src='images/" in page
+    # One file: 48 embedded WebP thumbnails, each linking its original by relative path, loaded lazily.
+    assert page.count("<img ") == 48 and page.count("src='data:image/webp;base64,") == 48
+    assert page.count("href='images/") == 48 and "loading='lazy'" in page and "src='images/" not in page
     assert "Synthetic data." in page and "class='syn'" in page
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", page)  # nothing loaded from the network
 
@@ -70,7 +72,7 @@ def test_sweep_folder_is_merged(run: Path, tmp_path: Path) -> None:
     summary = pd.read_parquet(sweep / "summary.parquet")
     assert len(summary) == 4 and sorted(set(summary["guidance"])) == [2.0, 7.0]
     page = (sweep / "report.html").read_text()
-    assert "src='0-a/images/" in page and "src='1-b/images/" in page
+    assert "href='0-a/images/" in page and "href='1-b/images/" in page
     df["clip_fingerprint"] = df["clip_fingerprint"].where(df["clip_fingerprint"].isna(), "clip:other:1234")
     df.to_parquet(other / "records.parquet", index=False)
     with pytest.raises(FingerprintMismatch):

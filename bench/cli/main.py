@@ -44,6 +44,7 @@ commands:
                             regression gate: exit 0 pass, 1 regression, 2 unusable input
   score RUN_DIR [overrides] (re)compute metrics for a run without generating anything
   emulate PROVIDER [...]    serve a loopback emulator of a provider's API (see `bench emulate -h`)
+  view PATH [PATH2]         browse a run or sweep folder on 127.0.0.1 (two folders: compare them)
 """
 
 
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "score": cmd_score,
         "emulate": cmd_emulate,
         "catalog": cmd_catalog,
+        "view": cmd_view,
     }
     if command not in handlers:
         print(f"bench: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
@@ -299,3 +301,20 @@ def cmd_emulate(args: list[str]) -> int:
     from bench.emulators.cli import main as emulate_main
 
     return emulate_main(args)
+
+
+def cmd_view(args: list[str]) -> int:
+    from bench.view.serve import serve
+
+    parser = argparse.ArgumentParser(
+        prog="bench view",
+        description="browse a run or sweep folder in the browser (127.0.0.1): filter, compare two targets "
+        "per prompt, zoom; with two folders, the prompts whose quality dropped most from the first to the second",
+    )
+    parser.add_argument("paths", type=Path, nargs="+", help="one or two run or sweep folders")
+    parser.add_argument("--port", type=int, default=8777, help="port on 127.0.0.1 (0: any free port)")
+    ns = parser.parse_args(args)
+    if len(ns.paths) > 2:
+        print(f"bench view: {len(ns.paths)} folders given; give one, or two to compare", file=sys.stderr)
+        return EXIT_USAGE
+    return serve(ns.paths, ns.port)

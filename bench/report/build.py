@@ -80,6 +80,7 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
         summary,
         runs.records,
         svgs,
+        root=root,
         notes=_notes(runs),
         max_per_cell=int(cfg.get("max_images_per_cell", 4)),
     )

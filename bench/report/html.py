@@ -1,10 +1,12 @@
-"""report.html: one file that opens from disk.
+"""report.html: one file that opens anywhere, images included.
 
-Plots are inlined as SVG; images are linked by relative path (images/..), so
-the file stays small and the folder can be zipped and mailed as a whole. The
-summary table sorts on a header click (a few lines of vanilla JS, no network).
-On load, a small script records on <body> how many grid images decoded
-(data-images-loaded), which the browser test reads back.
+Plots are inlined as SVG; every grid image is embedded as a 256 px WebP thumbnail
+(base64, lazily decoded) that links to the full-size original by relative path, so
+the file alone shows everything and, beside its run folder, opens the originals.
+The summary table splits target / steps / guidance / size into columns, sorts on a
+header click (a few lines of vanilla JS, no network) and scrolls inside its own box,
+never the page. On load, a small script records on <body> how many grid images
+decoded (data-images-loaded), which the browser test reads back.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ import pandas as pd
 
 from bench.report.plot_style import SYNTHETIC_NOTE
 from bench.report.plots import PLOTS
+from bench.report.thumbs import thumbnail_data_uri
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;overflow-x:hidden}
+.tablewrap{overflow:auto;max-width:100%;max-height:80vh;border:1px solid #ccc}
 table.summary{border-collapse:collapse;font-size:12px}
 table.summary th,table.summary td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}
 table.summary th{background:#eee;cursor:pointer;position:sticky;top:0}
 table.summary td.l{text-align:left}
+table.summary td:nth-child(2),table.summary th:nth-child(2){position:sticky;left:0;background:#fff;z-index:1}
+table.summary th:nth-child(2){background:#eee;z-index:2}
+.emu{display:inline-block;background:#6a3d9a;color:#fff;font-size:9px;padding:0 3px;border-radius:2px}
+.poll{display:inline-block;background:#ddd;color:#333;font-size:9px;padding:0 3px;border-radius:2px}
 .banner{background:#fff3cd;border:1px solid #e0c060;padding:.5em 1em;margin:1em 0}
 figure.plot{margin:1em 0;max-width:100%;overflow-x:auto}
 figure.plot svg{max-width:100%;height:auto}
@@ -35,9 +43,9 @@ table.grid{border-collapse:collapse;font-size:11px}
 table.grid th,table.grid td{border:1px solid #ddd;padding:4px;vertical-align:top}
 table.grid th.prompt{text-align:left;max-width:220px;font-weight:normal;position:sticky;left:0;background:#fafafa}
 .cell{display:inline-block;margin:2px;text-align:center}
-.cell img{width:112px;height:112px;object-fit:contain;display:block;background:#f4f4f4}
+.cell img{width:128px;height:128px;object-fit:contain;display:block;background:#f4f4f4}
 .cell .cap{font-size:10px;color:#444;line-height:1.25}
-.cell.failed{width:112px;height:112px;background:#fde;display:inline-flex;align-items:center;justify-content:center}
+.cell.failed{width:128px;height:128px;background:#fde;display:inline-flex;align-items:center;justify-content:center}
 .syn{display:inline-block;background:#d55e00;color:#fff;font-size:9px;padding:0 3px;border-radius:2px}
 code{font-size:11px}
 """
@@ -68,9 +76,13 @@ window.addEventListener('load', function(){
 });
 """
 
-# (header, column, format, sort value column)
+# (header, column, format); the group's keys are their own columns, "#" matches the plots' numbers.
 TABLE_COLUMNS: list[tuple[str, str, str]] = [
-    ("group", "group", "s"),
+    ("#", "_num", "d"),
+    ("target", "target", "s"),
+    ("steps", "steps", "g"),
+    ("cfg", "guidance", "g"),
+    ("size", "size", "s"),
     ("provider", "provider", "s"),
     ("requests", "n", "d"),
     ("images", "n_images", "d"),
@@ -88,6 +100,13 @@ TABLE_COLUMNS: list[tuple[str, str, str]] = [
     ("FID", "fid", "f1"),
     ("KID mean ± std", "kid_mean", "kid"),
 ]
+HEADER_TITLES = {
+    "requests": "requests sent (a request with several images counts once; skipped ones were not sent)",
+    "images": "images that came back",
+    "skipped": "requests the budget cap kept back",
+    "retries": "extra attempts after a retryable failure (429, 5xx, timeout)",
+    "target req/s": "this target's requests finished per wall-clock second (started_at to last finish)",
+}
 
 
 def _num(v: Any) -> float:
@@ -102,7 +121,7 @@ def _cell(row: Mapping[str, Any], col: str, fmt: str) -> tuple[str, str]:
     """(display text, sort value) for one table cell."""
     v = row.get(col)
     if fmt == "s":
-        return str(v), str(v)
+        return ("-", "") if v is None or (isinstance(v, float) and np.isnan(v)) else (str(v), str(v))
     x = _num(v)
     if np.isnan(x):
         return ("unknown" if fmt.startswith("usd") else "-"), ""
@@ -110,6 +129,8 @@ def _cell(row: Mapping[str, Any], col: str, fmt: str) -> tuple[str, str]:
         return f"{int(x)}", f"{x}"
     if fmt == "pct":
         return f"{100 * x:.1f}", f"{x}"
+    if fmt == "g":
+        return f"{x:g}", f"{x}"
     if fmt == "f1":
         return f"{x:.1f}", f"{x}"
     if fmt == "f2":
@@ -127,22 +148,38 @@ def _cell(row: Mapping[str, Any], col: str, fmt: str) -> tuple[str, str]:
     return f"{x:.{digits}f}{ci}", f"{x}"
 
 
+def _badges(row: Mapping[str, Any]) -> str:
+    out = []
+    if row.get("synthetic"):
+        out.append("<span class='syn'>synthetic</span>")
+    if row.get("emulated"):
+        out.append("<span class='emu' title='answered by a bench emulate protocol emulator'>emulated</span>")
+    poll = _num(row.get("poll_interval_max_s"))
+    if not np.isnan(poll):
+        out.append(f"<span class='poll' title='latency measured by polling'>polled ≤{poll:g} s</span>")
+    return (" " + " ".join(out)) if out else ""
+
+
 def summary_table(summary: pd.DataFrame) -> str:
-    head = "".join(f"<th title='click to sort'>{html.escape(h)}</th>" for h, _, _ in TABLE_COLUMNS)
+    head = "".join(
+        f"<th title='{html.escape(HEADER_TITLES.get(h, 'click to sort'), quote=True)}'>{html.escape(h)}</th>"
+        for h, _, _ in TABLE_COLUMNS
+    )
     body = []
-    for raw in summary.to_dict("records"):
+    for num, raw in enumerate(summary.to_dict("records"), start=1):
         row = {str(k): v for k, v in raw.items()}
+        row["_num"] = num
         cells = []
         for _, col, fmt in TABLE_COLUMNS:
             text, sort = _cell(row, col, fmt)
             cls = " class='l'" if fmt == "s" else ""
-            if col == "group" and row.get("synthetic"):
-                text_html = html.escape(text) + " <span class='syn'>synthetic</span>"
-            else:
-                text_html = html.escape(text)
-            cells.append(f"<td{cls} data-v='{html.escape(sort, quote=True)}'>{text_html}</td>")
+            extra = _badges(row) if col == "target" else ""
+            cells.append(f"<td{cls} data-v='{html.escape(sort, quote=True)}'>{html.escape(text)}{extra}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table class='summary' id='summary'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (
+        f"<div class='tablewrap'><table class='summary' id='summary'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def inline_svg(path: Path) -> str:
@@ -163,8 +200,9 @@ def _caption(r: Mapping[str, Any]) -> str:
     return "<br>".join(html.escape(p) for p in parts)
 
 
-def image_grid(records: pd.DataFrame, summary: pd.DataFrame, max_per_cell: int = 4) -> str:
-    """Rows: prompts; columns: groups (target and settings); each image with latency, cost, CLIP under it."""
+def image_grid(records: pd.DataFrame, summary: pd.DataFrame, root: Path, max_per_cell: int = 4) -> str:
+    """Rows: prompts; columns: groups (target and settings); each image (an embedded thumbnail linking
+    the original under `root`) with latency, cost, CLIP under it."""
     from bench.report.summary import DEFAULT_GROUP_KEYS, group_label
 
     recs = records[records["status"] != "skipped"].copy()
@@ -173,7 +211,7 @@ def image_grid(records: pd.DataFrame, summary: pd.DataFrame, max_per_cell: int =
         group_label(dict(zip(keys, vals, strict=True))) for vals in recs[keys].itertuples(index=False)
     ]
     groups = [str(g) for g in summary["group"]] if "group" in summary else sorted(recs["group"].unique())
-    head = "".join(f"<th>{html.escape(g)}</th>" for g in groups)
+    head = "".join(f"<th>#{i} {html.escape(g)}</th>" for i, g in enumerate(groups, start=1))
     rows = []
     prompts = recs.drop_duplicates("prompt_id").sort_values("prompt_id")
     by_cell = {k: g for k, g in recs.groupby(["prompt_id", "group"], sort=False)}
@@ -192,8 +230,15 @@ def image_grid(records: pd.DataFrame, summary: pd.DataFrame, max_per_cell: int =
                     rel = r.get("image_relpath")
                     if r.get("status") == "ok" and isinstance(rel, str):
                         alt = html.escape(f"{g}: {p.prompt}", quote=True)
+                        thumb = thumbnail_data_uri(root / rel)
+                        link = html.escape(rel, quote=True)
+                        img = (
+                            f"<img loading='lazy' decoding='async' src='{thumb}' alt='{alt}'>"
+                            if thumb
+                            else "<span>image file missing</span>"
+                        )
                         items.append(
-                            f"<div class='cell'><img loading='eager' src='{html.escape(rel, quote=True)}' alt='{alt}'>"
+                            f"<div class='cell'><a href='{link}' target='_blank' title='full size: {link}'>{img}</a>"
                             f"<div class='cap'>{syn}{_caption(r)}</div></div>"
                         )
                     else:
@@ -212,13 +257,21 @@ def render_report(
     records: pd.DataFrame,
     svgs: Mapping[str, Path],
     *,
+    root: Path,
     notes: list[str],
     max_per_cell: int = 4,
 ) -> str:
     synthetic = bool(summary.get("synthetic", pd.Series(dtype=bool)).any())
+    emulated = bool(summary.get("emulated", pd.Series(dtype=bool)).any())
     banner = (
         f"<div class='banner'><b>Synthetic data.</b> {html.escape(SYNTHETIC_NOTE)}</div>" if synthetic else ""
     )
+    if emulated:
+        banner += (
+            "<div class='banner'><b>Emulated.</b> Targets marked <span class='emu'>emulated</span> were answered "
+            "by a protocol emulator on this machine (its responses say so in a header), not by the provider: "
+            "their latency and failures are the emulator's settings, and their images are local drawings.</div>"
+        )
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     figures = "".join(
         f"<figure class='plot' id='plot-{name}'><figcaption><b>{html.escape(PLOTS[name][0])}</b> "
@@ -229,12 +282,15 @@ def render_report(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{banner}<ul>{note_html}</ul>"
-        "<h2>Summary</h2><p>One row per target and setting; click a header to sort. Intervals are 95% "
-        "intervals (CLIP: studentized bootstrap over prompts; latency percentiles: order-statistic binomial "
-        "intervals over requests, inf where the group is too small to bound that side).</p>"
+        "<h2>Summary</h2><p>One row per target and setting (# matches the plots' numbers); click a header to "
+        "sort. Intervals are 95% intervals (CLIP: studentized bootstrap over prompts; latency percentiles: "
+        "order-statistic binomial intervals over requests, inf where the group is too small to bound that "
+        "side). <i>requests</i> counts requests sent; <i>skipped</i> ones (budget cap) were not sent; "
+        "<i>target req/s</i> is the target's requests finished per wall-clock second.</p>"
         f"{summary_table(summary)}<h2>Plots</h2>{figures}"
-        "<h2>Images</h2><p>Rows: prompts; columns: targets and settings. Under each image: seed, latency, "
-        "cost and CLIP score. Look before you trust a number.</p>"
-        f"{image_grid(records, summary, max_per_cell)}"
+        "<h2>Images</h2><p>Rows: prompts; columns: targets and settings. Thumbnails are embedded; click one "
+        "for the original (beside the run folder). Under each image: seed, latency, cost and CLIP score. "
+        "Look before you trust a number.</p>"
+        f"{image_grid(records, summary, root, max_per_cell)}"
         f"<script>{SCRIPT}</script></body></html>"
     )

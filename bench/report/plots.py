@@ -157,6 +157,9 @@ def _quality_scatter(
     pad = max((yhi_v - ylo_v) * 0.12, 1e-6)
     ax.set_ylim(ylo_v - pad, yhi_v + pad)
     ax.set_xlabel(xlabel + ("" if scale == "linear" else f" ({scale} scale: values span > 10×)"))
+    if np.all(x == 0):
+        ax.text(0.5, 0.97, f"every plotted group has {xlabel.split(' (')[0]} 0", transform=ax.transAxes,
+                ha="center", va="top", fontsize=8, color="#555")  # fmt: skip
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout(rect=(0, stamp_height(fig, caveats), 1, 0.95))
@@ -325,10 +328,11 @@ def _rate_bars(ax: Any, rates: pd.DataFrame, name: str) -> None:
 def failure_rates(records: pd.DataFrame, caveats: Caveats) -> Figure:
     attempted = requests_of(records[records["status"] != "skipped"])
     n_cat = attempted["category"].nunique() if "category" in attempted else 0
-    fig, axes = plt.subplots(1, 2, figsize=(11.0, max(4.2, 0.35 * n_cat + 1.8)))
-    title = "Error and refusal rates"
     failures = int(attempted["status"].isin(["error", "refused"]).sum())
-    if attempted.empty or failures == 0:
+    quiet = attempted.empty or failures == 0  # a short figure that says so, not an empty panel
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 2.2 if quiet else max(4.2, 0.35 * n_cat + 1.8)))
+    title = "Error and refusal rates"
+    if quiet:
         for ax in axes:
             ax.axis("off")
         what = "No requests were sent." if attempted.empty else (
@@ -414,7 +418,7 @@ def write_plots(summary: pd.DataFrame, records: pd.DataFrame, out_dir: Path) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     caveats = Caveats.of(summary, records)
     written: dict[str, Path] = {}
-    with plt.rc_context({"svg.fonttype": "none", "figure.dpi": 100, "svg.hashsalt": "t2i-bench"}):
+    with plt.rc_context({"svg.fonttype": "none", "figure.dpi": 100}):
         for name, (title, make) in PLOTS.items():
             fig = make(summary, records, caveats)
             try:
