@@ -149,7 +149,7 @@ def test_refusal_rise_is_significant_only_with_enough_discordant_pairs(
 def test_retries_fail_the_gate_when_the_ok_rate_cannot_see_them(
     runs: dict[str, Path], tmp_path: Path
 ) -> None:
-    # 15% of requests answered 5xx then succeeded on retry: the ok rate stays 100%.
+    # Half the requests met a 5xx and succeeded on the retry: the ok rate stays 100%.
     cand = shutil.copytree(runs["again"], tmp_path / "retrying")
     df = pd.read_parquet(cand / "records.parquet")
     fast = df.index[df["target"] == "local:shapes-fast"]

@@ -190,7 +190,7 @@ def place_labels(fig: Figure, ax: Any, points: Sequence[tuple[Any, ...]], fontsi
             ann = ax.annotate(
                 label, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
                 ha="left" if dx >= 0 else "right", color=colour[0] if colour else "#111",
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}, zorder=6,
             )  # fmt: skip
             box = ann.get_window_extent(renderer)
             inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1

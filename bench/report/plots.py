@@ -141,6 +141,7 @@ def _quality_scatter(
             # the report's table shows it as inf.
             xerr=None if xerr is None else np.clip(np.nan_to_num(xerr, posinf=0.0, neginf=0.0), 0, None),
             fmt=st["marker"], color=st["color"], label=str(target), alpha=0.85, capsize=2, markersize=6,
+            clip_on=False,  # a point at cost 0 sits on the axis: draw it whole
         )  # fmt: skip
     x, y = s[xcol].to_numpy(float), s[ycol].to_numpy(float)
     scale = apply_scale(ax, "x", list(x), nonnegative=True)
