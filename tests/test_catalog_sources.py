@@ -111,6 +111,8 @@ def test_any_model_through_fetched_schemas(emulators: dict[str, tuple[str, objec
     assert df.loc[TARGETS[3], "cost_usd"] == pytest.approx(40.0 * tokens / 1e6)
     # Provenance: config.yaml and the records carry the same schema hash as the cache file.
     used = yaml.safe_load((tmp_path / "results" / "r" / "config.yaml").read_text())["catalog_used"]
+    assert used[TARGETS[0]]["live_price"]["usd"] == pytest.approx(0.04)
+    assert "fetched 20" in used[TARGETS[0]]["live_price"]["fetched"]
     for target in TARGETS:
         provider, model = target.split(":", 1)
         cached = (

@@ -29,7 +29,8 @@ PROVIDERS: dict[str, tuple[Callable[[Knobs], Any], str]] = {
     "eachlabs": (lambda k: eachlabs.create_app(k), "reported"),
     "akiio": (lambda k: akiio.create_app(k), "unknown"),
     "kidjig": (lambda k: kidjig.create_app(k), "reported"),
-    "fal": (lambda k: fal.create_app(k), "price_table"),
+    # fal publishes prices (its pricing API, which the emulator serves): priced from it at run time
+    "fal": (lambda k: fal.create_app(k), "price_api"),
     "replicate": (lambda k: replicate.create_app(k), "price_table"),
 }
 

@@ -211,20 +211,25 @@ def discover_fal(ctx: FetchContext, model: str) -> Discovered:
         title=str(info.get("title") or model),
         description=str(info.get("description") or ""),
     )
-    pricing_url = f"{ctx.base(FAL_PRICING_URL)}/v1/models/pricing"
-    price = None
     try:
-        answer = ctx.get(
-            pricing_url, model, params={"endpoint_id": model}, headers={"Authorization": f"Key {ctx.key}"}
-        )
+        price = fal_price(ctx, model)
     except CatalogError as exc:
         log.warning("%s (price: the shipped table is used)", exc)
-    else:
-        rows = answer.get("prices") if isinstance(answer, Mapping) and "prices" in answer else [answer]
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, Mapping) and row.get("endpoint_id", model) == model:
-                price = live_price(row.get("unit"), row.get("unit_price"), row.get("currency"), pricing_url)
+        price = None
     return Discovered(entry=entry, raw=document, source_url=url, price=price)
+
+
+def fal_price(ctx: FetchContext, model: str) -> LivePrice | None:
+    """GET /v1/models/pricing?endpoint_id=ID -> {prices: [{endpoint_id, unit_price, unit, currency}]}."""
+    pricing_url = f"{ctx.base(FAL_PRICING_URL)}/v1/models/pricing"
+    answer = ctx.get(
+        pricing_url, model, params={"endpoint_id": model}, headers={"Authorization": f"Key {ctx.key}"}
+    )
+    rows = answer.get("prices") if isinstance(answer, Mapping) and "prices" in answer else [answer]
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, Mapping) and row.get("endpoint_id", model) == model:
+            return live_price(row.get("unit"), row.get("unit_price"), row.get("currency"), pricing_url)
+    return None
 
 
 # ---- Replicate -------------------------------------------------------------------------
@@ -286,34 +291,51 @@ def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
         title=str(raw.get("title") or model),
         version=str(raw.get("version") or "0.0.1"),
     )
-    cost: Mapping[str, Any] = raw["cost"] if isinstance(raw.get("cost"), Mapping) else {}
-    price = None
-    if cost.get("type", "fixed") == "fixed":
-        price = live_price(cost.get("unit"), cost.get("amount"), cost.get("currency"), url)
+    price = eachlabs_cost(raw, url)
     return Discovered(entry=entry, raw=raw, source_url=url, price=price)
 
 
+def eachlabs_cost(raw: Mapping[str, Any], url: str) -> LivePrice | None:
+    """A fixed `cost` {type, amount, unit, currency} is a price; usage-based ones depend on the input."""
+    cost: Mapping[str, Any] = raw["cost"] if isinstance(raw.get("cost"), Mapping) else {}
+    if cost.get("type", "fixed") != "fixed":
+        return None
+    return live_price(cost.get("unit"), cost.get("amount"), cost.get("currency"), url)
+
+
+def eachlabs_price(ctx: FetchContext, model: str) -> LivePrice | None:
+    url = f"{ctx.base(REAL_BASE_URLS['eachlabs'])}/v1/models/{model}"
+    raw = ctx.get(url, model, headers={"X-API-Key": ctx.key} if ctx.key else None)
+    return eachlabs_cost(raw, url) if isinstance(raw, Mapping) else None
+
+
 # ---- OpenAI-compatible -----------------------------------------------------------------
-def discover_openai_compat(ctx: FetchContext, model: str) -> Discovered:
-    base = ctx.base(REAL_BASE_URLS.get(ctx.catalog, ""))
-    url = f"{base}/v1/models"
+def listed_model(ctx: FetchContext, model: str) -> tuple[Mapping[str, Any], str]:
+    """The provider's model-list row for `model` (and the list's URL); not listed is a CatalogError."""
+    url = f"{ctx.base(REAL_BASE_URLS.get(ctx.catalog, ''))}/v1/models"
     params = {"type": "image"} if ctx.catalog == "apipie" else None
     answer = ctx.get(url, model, headers={"Authorization": f"Bearer {ctx.key}"}, params=params)
     rows = answer.get("data") if isinstance(answer, Mapping) else answer
-    rows = rows if isinstance(rows, list) else []
-    row = next(
-        (
-            r
-            for r in rows
-            if isinstance(r, Mapping) and model in (r.get("id"), r.get("model"), r.get("route"))
-        ),
-        None,
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, Mapping) and model in (row.get("id"), row.get("model"), row.get("route")):
+            return row, url
+    raise CatalogError(
+        f"{ctx.provider}:{model}: not in {ctx.provider}'s model list ({url}); "
+        f"check the id with `bench ls --provider {ctx.provider} --search TEXT`"
     )
-    if row is None:
-        raise CatalogError(
-            f"{ctx.provider}:{model}: not in {ctx.provider}'s model list ({url}); "
-            f"check the id with `bench ls --provider {ctx.provider} --search TEXT`"
-        )
+
+
+def apipie_price(ctx: FetchContext, model: str) -> LivePrice | None:
+    return apipie_row_price(*listed_model(ctx, model))
+
+
+def apipie_row_price(row: Mapping[str, Any], url: str) -> LivePrice | None:
+    """APIpie's model list prices each route per request (`req_price`, `price_unit`), in USD."""
+    return live_price(row.get("price_unit") or row.get("price_type"), row.get("req_price"), "USD", url)
+
+
+def discover_openai_compat(ctx: FetchContext, model: str) -> Discovered:
+    row, url = listed_model(ctx, model)
     known = {s.model: s for s in shipped_specs(ctx.catalog, ctx.provider)}
     warning = None
     if model in known:
@@ -321,9 +343,7 @@ def discover_openai_compat(ctx: FetchContext, model: str) -> Discovered:
     else:
         entry = generic_openai_entry(ctx.catalog, model)
         warning = f"{ctx.provider}:{model}: not in the shipped snapshot; {UNCHECKED}"
-    price = None
-    if ctx.catalog == "apipie":
-        price = live_price(row.get("price_unit") or row.get("price_type"), row.get("req_price"), "USD", url)
+    price = apipie_row_price(row, url) if ctx.catalog == "apipie" else None
     return Discovered(entry=entry, raw=row, source_url=url, price=price, warning=warning)
 
 
@@ -368,6 +388,13 @@ def discover_kidjig(ctx: FetchContext, model: str) -> Discovered:
         warning=f"{ctx.provider}:{model}: KidJig publishes no schema; its parameters are a generic, unverified guess",
     )
 
+
+# Providers that publish prices: a model taken from the shipped snapshot still gets its live price.
+PRICE_FETCHERS: dict[str, Callable[[FetchContext, str], LivePrice | None]] = {
+    "fal": fal_price,
+    "eachlabs": eachlabs_price,
+    "apipie": apipie_price,
+}
 
 DISCOVERERS: dict[str, Callable[[FetchContext, str], Discovered]] = {
     "fal": discover_fal,

@@ -24,7 +24,15 @@ import httpx
 import yaml
 
 from bench.catalog.cache import CatalogCache, cache_root
-from bench.catalog.discovery import DISCOVERERS, CatalogError, Discovered, FetchContext, LivePrice, now_iso
+from bench.catalog.discovery import (
+    DISCOVERERS,
+    PRICE_FETCHERS,
+    CatalogError,
+    Discovered,
+    FetchContext,
+    LivePrice,
+    now_iso,
+)
 from bench.catalog.entries import entry_sha256, spec_from_entry
 from bench.catalog.schema_import import SchemaError, entry_from_input_schema
 from bench.catalog.spec import ModelSpec
@@ -36,6 +44,7 @@ log = logging.getLogger("bench")
 FETCH_MODES = ("auto", "never", "always")
 NO_NETWORK_CATALOGS = frozenset({"kidjig"})  # its "discovery" is the generic schema: nothing is sent
 _warned: set[str] = set()
+_price_memo: dict[tuple[str, str | None, str], LivePrice | None] = {}
 
 
 @dataclass(frozen=True)
@@ -121,8 +130,11 @@ class Resolved:
 
 
 class Catalog:
-    def __init__(self, settings: CatalogSettings) -> None:
+    def __init__(self, settings: CatalogSettings, *, live_prices: bool = False) -> None:
+        # live_prices: ask the price APIs about shipped models too (`bench run` does, right before
+        # it spends money; estimate, ls and show do not send anything for shipped models).
         self.settings = settings
+        self.live_prices = live_prices
         self.cache = CatalogCache(settings.cache_dir)
         self.user = load_user_entries(settings.paths)
 
@@ -142,7 +154,7 @@ class Catalog:
             return cached
         shipped = {s.model: s for s in provider.models()}
         if model in shipped:
-            return Resolved(shipped[model])
+            return Resolved(shipped[model], self.live_price(provider, model))
         if self.settings.fetch == "never" and catalog not in NO_NETWORK_CATALOGS:
             raise CatalogError(
                 f"{provider.name}:{model} is in neither the shipped catalog nor the cache "
@@ -150,6 +162,27 @@ class Catalog:
                 f"`bench catalog pull {provider.name}:{model}` while online"
             )
         return self.pull(provider, model)
+
+    def live_price(self, provider: Provider, model: str) -> LivePrice | None:
+        """The price the provider publishes now, for a model whose schema is shipped (fetch: auto/always).
+
+        A failure (offline, no such price) is not an error: the shipped table prices the run."""
+        fetch_price = PRICE_FETCHERS.get(provider.catalog_name or "")
+        if fetch_price is None or self.settings.fetch == "never" or not self.live_prices:
+            return None
+        settings = provider.settings
+        memo_key = (provider.name, settings.base_url, model)
+        if memo_key in _price_memo:  # `bench run` plans twice (validate, then run): ask once
+            return _price_memo[memo_key]
+        try:
+            with httpx.Client(timeout=httpx.Timeout(min(settings.timeout_s, 30.0))) as client:
+                context = FetchContext(provider.name, str(provider.catalog_name), settings, client)
+                price = fetch_price(context, model)
+        except CatalogError as exc:
+            log.info("%s; its price comes from the price table", exc)
+            price = None
+        _price_memo[memo_key] = price
+        return price
 
     def _may_fetch(self, catalog: str) -> bool:
         return catalog in DISCOVERERS

@@ -65,7 +65,7 @@ def prepare(
     config = parse_config(cfg)
     prompts = load_prompts(config.prompts)
     providers = build_providers(config, require_keys=require_keys)
-    resolved = resolve_targets(config, providers, cfg)
+    resolved = resolve_targets(config, providers, cfg, live_prices=require_keys)
     live = live_price_entries(resolved)
     if live:
         config = replace(config, prices=config.prices.with_entries(live))
@@ -79,10 +79,10 @@ def prepare(
 
 
 def resolve_targets(
-    config: BenchConfig, providers: Mapping[str, Provider], cfg: Mapping[str, Any]
+    config: BenchConfig, providers: Mapping[str, Provider], cfg: Mapping[str, Any], *, live_prices: bool
 ) -> dict[str, Resolved]:
-    """Each target's schema from the catalog; a catalog failure is a config error (exit 2)."""
-    catalog = Catalog(parse_catalog_settings(cfg))
+    """Each target's schema (and live price) from the catalog; a catalog failure is a config error (exit 2)."""
+    catalog = Catalog(parse_catalog_settings(cfg), live_prices=live_prices)
     out: dict[str, Resolved] = {}
     for i, target in enumerate(config.targets):
         try:
@@ -92,9 +92,21 @@ def resolve_targets(
     return out
 
 
-def catalog_used(plan: SweepPlan) -> dict[str, Any]:
-    """Per target, the schema source and hash a run used (written into config.yaml)."""
-    return {target.id: provenance(spec) for target, spec, _ in plan.targets}
+def catalog_used(plan: SweepPlan, config: BenchConfig) -> dict[str, Any]:
+    """Per target, the schema source and hash a run used, and a live price with its fetch time
+    (written into config.yaml)."""
+    used: dict[str, Any] = {}
+    for target, spec, _ in plan.targets:
+        used[target.id] = provenance(spec)
+        entry = config.prices.lookup(spec.provider, spec.model)
+        if entry is not None and entry.source == "price_api":
+            used[target.id]["live_price"] = {
+                "usd": entry.usd,
+                "unit": entry.unit,
+                "source_url": entry.source_url,
+                "fetched": entry.note,
+            }
+    return used
 
 
 async def _generate(runner: Runner, plan: SweepPlan, providers: Mapping[str, Provider]) -> RunSummary:
@@ -120,7 +132,7 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path, prepared: Prepared | None
         debug=config.http_debug, secrets=[s for p in providers.values() for s in p.secrets()]
     )
     run_dir.mkdir(parents=True, exist_ok=True)
-    recorded = {**dict(cfg), "catalog_used": catalog_used(plan)}
+    recorded = {**dict(cfg), "catalog_used": catalog_used(plan, config)}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded, sort_keys=False), encoding="utf-8")
     store = RunStore(run_dir)
     runner = Runner(
