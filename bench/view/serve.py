@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -20,9 +21,26 @@ def serve(paths: list[Path], port: int) -> int:
     except (NotARunFolder, FingerprintMismatch) as exc:
         print(f"bench view: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # Bind here, so the URL printed is the real one (also with --port 0) and a busy port is one line.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        print(
+            f"bench view: --port {port}: {exc.strerror}; pick another (--port 0: any free port)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    bound = sock.getsockname()[1]
     print(
-        f"bench view: serving {', '.join(map(str, paths))} on http://127.0.0.1:{port}/ (Ctrl-C stops)",
+        f"bench view: serving {', '.join(map(str, paths))} at http://127.0.0.1:{bound}/ (Ctrl-C stops)",
         file=sys.stderr,
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     return EXIT_OK
