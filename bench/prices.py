@@ -83,6 +83,8 @@ class PriceEntry:
         }
         if counts["input_text"] is None and counts["input_image"] is None:
             counts["input_text"] = usage.get("input_tokens")  # no breakdown: all input is text
+        if all(count is None for count in counts.values()):
+            return math.nan  # e.g. a bare total without a `total` rate: unknown, not free
         total = 0.0
         for kind, count in counts.items():
             if count is None:

@@ -100,15 +100,15 @@ def test_any_model_through_fetched_schemas(emulators: dict[str, tuple[str, objec
     }
     assert "seed" in json.loads(df.loc[TARGETS[3], "left_out"])  # gpt-image-1 has no seed
     # Prices: published by fal's pricing API; Eachlabs reports its cost; AIML's gpt-image-1
-    # reports meta.usage.tokens_used, which the price table prices.
+    # reports OpenAI's token usage block, which the price table prices per kind of token.
     assert df.loc[TARGETS[0], "cost_source"] == "price_api"
     assert df.loc[TARGETS[0], "cost_usd"] == pytest.approx(0.04)
     assert df.loc[TARGETS[1], "cost_source"] == "price_table"  # Replicate has no price API
     assert df.loc[TARGETS[2], "cost_source"] == "reported"
     assert df["cost_usd"].notna().all()  # every target priced
     assert df.loc[TARGETS[3], "cost_source"] == "price_table"
-    tokens = len(df.loc[TARGETS[3], "prompt"].split()) + 272
-    assert df.loc[TARGETS[3], "cost_usd"] == pytest.approx(40.0 * tokens / 1e6)
+    text_tokens = len(df.loc[TARGETS[3], "prompt"].split())
+    assert df.loc[TARGETS[3], "cost_usd"] == pytest.approx((5.0 * text_tokens + 40.0 * 272) / 1e6)
     # Provenance: config.yaml and the records carry the same schema hash as the cache file.
     used = yaml.safe_load((tmp_path / "results" / "r" / "config.yaml").read_text())["catalog_used"]
     assert used[TARGETS[0]]["live_price"]["usd"] == pytest.approx(0.04)

@@ -13,7 +13,7 @@ from bench.emulators.common import EmulatorState, Knobs, fit_size, size_from_pay
 from bench.emulators.openai_compat import create_app
 from bench.emulators.replicate import prefer_wait_s
 from bench.emulators.serve import running
-from bench.prices import PriceTable
+from bench.prices import PriceEntry, PriceTable
 from bench.providers.base import ProviderSettings
 from bench.providers.registry import create_provider
 from bench.request import ImageRequest
@@ -109,3 +109,27 @@ def test_slow_fault_lengthens_inference_for_every_protocol() -> None:
     job = emu.new_job("x", width=8, height=8)
     assert job.inference_s == pytest.approx(2.6)
     assert job.phase() in ("queued", "running")
+
+
+def test_token_price_of_a_bare_total_is_unknown_not_free() -> None:
+    """A usage block with only a token total (no per-kind counts) and no `total` rate is NaN."""
+    entry = PriceEntry(
+        "aimlapi",
+        "openai/gpt-image-1",
+        "token",
+        0.0,
+        "2026-11-23",
+        "https://developers.openai.com/api/docs/models/gpt-image-1",
+        token_usd_per_million={"input_text": 5.0, "input_image": 10.0, "output_image": 40.0},
+    )
+    bare = entry.cost_usd(n_images=1, megapixels=None, seconds=None, usage={"total_tokens": 1597})
+    assert math.isnan(bare)
+    # The per-kind block of AIML's gpt-image-1 doc example: 29 text tokens in, 1568 image tokens out.
+    usage = {
+        "input_tokens": 29,
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": 29},
+        "output_tokens": 1568,
+        "total_tokens": 1597,
+    }
+    cost = entry.cost_usd(n_images=1, megapixels=None, seconds=None, usage=usage)
+    assert math.isclose(cost, (29 * 5.0 + 1568 * 40.0) / 1e6)

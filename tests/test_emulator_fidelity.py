@@ -6,11 +6,13 @@ import time
 
 import httpx
 import pytest
+import yaml
 from _provider_harness import KEY, emulator, generate, generate_error, knobs, make_provider
 
 from bench.catalog.mapping import ParameterError, map_request
 from bench.emulators import akiio, eachlabs, fal, kidjig, openai_compat, replicate
 from bench.errors import RateLimitedError, RefusedError, ServerError
+from bench.prices import PriceTable
 from bench.request import ImageRequest
 
 FAL_AUTH = {"Authorization": f"Key {KEY}"}
@@ -126,8 +128,17 @@ def test_aiml_flux_seed_minimum_and_gpt_image_1(monkeypatch: pytest.MonkeyPatch)
         assert spec.params["n"].maximum == 1
         result = generate(provider, "openai/gpt-image-1", ImageRequest(prompt="a red cube"))
         assert result.images[0].source_url is not None  # URLs by default, not base64
-        assert result.usage["total_tokens"] == 3 + 272  # meta.usage.tokens_used, for the price table
         assert result.cost_usd != result.cost_usd  # NaN: AIML reports no money for it
+        # AIML passes OpenAI's usage block through (its gpt-image-1 doc): tokens per kind, priced
+        # by the table at the per-kind rates, not a bare total.
+        assert result.usage["input_tokens_details"] == {"image_tokens": 0, "text_tokens": 3}
+        assert result.usage["output_tokens"] == 272
+        with open("configs/prices/default.yaml") as fh:
+            table = PriceTable.from_config(yaml.safe_load(fh)["entries"])
+        entry = table.lookup("aimlapi", "openai/gpt-image-1")
+        assert entry is not None
+        cost = entry.cost_usd(n_images=1, megapixels=None, seconds=None, usage=result.usage)
+        assert cost == pytest.approx((3 * 5.0 + 272 * 40.0) / 1e6)
 
 
 def test_refusal_is_still_a_refusal_on_fal(monkeypatch: pytest.MonkeyPatch) -> None:

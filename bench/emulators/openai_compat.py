@@ -147,8 +147,9 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
             for item in items:
                 item.setdefault("b64_json", None)
             if model.rsplit("/", 1)[-1].startswith("gpt-image"):
-                # AIML's gpt-image-1 answers carry a token count, not money (its docs' example).
-                out["meta"] = {"usage": {"tokens_used": len(job.prompt.split()) + 272 * job.num_images}}
+                # AIML passes OpenAI's answer through: a token `usage` block, no money, no `meta`
+                # (aimlapi/api-docs image-models/openai/gpt-image-1.md, its response example).
+                out.update(gpt_image_usage(job))
             elif emu.knobs.report_cost:
                 usd = emu.cost_usd(job)
                 out["meta"] = {"usage": {"credits_used": round(usd * 2_000_000), "usd_spent": usd}}
@@ -163,18 +164,25 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
                 usage["cost"] = emu.cost_usd(job, per_megapixel=0.04)
             out["usage"] = usage
         elif model == "gpt-image-1":
-            text_tokens = len(job.prompt.split())
-            output_tokens = 272 * job.num_images  # OpenAI's count for 1024x1024 at quality=low
-            out["usage"] = {
+            out.update(gpt_image_usage(job))
+        return out
+
+    def gpt_image_usage(job: Job) -> dict[str, Any]:
+        """gpt-image-1's token usage block and the settings it echoes (OpenAI's and AIML's answers)."""
+        text_tokens = len(job.prompt.split())
+        output_tokens = 272 * job.num_images  # OpenAI's count for 1024x1024 at quality=low
+        return {
+            "usage": {
                 "input_tokens": text_tokens,
                 "input_tokens_details": {"image_tokens": 0, "text_tokens": text_tokens},
                 "output_tokens": output_tokens,
                 "total_tokens": text_tokens + output_tokens,
-            }
-            out.update(
-                {"background": "opaque", "output_format": "png", "quality": "low", "size": "1024x1024"}
-            )
-        return out
+            },
+            "background": "opaque",
+            "output_format": "png",
+            "quality": "low",
+            "size": "1024x1024",
+        }
 
     async def list_models(request: Request) -> Response:
         emu.calls.append(f"GET {request.url.path}")

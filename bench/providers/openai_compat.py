@@ -147,9 +147,12 @@ class OpenAICompatProvider(HttpProvider):
             cost = nan_if_none(usage.get("usd_spent"))
             if cost != cost:  # NaN: fall back to credits
                 cost = nan_if_none(usage.get("credits_used"), 1 / AIML_CREDITS_PER_USD)
-            priced = dict(usage)
-            if isinstance(usage.get("tokens_used"), int):
-                # gpt-image-1 via AIML reports one token total; the price table prices it.
+            # gpt-image-1 via AIML answers OpenAI's own `usage` token block (its docs' example);
+            # the price table prices it per kind of token. Some AIML pages show only a bare
+            # meta.usage.tokens_used: kept as total_tokens, which no per-kind rate can price (NaN).
+            top = answer.get("usage") if isinstance(answer.get("usage"), Mapping) else {}
+            priced = {**dict(usage), **dict(top)}
+            if isinstance(usage.get("tokens_used"), int) and "total_tokens" not in priced:
                 priced["total_tokens"] = usage["tokens_used"]
             return cost, priced, float("nan")
         usage = answer.get("usage") if isinstance(answer.get("usage"), Mapping) else {}
