@@ -150,8 +150,8 @@ class OpenAICompatProvider(HttpProvider):
             # gpt-image-1 via AIML answers OpenAI's own `usage` token block (its docs' example);
             # the price table prices it per kind of token. Some AIML pages show only a bare
             # meta.usage.tokens_used: kept as total_tokens, which no per-kind rate can price (NaN).
-            top = answer.get("usage") if isinstance(answer.get("usage"), Mapping) else {}
-            priced = {**dict(usage), **dict(top)}
+            top = answer.get("usage")
+            priced = {**dict(usage), **(dict(top) if isinstance(top, Mapping) else {})}
             if isinstance(usage.get("tokens_used"), int) and "total_tokens" not in priced:
                 priced["total_tokens"] = usage["tokens_used"]
             return cost, priced, float("nan")
