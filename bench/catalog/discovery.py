@@ -10,7 +10,7 @@ CatalogError line naming the provider, the model and what to do.
   GET /v1/models/pricing?endpoint_id=ID (unit price, unit, currency).
 - Replicate: GET /v1/models/{owner}/{name} (latest_version.openapi_schema) or
   /v1/models/{owner}/{name}/versions/{id} for owner/name:version targets.
-- Eachlabs: GET /v1/models/{slug}: the input schema and `cost`.
+- Eachlabs: GET /v1/models/{slug}: `request_schema` and `cost`.
 - OpenAI-compatible (OpenAI, AIML API, APIpie): the model list (APIpie with
   req_price/price_unit); a listed model the snapshot does not know gets the
   OpenAI image parameter schema, marked unverified, with a one-line warning.
@@ -277,12 +277,13 @@ def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
     raw = ctx.get(url, model, headers={"X-API-Key": ctx.key} if ctx.key else None)
     if not isinstance(raw, Mapping):
         raise CatalogError(f"{ctx.provider}:{model}: {url} did not answer a model object")
-    schema = next(
-        (raw[k] for k in ("request_schema", "input_schema", "schema") if isinstance(raw.get(k), Mapping)),
-        None,
-    )
-    if schema is None:
-        raise CatalogError(f"{ctx.provider}:{model}: {url} has no request_schema")
+    # Eachlabs' ModelDetail (mintlify-docs api/models/get-model.mdx, openapi_specs/models.json):
+    # {title, slug, version (deprecated, always "0.0.1"), output_type, request_schema, cost}.
+    schema = raw.get("request_schema")
+    if not isinstance(schema, Mapping):
+        raise CatalogError(
+            f"{ctx.provider}:{model}: {url} has no request_schema object; is it Eachlabs' model API?"
+        )
     entry = schema_entry(
         ctx,
         raw,
@@ -296,11 +297,22 @@ def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
 
 
 def eachlabs_cost(raw: Mapping[str, Any], url: str) -> LivePrice | None:
-    """A fixed `cost` {type, amount, unit, currency} is a price; usage-based ones depend on the input."""
-    cost: Mapping[str, Any] = raw["cost"] if isinstance(raw.get("cost"), Mapping) else {}
-    if cost.get("type", "fixed") != "fixed":
+    """The price in Eachlabs' `cost`, when it is one number.
+
+    `cost` is null when the model has no pricing document; `fixed` is `amount` per execution
+    (`unit` "execution"); `usage_based` has `amount` null and rates per `unit` from `min` to
+    `max` (by resolution, say). Only a single rate (min == max) prices every request; a range
+    depends on the input, so it is left to the price table.
+    """
+    cost = raw.get("cost")
+    if not isinstance(cost, Mapping):
         return None
-    return live_price(cost.get("unit"), cost.get("amount"), cost.get("currency"), url)
+    if cost.get("type") == "fixed":
+        return live_price(cost.get("unit") or "execution", cost.get("amount"), cost.get("currency"), url)
+    low, high = _number(cost.get("min")), _number(cost.get("max"))
+    if cost.get("type") == "usage_based" and low is not None and low == high:
+        return live_price(cost.get("unit"), low, cost.get("currency"), url)
+    return None
 
 
 def eachlabs_price(ctx: FetchContext, model: str) -> LivePrice | None:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.emulators.catalog import eachlabs_model, find
+from bench.emulators.catalog import eachlabs_model, eachlabs_output_type, find
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -117,7 +117,11 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         elif job.fault != "missing_field":
             sync = job.extra["input"].get("sync_mode") is True
             refs = await (emu.data_uris(job) if sync else emu.urls(job, request))
-            out["output"] = refs if job.num_images > 1 else refs[0]
+            # A catalog model answers in its published output_type; others as before (a list only
+            # for several images).
+            known = find("eachlabs", str(job.extra.get("model")))
+            as_list = job.num_images > 1 or (known is not None and eachlabs_output_type(known) == "array")
+            out["output"] = refs if as_list else refs[0]
         return out
 
     async def get(request: Request) -> Response:
@@ -143,7 +147,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         emu.calls.append(f"GET {request.url.path}")
         model = find("eachlabs", request.path_params["slug"])
         if model is None:
-            return JSONResponse({"error": "Model not found"}, status_code=404)
+            return JSONResponse({"error": "Failed to fetch model: model not found"}, status_code=404)
         return JSONResponse(eachlabs_model(model))
 
     app = Starlette(
