@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench.cache import CacheSettings, parse_cache
 from bench.errors import ConfigError
 from bench.prices import PriceTable
 from bench.providers.base import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_RESPONSE_BYTES, ProviderSettings
@@ -90,6 +91,7 @@ class BenchConfig:
     metrics: Mapping[str, Any]
     report: Mapping[str, Any]
     http_debug: bool = False  # bench.http_debug: the HTTP libraries' DEBUG lines (auth redacted)
+    cache: CacheSettings = field(default_factory=lambda: CacheSettings(mode="off"))
 
 
 def parse_target(entry: Any, index: int) -> Target:
@@ -394,6 +396,7 @@ def parse_config(cfg: Mapping[str, Any]) -> BenchConfig:
         metrics=dict(cfg.get("metrics") or {}),
         report=dict(cfg.get("report") or {}),
         http_debug=_http_debug(cfg.get("bench") or {}),
+        cache=parse_cache(cfg.get("cache"), results_dir),
     )
 
 

@@ -91,6 +91,7 @@ def base_row(job: Job, run_id: str, started_at: dt.datetime, attempts: int) -> d
         "peak_gpu_memory_mb": NAN,
         "warmup_s": NAN,
         "software": None,
+        "cached": False,
     }
 
 

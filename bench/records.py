@@ -77,6 +77,9 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("peak_gpu_memory_mb", pa.float64()),  # peak CUDA memory allocated during the call
     ("warmup_s", pa.float64()),  # the pipeline's warm-up call, excluded from inference_s
     ("software", pa.string()),  # JSON {library: version}
+    # Replayed from the cross-run response cache (bench.cache): not sent by this run; latency,
+    # timings and cost are the original request's.
+    ("cached", pa.bool_()),
 ]
 
 RECORD_SCHEMA = pa.schema(RECORD_FIELDS, metadata={b"t2i_bench_schema_version": SCHEMA_VERSION.encode()})

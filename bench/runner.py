@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from bench.cache import ResponseCache
 from bench.config import RunnerSettings
 from bench.errors import MalformedResponseError, ProviderError, ProviderTimeoutError, RateLimitedError
 from bench.images import inspect_image
@@ -55,6 +56,7 @@ class RunSummary:
     error: int = 0
     refused: int = 0
     skipped: int = 0
+    cached: int = 0  # of ok + refused: replayed from the response cache, not sent
     images: int = 0
     cost_usd: float = 0.0
     interrupted: bool = False
@@ -71,6 +73,8 @@ class RunSummary:
             f"{self.finished} requests finished ({self.ok} ok, {self.error} error, {self.refused} refused)",
             f"{self.already_done} already stored",
         ]
+        if self.cached:
+            parts.append(f"{self.cached} replayed from the cache (not sent, $0 this run)")
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
         parts.append(f"cost ${self.cost_usd:.4f}")
@@ -114,6 +118,11 @@ def expected_cost_usd(prices: PriceTable, provider: Provider, job: Job) -> float
     return provider.estimate_cost_usd(job.spec, request)
 
 
+def cache_endpoint(provider: Provider) -> str:
+    """Whose answers a cache entry holds: the provider's endpoint (in-process ones have none)."""
+    return f"{provider.settings.name}@{provider.settings.base_url or 'in-process'}"
+
+
 class Runner:
     def __init__(
         self,
@@ -124,8 +133,10 @@ class Runner:
         settings: RunnerSettings,
         prices: PriceTable,
         max_cost_usd: float | None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.run_id = run_id
+        self.cache = cache
         self.providers = providers
         self.store = store
         self.settings = settings
@@ -225,6 +236,12 @@ class Runner:
             self.summary.already_done = max(self.summary.already_done, len(finished))
 
     async def _run_job(self, job: Job) -> None:
+        if (
+            self.cache is not None
+            and self.cache.settings.covers(job.target.provider)
+            and await self._replay(job)
+        ):
+            return
         provider = self.providers[job.target.provider]
         lane = self._lanes[job.target.provider]
         started_at: dt.datetime | None = None  # when the first attempt was sent, not when it was queued
@@ -298,6 +315,7 @@ class Runner:
             await self.store.commit(
                 rows, files, on_durable=functools.partial(self._count_ok, len(rows), cost_usd)
             )
+            self._remember(rows)
             return
 
     # ---- counting (from what reached the journal) ------------------------------------
@@ -337,6 +355,33 @@ class Runner:
             log.debug("adapter %s raised", provider.name, exc_info=True)
             raise InternalAdapterError(f"{type(exc).__name__}: {exc}") from exc
 
+    # ---- the cross-run response cache (bench.cache) -------------------------------------
+    async def _replay(self, job: Job) -> bool:
+        """Write a cached answer into this run instead of sending; True if there was one."""
+        assert self.cache is not None
+        endpoint = cache_endpoint(self.providers[job.target.provider])
+        rows = await asyncio.to_thread(self.cache.replay, job.key, endpoint, self.run_id, self.store.run_dir)
+        if rows is None:
+            return False
+        status, n_rows = str(rows[0]["status"]), len(rows)
+        await self.store.commit(rows, on_durable=lambda: self._count_replay(status, n_rows))
+        return True
+
+    def _count_replay(self, status: str, n_rows: int) -> None:
+        self.summary.cached += 1
+        if status == "ok":
+            self.summary.ok += 1
+            self.summary.images += n_rows
+        else:
+            self.summary.refused += 1
+        assert self._progress is not None
+        self._progress.advance(status, 0.0)  # this run paid nothing for it
+
+    def _remember(self, rows: list[dict[str, object]]) -> None:
+        if self.cache is not None:
+            provider = self.providers[str(rows[0]["provider"])]
+            self.cache.remember(rows, cache_endpoint(provider), self.store.run_dir)
+
     # ---- cost --------------------------------------------------------------------------
     def _resolve_cost(self, job: Job, result: GenerationResult, pixels: list[int]) -> tuple[float, str]:
         """Reported by the API if it said; else the price table on what came back; else unknown (NaN)."""
@@ -374,6 +419,7 @@ class Runner:
         await self.store.commit(
             [row], on_durable=lambda: self._count_failure(status, err.error_type, message)
         )
+        self._remember([row])
 
     async def _commit_skipped(self, job: Job, reason_type: str, message: str) -> None:
         row = skipped_row(job, self.run_id, reason_type, message)

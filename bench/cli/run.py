@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from bench.cache import ResponseCache
 from bench.catalog.sources import (
     Catalog,
     CatalogError,
@@ -142,6 +143,7 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path, prepared: Prepared | None
         settings=config.runner,
         prices=config.prices,
         max_cost_usd=config.max_cost_usd,
+        cache=ResponseCache(config.cache) if config.cache.mode != "off" else None,
     )
     log.info("run folder: %s (%d requests planned)", run_dir, plan.total)
     try:

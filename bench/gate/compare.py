@@ -85,6 +85,8 @@ class GateConfig:
     attempts_max_rise: float | None = 0.10
     fid_max_rise: float | None = None
     output_dir: str | None = None
+    # Pairs with a side replayed from the response cache carry another run's latency.
+    include_cached_latency: bool = False
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> GateConfig:
@@ -115,6 +117,7 @@ class GateConfig:
             attempts_max_rise=_opt(sub("retries").get("max_rise_attempts", 0.10)),
             fid_max_rise=_opt(sub("fid").get("max_rise")),
             output_dir=g.get("output_dir"),
+            include_cached_latency=bool(g.get("include_cached_latency", False)),
         )
 
 
@@ -184,6 +187,15 @@ def pair_records(base: pd.DataFrame, cand: pd.DataFrame, keys: tuple[str, ...]) 
 
 
 F64 = npt.NDArray[np.float64]
+
+
+def replayed_pairs(pairs: pd.DataFrame) -> pd.Series:
+    """True where either side of a pair was replayed from the response cache (not sent in that run)."""
+    flags = pd.Series(False, index=pairs.index)
+    for col in ("cached_b", "cached_c"):
+        if col in pairs:
+            flags |= pairs[col].fillna(False).astype(bool)
+    return flags
 
 
 def _log_pct(q: float) -> stats.Stat:
@@ -260,6 +272,8 @@ class _Gate:
 
     def latency(self, t: str, p: pd.DataFrame, q: float, thr: float | None, info: bool) -> Check:
         ok = p[(p["status_b"] == "ok") & (p["status_c"] == "ok")]
+        if not self.cfg.include_cached_latency:
+            ok = ok[~replayed_pairs(ok)]
         ok = ok[ok["latency_s_b"].notna() & ok["latency_s_c"].notna()]
         name = f"latency_p{q:g}"
         rule = "report only" if thr is None else f"fail if ratio lower bound > {1 + thr:.2f}"
@@ -495,6 +509,16 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
     n_b = int((base.records["status"] != "skipped").sum())
     if len(pairs) < n_b:
         notes.append(f"{len(pairs)} of the baseline's {n_b} attempted records have a match in the candidate")
+    n_replayed = int(replayed_pairs(pairs).sum())
+    if n_replayed:
+        notes.append(
+            f"{n_replayed} of {len(pairs)} pairs include a request replayed from the response cache; "
+            + (
+                "their latencies are included (gate.include_cached_latency=true)"
+                if cfg.include_cached_latency
+                else "the latency checks use only the live pairs (gate.include_cached_latency=true to include them)"
+            )
+        )
     targets = sorted(pairs["target"].astype(str).unique())
     gate = _Gate(cfg, len(targets))
     checks: list[Check] = []

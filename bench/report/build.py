@@ -39,6 +39,7 @@ def stats_settings(cfg: Mapping[str, Any] | None) -> StatsSettings:
         n_boot=int(cfg.get("n_boot", 1000)),
         confidence=float(cfg.get("confidence", 0.95)),
         seed=int(cfg.get("seed", 0)),
+        include_cached_latency=bool(cfg.get("include_cached_latency", False)),
     )
 
 
@@ -48,8 +49,17 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _notes(runs: RunSet) -> list[str]:
+def _notes(runs: RunSet, include_cached_latency: bool = False) -> list[str]:
     notes = [f"{len(runs.records)} records from {len(runs.run_dirs)} run(s) under {runs.root}"]
+    records = runs.records
+    if "cached" in records and records["cached"].fillna(False).astype(bool).any():
+        replayed = records[records["cached"].fillna(False).astype(bool)]["request_key"].nunique()
+        how = "included in" if include_cached_latency else "left out of"
+        notes.append(
+            f"{replayed} request(s) were replayed from the response cache (column `replayed`): not sent "
+            f"again, their cost is the original's, and their latencies are {how} the latency statistics "
+            "(report.include_cached_latency)."
+        )
     if runs.clip_fingerprint:
         notes.append(f"CLIP fingerprint: {runs.clip_fingerprint}")
         if "random-init" in runs.clip_fingerprint:
@@ -81,7 +91,7 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
         runs.records,
         svgs,
         root=root,
-        notes=_notes(runs),
+        notes=_notes(runs, stats_settings(cfg).include_cached_latency),
         max_per_cell=int(cfg.get("max_images_per_cell", 4)),
     )
     html_path = root / REPORT_FILE

@@ -87,6 +87,7 @@ TABLE_COLUMNS: list[tuple[str, str, str]] = [
     ("requests", "n", "d"),
     ("images", "n_images", "d"),
     ("skipped", "skipped", "d"),
+    ("replayed", "n_cached", "d"),
     ("retries", "retries", "d"),
     ("ok %", "ok_rate", "pct"),
     ("refused %", "refusal_rate", "pct"),

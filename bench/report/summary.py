@@ -32,6 +32,8 @@ class StatsSettings:
     n_boot: int = 1000
     confidence: float = 0.95
     seed: int = 0
+    # Replayed (cached) rows carry another run's latency: left out of latency statistics unless asked.
+    include_cached_latency: bool = False
 
 
 def load_records(run_dir: Path) -> pd.DataFrame:
@@ -70,11 +72,18 @@ def finish_times(rows: pd.DataFrame) -> pd.Series:
     return start + pd.to_timedelta(rows["latency_s"].astype(float), unit="s")
 
 
+def live_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows this run actually sent (not replayed from the response cache)."""
+    if "cached" not in rows:
+        return rows
+    return rows[~rows["cached"].fillna(False).astype(bool)]
+
+
 def live_throughput(records: pd.DataFrame) -> float:
     """Requests finished per wall-clock second: finished requests over the time from the first
     start to the last finish, summed over runs (a sweep's runs are sequential, so their idle gaps
     between jobs do not count). NaN when no request has a start and a latency."""
-    att = requests_of(records[records["status"] != "skipped"])
+    att = requests_of(live_rows(records[records["status"] != "skipped"]))
     if att.empty or "started_at" not in att:
         return float("nan")
     runs = att.groupby("run_path", dropna=False) if "run_path" in att else [("", att)]
@@ -96,7 +105,8 @@ def _group_row(group: pd.DataFrame, st: StatsSettings) -> dict[str, Any]:
     requests = requests_of(attempted)
     n_req = len(requests)
     attempts = requests["attempts"].astype(float) if "attempts" in requests else pd.Series(dtype=float)
-    latency = ok["latency_s"].to_numpy(dtype=float)
+    timed = ok if st.include_cached_latency else live_rows(ok)
+    latency = timed["latency_s"].to_numpy(dtype=float)
     lat = stats.percentile_ci(
         latency, (50.0, 90.0, 99.0), n_boot=st.n_boot, confidence=st.confidence, seed=st.seed
     )
@@ -127,12 +137,14 @@ def _group_row(group: pd.DataFrame, st: StatsSettings) -> dict[str, Any]:
         "refusal_rate": float((status == "refused").mean()) if n_req else np.nan,
         "error_rate": float((status == "error").mean()) if n_req else np.nan,
         "skipped": int(requests_of(group[group["status"] == "skipped"]).shape[0]),
+        # Requests replayed from the response cache (counted in n; their latency is another run's).
+        "n_cached": n_req - len(requests_of(live_rows(attempted))),
         "retries": int((attempts - 1).clip(lower=0).sum()) if n_req else 0,
         "retry_rate": float((attempts > 1).mean()) if n_req else np.nan,
         "mean_attempts": float(attempts.mean()) if n_req else np.nan,
         # 1 / mean latency: one request stream's pace, not what the target delivered (see
         # live_req_per_s for that).
-        "stream_img_per_s": len(ok) / busy_s if busy_s > 0 else np.nan,
+        "stream_img_per_s": len(timed) / busy_s if busy_s > 0 else np.nan,
         "poll_interval_max_s": float(poll.max()) if poll.notna().any() else np.nan,
         "cost_per_image_usd": cost,
         "cost_per_1k_usd": cost * 1000.0,
@@ -221,6 +233,7 @@ def format_table(summary: pd.DataFrame) -> str:
             "images": s.get("n_images", s["n"]),
             "skipped": s.get("skipped", pd.Series(0, index=s.index)),
             "retries": s.get("retries", pd.Series(0, index=s.index)),
+            "replayed": s.get("n_cached", pd.Series(0, index=s.index)),
             "ok": s["ok_rate"].map(lambda v: _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"),
             "refused": s["refusal_rate"].map(lambda v: _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"),
             "p50 s": s["latency_p50_s"].map(lambda v: _fmt(v, ".3f")),
