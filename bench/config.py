@@ -6,6 +6,7 @@ problem is one ConfigError naming the key, the value and the fix.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import tempfile
@@ -19,6 +20,7 @@ from bench.errors import ConfigError
 from bench.prices import PriceTable
 from bench.providers.base import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_RESPONSE_BYTES, ProviderSettings
 
+log = logging.getLogger("bench")
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
 _RATIO_RE = re.compile(r"^(\d+):(\d+)$")
 PROGRESS_MODES = ("auto", "bar", "log", "off")
@@ -70,6 +72,9 @@ class RunnerSettings:
     progress: str = "auto"
     # `bench run` exits 1 when more than this share of the run's requests ended in error.
     max_error_rate: float = 0.5
+    # Jobs of this multirun running at the same time (set by `bench run -m` from the launcher):
+    # hosted providers' concurrency and requests_per_minute are divided among them.
+    parallel_jobs: int = 1
 
 
 @dataclass(frozen=True)
@@ -313,6 +318,33 @@ def parse_providers(cfg: Mapping[str, Any]) -> dict[str, ProviderConfig]:
     return out
 
 
+def share_limits(settings: ProviderSettings, parallel_jobs: int, *, shared_account: bool) -> ProviderSettings:
+    """This job's share of a provider's limits when `parallel_jobs` jobs of a sweep use it at once.
+
+    Hosted APIs limit the account, which every job shares: each job gets concurrency / n
+    (at least 1) and requests_per_minute / n. An in-process generator's limit is the device
+    its job runs on, so it is not divided.
+    """
+    if parallel_jobs <= 1 or not shared_account:
+        return settings
+    concurrency = max(settings.concurrency // parallel_jobs, 1)
+    if concurrency * parallel_jobs > settings.concurrency:
+        log.warning(
+            "providers.%s.concurrency=%d is less than the %d jobs running at once: each job keeps 1 "
+            "request in flight, %d in all",
+            settings.name,
+            settings.concurrency,
+            parallel_jobs,
+            parallel_jobs,
+        )
+    rpm = settings.requests_per_minute
+    return replace(
+        settings,
+        concurrency=concurrency,
+        requests_per_minute=rpm / parallel_jobs if rpm is not None else None,
+    )
+
+
 def parse_runner(cfg: Mapping[str, Any]) -> RunnerSettings:
     attempts = cfg.get("max_attempts", 4)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
@@ -335,6 +367,9 @@ def parse_runner(cfg: Mapping[str, Any]) -> RunnerSettings:
         raise ConfigError(
             "runner.max_error_rate", max_error_rate, "use a share between 0 and 1 (e.g. 0.5; 1 = never fail)"
         )
+    parallel = cfg.get("parallel_jobs", 1)
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+        raise ConfigError("runner.parallel_jobs", parallel, "use a whole number >= 1 (jobs running at once)")
     return RunnerSettings(
         max_attempts=attempts,
         backoff_base_s=float(base),
@@ -342,6 +377,7 @@ def parse_runner(cfg: Mapping[str, Any]) -> RunnerSettings:
         max_in_flight=in_flight,
         progress=str(progress),
         max_error_rate=float(max_error_rate),
+        parallel_jobs=parallel,
     )
 
 

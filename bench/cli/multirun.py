@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli.hydra_config import override_problem
+from bench.cli.launchers import with_parallel_jobs
 from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, execute_run, prepare
 from bench.config import check_writable
 from bench.errors import BenchError, ConfigError
@@ -115,7 +116,7 @@ def run_multirun(overrides: Sequence[str]) -> int:
     """Validate every job, launch the sweep, and exit with the worst job's code."""
     jobs = expand_sweep(overrides)
     validate_jobs(jobs)
-    outcomes = launch(overrides)
+    outcomes = launch(with_parallel_jobs(overrides, len(jobs)))
     failed = [(label, code) for label, code in outcomes if code != EXIT_OK]
     for label, code in failed:
         print(f"bench: job {label} exited {code}", file=sys.stderr)

@@ -22,12 +22,12 @@ from bench.catalog.sources import (
     parse_catalog_settings,
     provenance,
 )
-from bench.config import BenchConfig, check_writable, parse_config
+from bench.config import BenchConfig, check_writable, parse_config, share_limits
 from bench.errors import ConfigError
 from bench.http_logging import configure_http_logging
 from bench.prompts import load_prompts
 from bench.providers.base import Provider
-from bench.providers.registry import create_provider
+from bench.providers.registry import adapter_class, create_provider
 from bench.run_state import record_outputs, stored_summary_table
 from bench.runner import Runner, RunSummary
 from bench.store import RunStore
@@ -47,6 +47,12 @@ def build_providers(config: BenchConfig, *, require_keys: bool) -> dict[str, Pro
         # Adapters that price by usage (gpt-image-1 tokens) estimate from the same table.
         settings = replace(
             provider_cfg.settings, options={**provider_cfg.settings.options, "price_table": config.prices}
+        )
+        # Parallel jobs of a multirun share a hosted provider's limits (README "Beyond one machine").
+        settings = share_limits(
+            settings,
+            config.runner.parallel_jobs,
+            shared_account=adapter_class(provider_cfg.adapter).account_limits,
         )
         provider = create_provider(provider_cfg.adapter, settings)
         if require_keys:

@@ -106,6 +106,10 @@ class Provider(abc.ABC):
 
     name: str = ""
     needs_api_key: bool = True
+    # True for hosted APIs: concurrency and requests_per_minute limit an account that parallel
+    # jobs of a sweep share (bench.config.share_limits divides them). In-process generators
+    # are limited by their own device instead.
+    account_limits: bool = True
     # Which catalog (shipped snapshot and discovery protocol) this adapter's models come from;
     # None: the adapter knows its models itself (local) and has nothing to fetch.
     catalog_name: str | None = None

@@ -271,6 +271,7 @@ class DiffusersProvider(Provider):
 
     name = "diffusers"
     needs_api_key = False
+    account_limits = False
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)

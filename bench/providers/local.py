@@ -188,6 +188,7 @@ class LocalProvider(Provider):
 
     name = "local"
     needs_api_key = False
+    account_limits = False
 
     def __init__(self, settings: ProviderSettings) -> None:
         super().__init__(settings)
