@@ -57,6 +57,15 @@ def ray_can_start() -> None:
             ray.shutdown()
 
 
+def fresh_workers(launcher: str) -> None:
+    """joblib's loky keeps worker processes between calls: ones started by an earlier test
+    would not see the key variable this test sets (a real `bench run -m` starts fresh)."""
+    if launcher == "joblib":
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+
+
 def sweep_args(launcher: str, results: Path, sweep: str) -> list[str]:
     return [
         "run",
@@ -85,6 +94,7 @@ def test_two_job_sweep_fails_when_a_job_fails_and_the_report_merges_it(
     if launcher == "ray":
         ray_can_start()
     monkeypatch.setenv(KEY_ENV, KEY)
+    fresh_workers(launcher)
     results = tmp_path / "results"
     with (
         emulator(openai_compat.create_app(knobs(), profile="openai")) as (good, good_emu),
