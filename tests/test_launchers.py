@@ -158,3 +158,29 @@ def test_limits_are_divided_among_parallel_jobs() -> None:
     # An in-process generator's limit is its own device's: not divided.
     local = ProviderSettings(name="diffusers", concurrency=2)
     assert share_limits(local, 4, shared_account=False) == local
+
+
+@pytest.mark.parametrize(
+    ("overrides", "n_jobs", "expected"),
+    [
+        ([], 5, 1),
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=3"], 5, 3),
+        (["hydra/launcher=submitit_local"], 5, 5),
+        (["hydra/launcher=submitit_slurm", "hydra.launcher.array_parallelism=2"], 5, 2),
+        (["hydra/launcher=ray"], 5, 5),
+    ],
+)
+def test_parallel_jobs_is_read_from_the_composed_launcher_config(
+    overrides: list[str], n_jobs: int, expected: int
+) -> None:
+    """The plugins' own config nodes (SLURM's included, composed without a cluster) give the share."""
+    from bench.cli.launchers import launcher_config, with_parallel_jobs
+
+    if overrides:
+        choice = overrides[0].split("=", 1)[1]
+        launcher_available("submitit_local" if choice == "submitit_slurm" else choice)  # one plugin, both
+    assert parallel_jobs(launcher_config(overrides), n_jobs) == expected
+    planned = with_parallel_jobs(["sweep.steps=[4],[8]", *overrides], n_jobs)
+    assert planned[-1] == f"runner.parallel_jobs={expected}"
+    # A value the user gave wins.
+    assert with_parallel_jobs([*overrides, "runner.parallel_jobs=7"], n_jobs)[-1] == "runner.parallel_jobs=7"
