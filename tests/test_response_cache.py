@@ -106,6 +106,7 @@ def test_cache_modes(
     entries_after_first: int,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
     results = tmp_path / "results"
@@ -117,6 +118,11 @@ def test_cache_modes(
         assert len(list(cache_dir.glob("requests/*/*.json"))) == entries_after_first
         assert main(["run", *args, "run_name=two"]) == 0
         assert emu.submissions == N_PROMPTS + sent_second_time
+        capsys.readouterr()
+        assert main(["estimate", *args]) == 0
+        answered = N_PROMPTS if mode in ("read_write", "read") and entries_after_first else 0
+        out = capsys.readouterr().out
+        assert (f"{N_PROMPTS} answered by the response cache" in out) == bool(answered), out
     second = pd.read_parquet(results / "two" / "records.parquet")
     assert int(second.cached.sum()) == N_PROMPTS - sent_second_time
 

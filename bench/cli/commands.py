@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.cache import ResponseCache
 from bench.cli.run import EXIT_OK, EXIT_USAGE, prepare
 from bench.errors import BenchError
 from bench.report.summary import format_table
-from bench.runner import expected_cost_usd
+from bench.runner import cache_endpoint, expected_cost_usd
 
 
 def estimate(cfg: Mapping[str, Any]) -> int:
@@ -28,9 +29,20 @@ def estimate(cfg: Mapping[str, Any]) -> int:
     costs: dict[str, float] = {}
     unpriced: Counter[str] = Counter()
     sources: dict[str, str] = {}
+    # Requests a run would replay from the response cache instead of sending (and paying for).
+    cache = ResponseCache(config.cache) if config.cache.reads else None
+    cached: Counter[str] = Counter()
     for job in plan.jobs():
         tid = job.target.id
         counts[tid] += 1
+        provider = providers[job.target.provider]
+        if (
+            cache is not None
+            and config.cache.covers(job.target.provider)
+            and cache.lookup(job.key, cache_endpoint(provider)) is not None
+        ):
+            cached[tid] += 1
+            continue
         entry = config.prices.lookup(job.target.provider, job.target.model, job.payload)
         expected = expected_cost_usd(config.prices, providers[job.target.provider], job)
         cost = math.nan if expected is None else expected
@@ -51,7 +63,9 @@ def estimate(cfg: Mapping[str, Any]) -> int:
     unknown = sum(unpriced.values())
     print(
         f"total: {plan.total} requests, {plan.total * config.sweep.num_images} images, "
-        f"${total_cost:.4f} priced" + (f" + {unknown} requests of unknown cost" if unknown else "")
+        f"${total_cost:.4f} priced"
+        + (f" + {unknown} requests of unknown cost" if unknown else "")
+        + (f"; {sum(cached.values())} answered by the response cache ($0)" if cached else "")
     )
     if config.max_cost_usd is not None:
         print(f"max_cost_usd: {config.max_cost_usd:g} (the run stops before passing it)")
