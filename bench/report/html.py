@@ -228,6 +228,11 @@ def image_grid(records: pd.DataFrame, summary: pd.DataFrame, root: Path, max_per
                 for raw in picked.to_dict("records"):
                     r = {str(k): v for k, v in raw.items()}
                     syn = "<span class='syn'>synthetic</span><br>" if r.get("synthetic") else ""
+                    if r.get("cached") == True:  # noqa: E712 (numpy bool; None/NaN are live rows)
+                        syn += (
+                            "<span class='emu' title='replayed from the response cache: not sent by this "
+                            "run; latency and cost are from the original request'>replayed</span><br>"
+                        )
                     rel = r.get("image_relpath")
                     if r.get("status") == "ok" and isinstance(rel, str):
                         alt = html.escape(f"{g}: {p.prompt}", quote=True)
