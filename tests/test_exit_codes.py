@@ -6,6 +6,7 @@ nothing listens, standing in for "sent to a host that does not answer").
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from scripted_server import Answer, paid_config, scripted
 
 import bench.runner
-from bench.cli import main
+from bench.cli import hydra_config, main
 from bench.cli.run import execute_run
 from bench.config import RunnerSettings
 from bench.runner import backoff_delay_s
@@ -222,6 +223,54 @@ def test_multirun_exits_1_when_one_job_failed(
 
 def test_multirun_of_good_jobs_exits_0(tmp_path: Path) -> None:
     assert main(multirun_args(tmp_path, "sweep.steps=[4],[8]")) == 0
+
+
+@pytest.fixture
+def config_dir_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A copy of the project's configs/ with an extra experiment file, used by every compose."""
+
+    def make(name: str, text: str) -> Path:
+        configs = tmp_path / "configs"
+        shutil.copytree(hydra_config.CONFIG_DIR, configs)
+        (configs / "experiment" / f"{name}.yaml").write_text(text, encoding="utf-8")
+        monkeypatch.setattr(hydra_config, "CONFIG_DIR", configs)
+        return configs
+
+    return make
+
+
+def in_experiment(name: str, args: list[str]) -> list[str]:
+    return [f"experiment={name}" if a == "experiment=smoke" else a for a in args]
+
+
+SWEEP_IN_FILE = """# @package _global_
+defaults:
+  - smoke
+hydra:
+  sweeper:
+    params:
+      sweep.steps: {steps}
+"""
+
+
+def test_a_sweep_written_in_an_experiment_file_is_validated_before_any_job(
+    tmp_path: Path, config_dir_with: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_dir_with("filesweep", SWEEP_IN_FILE.format(steps="'[4],[500]'"))
+    results = tmp_path / "results"
+    code = main(in_experiment("filesweep", multirun_args(results)))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "num_inference_steps=500 is not accepted" in err and "sweep.steps=[500]" in err
+    assert not results.exists() or list(results.iterdir()) == []  # not even the good job ran
+
+
+def test_a_sweep_written_in_an_experiment_file_runs_every_job(tmp_path: Path, config_dir_with: Any) -> None:
+    config_dir_with("filesweep", SWEEP_IN_FILE.format(steps="'[4],[8]'"))
+    results = tmp_path / "results"
+    assert main(in_experiment("filesweep", multirun_args(results))) == 0
+    assert len(list((results / "sweeps" / "s").glob("*/records.parquet"))) == 2
 
 
 # ---- bench score keeps stored scores -------------------------------------------------------

@@ -9,9 +9,10 @@ return value is its exit code, whichever process or machine ran it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,67 @@ log = logging.getLogger("bench")
 
 
 def expand_sweep(overrides: Sequence[str]) -> list[list[str]]:
-    """The override list of every job the basic sweeper would launch (`a=1,2 b=x,y` -> 4 jobs)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    """The override list of every job Hydra's basic sweeper will launch (`a=1,2 b=x,y` -> 4 jobs).
+
+    Sweeps come from the command line and from `hydra.sweeper.params` in the composed config
+    (config.yaml or an experiment file). Hydra's own pieces do the work, in its order: the
+    master config is composed as `Hydra.multirun` composes it, the config's params come first
+    and the command line's task overrides after them (a key given in both: the command line
+    wins), then `BasicSweeper.split_arguments` expands them.
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from bench.cli.hydra_config import CONFIG_NAME
 
     try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-        batches = BasicSweeper.split_arguments(parsed, None)
-    except HydraException as exc:
+        with hydra_app() as app:
+            # Imported after Hydra's plugin scan, which loads the core plugins' modules anew.
+            from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+            master = app.compose_config(
+                config_name=CONFIG_NAME,
+                overrides=[*overrides, "hydra.mode=MULTIRUN"],
+                run_mode=RunMode.MULTIRUN,
+            )
+            task = OmegaConf.to_container(master.hydra.overrides.task, resolve=False)
+            assert isinstance(task, list)
+            arguments = [str(o) for o in task]
+            sweeper = master.hydra.sweeper
+            if str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+                declared = sweeper.get("params")
+                params = OmegaConf.to_container(declared, resolve=False) if declared else {}
+                assert isinstance(params, dict)
+                declared_params = {str(k): str(v) for k, v in params.items()}  # as f"{k}={v}" renders them
+                from_config = BasicSweeper(max_batch_size=None, params=declared_params)._parse_config()
+                arguments = [*from_config, *arguments]
+            parser = OverridesParser.create(config_loader=app.config_loader)
+            batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), None)
+    except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError("overrides", " ".join(overrides), override_problem(exc)) from None
     return [list(job) for batch in batches for job in batch]
+
+
+@contextlib.contextmanager
+def hydra_app() -> Iterator[Any]:
+    """Hydra's app over the project's configs, as `@hydra.main` would build it (cleared on exit)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bench.cli.hydra_config import CONFIG_DIR, register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    try:
+        yield Hydra.create_main_hydra2(
+            task_name="bench", config_search_path=create_config_search_path(str(CONFIG_DIR))
+        )
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def validate_jobs(jobs: Iterable[Sequence[str]]) -> int:
@@ -75,27 +126,17 @@ def multirun_task(cfg: Any) -> int:
 
 def launch(overrides: Sequence[str]) -> list[tuple[str, int]]:
     """Run the sweep through Hydra's sweeper and launcher; (job folder, exit code) per job."""
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_config_search_path
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import JobStatus
     from omegaconf import OmegaConf
 
-    from bench.cli.hydra_config import CONFIG_DIR, CONFIG_NAME, register_resolvers
+    from bench.cli.hydra_config import CONFIG_NAME
 
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    app = Hydra.create_main_hydra2(
-        task_name="bench", config_search_path=create_config_search_path(str(CONFIG_DIR))
-    )
-    try:
+    with hydra_app() as app:
         returns = app.multirun(
             config_name=CONFIG_NAME,
             task_function=multirun_task,
             overrides=[*overrides, "hydra.mode=MULTIRUN"],
         )
-    finally:
-        GlobalHydra.instance().clear()
     outcomes: list[tuple[str, int]] = []
     for batch in returns or []:
         for job in batch:
