@@ -431,12 +431,13 @@ def parse_config(cfg: Mapping[str, Any]) -> BenchConfig:
         results_dir=results_dir,
         metrics=dict(cfg.get("metrics") or {}),
         report=dict(cfg.get("report") or {}),
-        http_debug=_http_debug(cfg.get("bench") or {}),
+        http_debug=parse_http_debug(cfg.get("bench") or {}),
         cache=parse_cache(cfg.get("cache"), results_dir),
     )
 
 
-def _http_debug(block: Any) -> bool:
+def parse_http_debug(block: Any) -> bool:
+    """`bench.http_debug`: the HTTP libraries' DEBUG lines, for `bench run` and catalog fetches alike."""
     value = block.get("http_debug", False) if isinstance(block, Mapping) else block
     if not isinstance(value, bool):
         raise ConfigError("bench.http_debug", value, "use true or false")

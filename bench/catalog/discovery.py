@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -37,7 +36,8 @@ from bench.catalog.entries import entry_from_spec
 from bench.catalog.schema_import import SchemaError, entry_from_input_schema, fal_input_schema
 from bench.catalog.shipped import shipped_specs
 from bench.errors import BenchError
-from bench.providers.base import ProviderSettings
+from bench.providers.base import ProviderSettings, key_forms, key_problem, read_api_key
+from bench.providers.http_common import read_capped, response_cap_message
 from bench.redact import redact
 
 log = logging.getLogger("bench")
@@ -94,8 +94,15 @@ class FetchContext:
 
     @property
     def key(self) -> str:
-        env = self.settings.api_key_env
-        return (os.environ.get(env) if env else None) or ""
+        """The key as the adapters send it (stripped); one with a control character is refused unshown."""
+        problem = key_problem(self.settings)
+        if problem:
+            raise CatalogError(f"{self.provider}: providers.{self.provider}.api_key_env: {problem}")
+        return read_api_key(self.settings) or ""
+
+    @property
+    def secrets(self) -> list[str]:
+        return key_forms(self.settings)
 
     def base(self, real_default: str) -> str:
         """`options.catalog_base_url`, else base_url when it is not the provider's real one, else the documented host."""
@@ -117,33 +124,43 @@ class FetchContext:
     ) -> Any:
         where = f"{self.provider}:{model}"
         shown = url  # the query (AKI.IO's key) is never shown
+        cap = self.settings.max_response_bytes
+        too_big = CatalogError(response_cap_message(where, f"GET {shown}", self.provider, cap))
         try:
-            response = self.client.get(url, headers=dict(headers or {}), params=dict(params or {}))
+            # Streamed and capped like the adapters' answers (bench.providers.http_common); no
+            # redirect is followed, so the key goes to this URL's host and nowhere else.
+            with self.client.stream(
+                "GET", url, headers=dict(headers or {}), params=dict(params or {}), follow_redirects=False
+            ) as response:
+                status = response.status_code
+                body = read_capped(response, cap, too_big)
         except httpx.HTTPError as exc:
             raise CatalogError(
                 f"{where}: cannot fetch its schema from {shown} ({type(exc).__name__}); "
                 f"when offline, run `bench catalog pull {where}` once online, or set catalog.fetch=never "
                 "and give the model in a catalog_paths file"
             ) from None
-        if response.status_code == 404:
+        if status == 404:
             raise CatalogError(
                 f"{where}: {self.provider} has no such model ({shown} answered 404); "
                 f"check the id with `bench ls --provider {self.provider} --search TEXT`"
             )
-        if response.status_code in (401, 403):
+        if status in (401, 403):
             raise CatalogError(
-                f"{where}: {shown} answered HTTP {response.status_code}; "
+                f"{where}: {shown} answered HTTP {status}; "
                 f"check the key in ${self.settings.api_key_env or '<api_key_env>'}"
             )
-        if response.status_code >= 400:
-            text = redact(response.text[:200], [self.key] if self.key else [])
-            raise CatalogError(
-                f"{where}: {shown} answered HTTP {response.status_code}: {' '.join(text.split())}"
-            )
+        if status >= 400:
+            # Redacted before it is cut short: a key across the cut would otherwise show its head.
+            text = " ".join(self.safe(body.decode("utf-8", errors="replace")).split())
+            raise CatalogError(f"{where}: {shown} answered HTTP {status}: {text[:200]}")
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError:
             raise CatalogError(f"{where}: {shown} did not answer JSON") from None
+
+    def safe(self, text: str) -> str:
+        return redact(text, self.secrets)
 
 
 def now_iso() -> str:
@@ -377,9 +394,7 @@ def discover_akiio(ctx: FetchContext, model: str) -> Discovered:
     url = f"{ctx.base(REAL_BASE_URLS['akiio'])}/api/endpoints/{model}"
     raw = ctx.get(url, model, params={"key": ctx.key})
     if isinstance(raw, Mapping) and raw.get("success") is False:
-        raise CatalogError(
-            f"{ctx.provider}:{model}: {url} answered: {redact(str(raw.get('error')), [ctx.key])}"
-        )
+        raise CatalogError(f"{ctx.provider}:{model}: {url} answered: {ctx.safe(str(raw.get('error')))}")
     template = shipped_specs("akiio", ctx.provider)[0]
     entry = entry_from_spec(
         replace(

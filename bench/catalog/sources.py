@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,12 @@ from bench.catalog.discovery import (
 from bench.catalog.entries import entry_sha256, spec_from_entry
 from bench.catalog.schema_import import SchemaError, entry_from_input_schema
 from bench.catalog.spec import ModelSpec
+from bench.config import parse_http_debug
 from bench.errors import ConfigError
+from bench.http_logging import configure_http_logging
 from bench.prices import PriceEntry
 from bench.providers.base import Provider
+from bench.redact import redact_json
 
 log = logging.getLogger("bench")
 FETCH_MODES = ("auto", "never", "always")
@@ -52,6 +55,7 @@ class CatalogSettings:
     fetch: str = "auto"
     paths: tuple[Path, ...] = ()
     cache_dir: Path = field(default_factory=cache_root)
+    http_debug: bool = False  # bench.http_debug: the HTTP loggers' policy holds for catalog fetches too
 
 
 def parse_catalog_settings(cfg: Mapping[str, Any]) -> CatalogSettings:
@@ -68,6 +72,7 @@ def parse_catalog_settings(cfg: Mapping[str, Any]) -> CatalogSettings:
         fetch=str(fetch),
         paths=tuple(Path(str(p)).expanduser() for p in raw_paths),
         cache_dir=cache_root(block.get("cache_dir")),
+        http_debug=parse_http_debug(cfg.get("bench") or {}),
     )
 
 
@@ -175,7 +180,7 @@ class Catalog:
         if memo_key in _price_memo:  # `bench run` plans twice (validate, then run): ask once
             return _price_memo[memo_key]
         try:
-            with httpx.Client(timeout=httpx.Timeout(min(settings.timeout_s, 30.0))) as client:
+            with self.fetch_client(provider, limit_s=30.0) as client:
                 context = FetchContext(provider.name, str(provider.catalog_name), settings, client)
                 price = fetch_price(context, model)
         except CatalogError as exc:
@@ -183,6 +188,14 @@ class Catalog:
             price = None
         _price_memo[memo_key] = price
         return price
+
+    def fetch_client(self, provider: Provider, *, limit_s: float) -> httpx.Client:
+        """The client of one provider's catalog calls, under the HTTP loggers' policy of `bench run`:
+        quiet unless bench.http_debug, and the key (every form of it) redacted either way. These
+        calls happen while a run is planned, before the run's own logging setup."""
+        configure_http_logging(debug=self.settings.http_debug, secrets=provider.secrets())
+        timeout = httpx.Timeout(min(provider.settings.timeout_s, limit_s))
+        return httpx.Client(timeout=timeout, follow_redirects=False)
 
     def _may_fetch(self, catalog: str) -> bool:
         return catalog in DISCOVERERS
@@ -209,12 +222,14 @@ class Catalog:
             raise CatalogError(f"{provider.name}:{model}: {provider.name} has no catalog API to fetch from")
         settings = provider.settings
         try:
-            with httpx.Client(timeout=httpx.Timeout(min(settings.timeout_s, 60.0))) as client:
+            with self.fetch_client(provider, limit_s=60.0) as client:
                 found: Discovered = discover(
                     FetchContext(provider.name, str(catalog), settings, client), model
                 )
         except CatalogError as exc:
             raise CatalogError(f"{exc} (cache: {self.cache.provider_dir(provider.name)})") from None
+        # The provider's answer is kept for provenance; one that echoes the key must not put it in a file.
+        found = replace(found, raw=redact_json(found.raw, provider.secrets()))
         if found.warning and found.warning not in _warned:
             _warned.add(found.warning)
             print(f"bench: warning: {found.warning}", file=sys.stderr)

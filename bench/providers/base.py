@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -101,6 +102,38 @@ class GenerationResult:
     compute: ComputeInfo | None = None
 
 
+def read_api_key(settings: ProviderSettings) -> str | None:
+    """The key from the environment, without the whitespace a paste or a file adds around it."""
+    env = settings.api_key_env
+    raw = os.environ.get(env) if env else None
+    return raw.strip() if raw is not None else None
+
+
+def key_problem(settings: ProviderSettings) -> str | None:
+    """Why the key cannot go into a request (a control character inside it), never showing it."""
+    key = read_api_key(settings)
+    if key and _CONTROL_CHARS.search(key):
+        # A header value with a line break is refused by the HTTP library, whose error
+        # (and debug log) would then show the key; say so without showing it.
+        return (
+            f"the key in {settings.api_key_env} contains a control character (a pasted line break "
+            "or tab?); export it again without one"
+        )
+    return None
+
+
+def key_forms(settings: ProviderSettings) -> list[str]:
+    """Every form of the key that could appear in a message: as set, stripped, and URL-encoded
+    (AKI.IO's discovery sends it as `?key=`, and URLs appear in logs and errors)."""
+    env = settings.api_key_env
+    raw = os.environ.get(env) if env else None
+    if not raw:
+        return []
+    stripped = raw.strip()
+    forms = (raw, stripped, quote(stripped, safe=""), quote_plus(stripped), quote(stripped))
+    return [k for k in dict.fromkeys(forms) if k]
+
+
 class Provider(abc.ABC):
     """Base class for adapters. Subclasses implement `models()` and `generate()`."""
 
@@ -136,9 +169,7 @@ class Provider(abc.ABC):
     # ---- credentials and client ----------------------------------------------------
     def api_key(self) -> str | None:
         """The key from the environment, without the whitespace a paste or a file adds around it."""
-        env = self.settings.api_key_env
-        raw = os.environ.get(env) if env else None
-        return raw.strip() if raw is not None else None
+        return read_api_key(self.settings)
 
     def check_ready(self) -> None:
         """Raise ConfigError if this provider cannot be used (called before any request)."""
@@ -156,21 +187,13 @@ class Provider(abc.ABC):
                 env,
                 f"environment variable {env} is not set; export {env}=<your key> (or use `bench emulate`)",
             )
-        if _CONTROL_CHARS.search(key):
-            # A header value with a line break is refused by the HTTP library, whose error
-            # (and debug log) would then show the key; say so without showing it.
-            raise ConfigError(
-                f"providers.{self.name}.api_key_env",
-                env,
-                f"the key in {env} contains a control character (a pasted line break or tab?); "
-                f"export it again without one",
-            )
+        problem = key_problem(self.settings)
+        if problem:
+            raise ConfigError(f"providers.{self.name}.api_key_env", env, problem)
 
     def secrets(self) -> list[str]:
-        """Every form of the key that could appear in a message: as set in the environment, and stripped."""
-        env = self.settings.api_key_env
-        raw = os.environ.get(env) if env else None
-        return [k for k in dict.fromkeys((raw, raw.strip() if raw else None)) if k]
+        """Every form of the key that could appear in a message (bench.providers.base.key_forms)."""
+        return key_forms(self.settings)
 
     @property
     def client(self) -> httpx.AsyncClient:

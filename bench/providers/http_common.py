@@ -98,6 +98,45 @@ def strip_images(value: Any) -> Any:
     return value
 
 
+def response_cap_message(where: str, what: str, provider: str, cap: int) -> str:
+    """The one line for an answer past max_response_bytes: who, which request, the cap, the setting."""
+    return (
+        f"{where}: the answer to {what} is larger than providers.{provider}.max_response_bytes={cap}; "
+        "raise it if the API really answers that much"
+    )
+
+
+class CappedBody:
+    """A streamed answer's bytes, refused with `too_big` past `cap` (declared by Content-Length or
+    counted as it arrives), so a hostile answer of hundreds of MB costs at most `cap` of memory.
+    Fed by the async adapters (HttpProvider.send) and the sync catalog fetcher (read_capped) alike."""
+
+    def __init__(self, cap: int, headers: httpx.Headers, too_big: Exception) -> None:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise too_big
+        self.cap, self.too_big = cap, too_big
+        self.chunks: list[bytes] = []
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self.total > self.cap:
+            raise self.too_big
+        self.chunks.append(chunk)
+
+    def content(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def read_capped(response: httpx.Response, cap: int, too_big: Exception) -> bytes:
+    """The body of a streamed (sync) response, refused past `cap` bytes."""
+    body = CappedBody(cap, response.headers, too_big)
+    for chunk in response.iter_bytes():
+        body.add(chunk)
+    return body.content()
+
+
 class _DownloadProblem(Exception):
     """One image fetch failed in a way another fetch of the same URL may not."""
 
@@ -199,22 +238,14 @@ class HttpProvider(Provider):
 
     async def _read_capped(self, response: httpx.Response, method: str, url: str) -> bytes:
         cap = self.settings.max_response_bytes
-        declared = response.headers.get("content-length", "")
         too_big = MalformedResponseError(
-            f"{self.name}: the answer to {method} {self.safe(url)} is larger than "
-            f"providers.{self.name}.max_response_bytes={cap}; raise it if the API really answers that much",
+            response_cap_message(self.name, f"{method} {self.safe(url)}", self.name, cap),
             http_status=response.status_code,
         )
-        if declared.isdigit() and int(declared) > cap:
-            raise too_big
-        chunks: list[bytes] = []
-        total = 0
+        body = CappedBody(cap, response.headers, too_big)
         async for chunk in response.aiter_bytes():
-            total += len(chunk)
-            if total > cap:
-                raise too_big
-            chunks.append(chunk)
-        return b"".join(chunks)
+            body.add(chunk)
+        return body.content()
 
     def follow_up_url(self, named: Any, rebuilt: str, what: str) -> str:
         """A URL an answer names for the next call (which carries the key), if it points at the provider.
