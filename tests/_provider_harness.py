@@ -8,6 +8,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from bench.catalog.mapping import map_request
 from bench.emulators.common import EmulatorState, Knobs
@@ -103,3 +106,26 @@ def interrupt_while_polling(
             await provider.aclose()
 
     asyncio.run(go())
+
+
+def huge_json_route(
+    path: str, method: str, head: bytes, tail: bytes, size: int, *, declare_length: bool
+) -> Route:
+    """A route answering `head` + `size` bytes of "A" + `tail` as JSON, streamed in 64 KiB chunks
+    (so the server itself holds little), with or without a Content-Length."""
+    chunk = b"A" * 65536
+
+    async def answer(request: Request) -> Response:
+        await request.body()
+
+        async def stream() -> Any:
+            yield head
+            for _ in range(size // len(chunk)):
+                yield chunk
+            yield tail
+
+        length = len(head) + size // len(chunk) * len(chunk) + len(tail)
+        headers = {"content-length": str(length)} if declare_length else {}
+        return StreamingResponse(stream(), media_type="application/json", headers=headers)
+
+    return Route(path, answer, methods=[method])

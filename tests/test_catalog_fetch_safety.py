@@ -14,14 +14,13 @@ import logging
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-from _provider_harness import KEY, KEY_ENV, knobs
+from _provider_harness import KEY, KEY_ENV, huge_json_route, knobs
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bench.cli.main import main
@@ -52,23 +51,8 @@ def key_forms(key: str) -> list[str]:
 
 
 # ---- answer size cap --------------------------------------------------------------------------
-def huge_model_app(size: int, *, declare_length: bool) -> Starlette:
-    """An Eachlabs-shaped model answer of `size` bytes, streamed in 64 KiB chunks."""
-    head, tail = b'{"slug": "big", "request_schema": {"description": "', b'"}}'
-    chunk = b"A" * 65536
-
-    async def model(request: Request) -> Response:
-        async def stream() -> Any:
-            yield head
-            for _ in range(size // len(chunk)):
-                yield chunk
-            yield tail
-
-        length = len(head) + size // len(chunk) * len(chunk) + len(tail)
-        headers = {"content-length": str(length)} if declare_length else {}
-        return StreamingResponse(stream(), media_type="application/json", headers=headers)
-
-    return Starlette(routes=[Route("/v1/models/{slug:path}", model, methods=["GET"])])
+# An Eachlabs-shaped model answer, its schema's description `size` bytes long.
+MODEL_HEAD, MODEL_TAIL = b'{"slug": "big", "request_schema": {"description": "', b'"}}'
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
@@ -78,7 +62,10 @@ def test_an_oversized_catalog_answer_is_one_line_without_holding_it(
     monkeypatch.setenv(KEY_ENV, KEY)
     size = 32 * 1024 * 1024  # stands in for a 300 MB answer
     cap = 256 * 1024
-    with running(huge_model_app(size, declare_length=declare_length)) as url:
+    route = huge_json_route(
+        "/v1/models/{slug:path}", "GET", MODEL_HEAD, MODEL_TAIL, size, declare_length=declare_length
+    )
+    with running(Starlette(routes=[route])) as url:
         tracemalloc.start()
         try:
             code = pull(

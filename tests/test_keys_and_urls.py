@@ -17,11 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _provider_harness import KEY, KEY_ENV, assert_images, emulator, generate, knobs, make_provider
+from _provider_harness import (
+    KEY,
+    KEY_ENV,
+    assert_images,
+    emulator,
+    generate,
+    huge_json_route,
+    knobs,
+    make_provider,
+)
 from scripted_server import paid_config, scripted
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.catalog.mapping import map_request
@@ -156,24 +165,10 @@ def test_follow_up_urls_on_the_provider_or_a_documented_host_are_used() -> None:
 
 # ---- answer size cap --------------------------------------------------------------------------
 def huge_answer_app(size: int, *, declare_length: bool) -> Starlette:
-    """A JSON answer of `size` bytes, streamed in 64 KiB chunks (so the server itself holds little)."""
+    """An OpenAI images answer of `size` bytes, streamed."""
     head, tail = b'{"created": 0, "data": [{"b64_json": "', b'"}]}'
-    chunk = b"A" * 65536
-
-    async def generate_route(request: Request) -> Response:
-        await request.body()
-
-        async def stream() -> Any:
-            yield head
-            for _ in range(size // len(chunk)):
-                yield chunk
-            yield tail
-
-        length = len(head) + size // len(chunk) * len(chunk) + len(tail)
-        headers = {"content-length": str(length)} if declare_length else {}
-        return StreamingResponse(stream(), media_type="application/json", headers=headers)
-
-    return Starlette(routes=[Route("/v1/images/generations", generate_route, methods=["POST"])])
+    route = huge_json_route("/v1/images/generations", "POST", head, tail, size, declare_length=declare_length)
+    return Starlette(routes=[route])
 
 
 @pytest.mark.parametrize("declare_length", [True, False])
