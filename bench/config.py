@@ -19,6 +19,7 @@ from bench.cache import CacheSettings, parse_cache
 from bench.errors import ConfigError
 from bench.prices import PriceTable
 from bench.providers.base import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_RESPONSE_BYTES, ProviderSettings
+from bench.providers.transport import TRANSPORTS, default_transport
 
 log = logging.getLogger("bench")
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)$")
@@ -75,6 +76,7 @@ class RunnerSettings:
     # Jobs of this multirun running at the same time (set by `bench run -m` from the launcher):
     # hosted providers' concurrency and requests_per_minute are divided among them.
     parallel_jobs: int = 1
+    http_transport: str = "aiohttp"  # under the providers' httpx client: aiohttp | httpx
 
 
 @dataclass(frozen=True)
@@ -370,7 +372,11 @@ def parse_runner(cfg: Mapping[str, Any]) -> RunnerSettings:
     parallel = cfg.get("parallel_jobs", 1)
     if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
         raise ConfigError("runner.parallel_jobs", parallel, "use a whole number >= 1 (jobs running at once)")
+    transport = cfg.get("http_transport") or default_transport()
+    if transport not in TRANSPORTS:
+        raise ConfigError("runner.http_transport", transport, f"use one of {', '.join(TRANSPORTS)}")
     return RunnerSettings(
+        http_transport=str(transport),
         max_attempts=attempts,
         backoff_base_s=float(base),
         backoff_max_s=_positive_number(cfg.get("backoff_max_s", 60.0), "runner.backoff_max_s") or 60.0,

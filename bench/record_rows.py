@@ -67,6 +67,7 @@ def base_row(job: Job, run_id: str, started_at: dt.datetime, attempts: int) -> d
         "attempts": attempts,
         "started_at": started_at,
         "latency_s": NAN,
+        "client_wait_s": seen.client_wait_s,
         "queue_s": NAN,
         "inference_s": NAN,
         "download_s": NAN,

@@ -44,6 +44,7 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ("attempts", pa.int32()),
     ("started_at", pa.timestamp("us", tz="UTC")),
     ("latency_s", pa.float64()),
+    ("client_wait_s", pa.float64()),  # lane slot -> request left (pool wait, connect); NaN without HTTP
     ("queue_s", pa.float64()),
     ("inference_s", pa.float64()),
     ("download_s", pa.float64()),

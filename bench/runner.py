@@ -42,6 +42,14 @@ _GUARD_FACTOR, _GUARD_EXTRA_S = 1.5, 10.0
 _DISPATCH_BATCH = 64
 
 
+def _latency_since(slot_at: float) -> float:
+    """Seconds from when the attempt's first request left (so our own client's waiting for a
+    connection is not the provider's latency; it is recorded as client_wait_s), else from the slot."""
+    seen = observe.current()
+    left = seen.left_at if seen is not None else NAN
+    return time.perf_counter() - (slot_at if math.isnan(left) else left)
+
+
 class InternalAdapterError(ProviderError):
     """An adapter raised something that is not a ProviderError (a bug or an unforeseen answer)."""
 
@@ -269,9 +277,9 @@ class Runner:
                     images = [(img.data, inspect_image(img.data)) for img in result.images]
                     if not images:
                         raise MalformedResponseError("the answer held no image")
-                latency_s = time.perf_counter() - t0
+                latency_s = _latency_since(t0)
             except ProviderError as err:
-                latency_s = time.perf_counter() - t0
+                latency_s = _latency_since(t0)
                 self.budget.release(job.target.id, estimate, None, reported=False, succeeded=False)
                 too_long = waits_past_timeout(err, provider.settings.timeout_s)
                 if too_long:
@@ -344,7 +352,8 @@ class Runner:
 
     async def _generate(self, provider: Provider, job: Job) -> GenerationResult:
         guard_s = provider.settings.timeout_s * _GUARD_FACTOR + _GUARD_EXTRA_S
-        observe.start()  # this attempt's emulated flag and poll interval, read back by record_rows
+        # This attempt's emulated flag, poll interval and client wait, read back by record_rows.
+        observe.start(slot_at=time.perf_counter())
         try:
             return await asyncio.wait_for(provider.generate(job.spec, job.payload, job.request), guard_s)
         except ProviderError:

@@ -11,6 +11,26 @@ import pytest
 SHARED_PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--http-transport",
+        choices=("aiohttp", "httpx"),
+        default=None,
+        help="transport under the providers' httpx client for this test session "
+        "(sets $T2I_BENCH_HTTP_TRANSPORT; default: aiohttp)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import os
+
+    chosen = config.getoption("--http-transport")
+    if chosen:
+        # An environment variable, so providers built by tests, composed configs and the
+        # `bench` subprocesses some tests start all use the same transport.
+        os.environ["T2I_BENCH_HTTP_TRANSPORT"] = chosen
+
+
 @pytest.fixture
 def shared_prompts() -> Path:
     if not SHARED_PROMPTS.is_dir():

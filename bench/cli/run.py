@@ -46,7 +46,9 @@ def build_providers(config: BenchConfig, *, require_keys: bool) -> dict[str, Pro
         provider_cfg = config.providers[target.provider]
         # Adapters that price by usage (gpt-image-1 tokens) estimate from the same table.
         settings = replace(
-            provider_cfg.settings, options={**provider_cfg.settings.options, "price_table": config.prices}
+            provider_cfg.settings,
+            options={**provider_cfg.settings.options, "price_table": config.prices},
+            http_transport=config.runner.http_transport,
         )
         # Parallel jobs of a multirun share a hosted provider's limits (README "Beyond one machine").
         settings = share_limits(

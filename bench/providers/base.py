@@ -33,6 +33,7 @@ from bench.errors import (
     RateLimitedError,
     ServerError,
 )
+from bench.providers.transport import default_transport, make_client
 from bench.request import ImageRequest
 
 NAN = math.nan
@@ -59,6 +60,7 @@ class ProviderSettings:
     # such an address (an emulator, a proxy) or this is set.
     allow_private_urls: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)  # adapter-specific knobs (profile, ...)
+    http_transport: str = field(default_factory=default_transport)  # runner.http_transport
 
 
 @dataclass(frozen=True)
@@ -198,11 +200,9 @@ class Provider(abc.ABC):
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            limits = httpx.Limits(
-                max_connections=max(self.settings.concurrency, 1) * 2,
-                max_keepalive_connections=max(self.settings.concurrency, 1),
+            self._client = make_client(
+                self.settings.http_transport, self.settings.concurrency, self.settings.timeout_s
             )
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.timeout_s), limits=limits)
         return self._client
 
     async def aclose(self) -> None:

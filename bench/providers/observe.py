@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +30,15 @@ FIRST_POLL_S = 0.1  # polls start this soon and double up to the configured poll
 class Observation:
     emulated: bool = False
     poll_interval_s: float = math.nan
+    # perf_counter() when the attempt got its lane slot, and when its first HTTP request left
+    # (headers written, after a pooled connection was acquired). NaN: no HTTP (local provider).
+    slot_at: float = math.nan
+    left_at: float = math.nan
+
+    @property
+    def client_wait_s(self) -> float:
+        """Time between the lane slot and the request leaving: waiting inside our own client."""
+        return self.left_at - self.slot_at  # NaN when either is unknown
 
 
 _current: contextvars.ContextVar[Observation | None] = contextvars.ContextVar(
@@ -36,9 +46,9 @@ _current: contextvars.ContextVar[Observation | None] = contextvars.ContextVar(
 )
 
 
-def start() -> Observation:
+def start(slot_at: float = math.nan) -> Observation:
     """A fresh observation for the attempt about to be made in this task."""
-    observation = Observation()
+    observation = Observation(slot_at=slot_at)
     _current.set(observation)
     return observation
 
@@ -66,3 +76,10 @@ def poll_delays(max_interval_s: float, first_s: float = FIRST_POLL_S) -> Iterato
     while True:
         yield delay
         delay = min(delay * 2.0, max_interval_s)
+
+
+def note_left() -> None:
+    """A request's headers were written: the first one of an attempt marks when it left."""
+    observation = _current.get()
+    if observation is not None and math.isnan(observation.left_at):
+        observation.left_at = time.perf_counter()
