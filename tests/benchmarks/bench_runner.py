@@ -142,7 +142,7 @@ def runner_config(url: str, n_jobs: int, results: Path) -> dict[str, Any]:
         "options": {"profile": "aimlapi"},
     }
     cfg["targets"] = ["bench:flux/schnell"]
-    cfg["sweep"].update(sizes=["512x512"], seeds=list(range(-(-n_jobs // 12))))
+    cfg["sweep"].update(sizes=["512x512"], seeds=list(range(1, 1 + -(-n_jobs // 12))))
     return cfg
 
 
