@@ -176,6 +176,8 @@ class Runner:
                 loop.add_signal_handler(sig, self.interrupt)
         await self.store.open()
         try:
+            for provider in self.providers.values():
+                await provider.warm_up()
             with RunProgress(todo, self.settings.progress) as progress:
                 self._progress = progress
                 await self._dispatch(plan, finished)

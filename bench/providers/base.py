@@ -205,6 +205,9 @@ class Provider(abc.ABC):
             )
         return self._client
 
+    async def warm_up(self) -> None:  # noqa: B027 (an optional hook: most providers need nothing)
+        """Called once before a run's first request; HTTP adapters build their client here."""
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()

@@ -162,6 +162,12 @@ class HttpProvider(Provider):
         self.name = settings.name
         self._public_hosts: set[str] = set()  # image hosts already resolved to public addresses
 
+    async def warm_up(self) -> None:
+        # Building the client imports the transport's library and loads the TLS trust store
+        # (about a second on a loaded machine): done lazily, that would stall the event loop
+        # while the run's first requests hold their slots, and count as their client wait.
+        _ = self.client
+
     # ---- configuration -------------------------------------------------------------
     @property
     def base_url(self) -> str:
