@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bench.errors import ProviderError, ProviderTimeoutError, TransportError
+from bench.errors import DownloadError, ProviderError, ProviderTimeoutError, TransportError
 from bench.providers import observe
 from bench.providers.base import ProviderSettings
 from bench.providers.http_common import HttpProvider
@@ -116,7 +116,7 @@ def test_errors_are_typed_alike(transport: str, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_downloads_stream_under_the_size_cap_and_dropped_bodies_are_transport_errors(
+def test_downloads_stream_under_the_size_cap_and_dropped_bodies_are_download_errors(
     transport: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def fetch(p: HttpProvider, url: str) -> Any:
@@ -135,7 +135,8 @@ def test_downloads_stream_under_the_size_cap_and_dropped_bodies_are_transport_er
         )
         assert isinstance(capped, ProviderError) and "max_download_bytes" in str(capped)
         dropped = asyncio.run(fetch(provider(transport, url, monkeypatch), f"{url}/drop"))
-        assert isinstance(dropped, TransportError), dropped
+        # A body cut short is retried, then typed as a download failure under either transport.
+        assert isinstance(dropped, DownloadError) and dropped.error_type == "download", dropped
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
