@@ -146,8 +146,9 @@ def runner_config(url: str, n_jobs: int, results: Path) -> dict[str, Any]:
     return cfg
 
 
-def runner_rate(url: str, n_jobs: int) -> tuple[float, int]:
-    """Requests/s of Runner.run over n_jobs (12 prompts x seeds), and how many it sent."""
+def run_config(cfg: dict[str, Any], run_dir: Path) -> tuple[int, float]:
+    """Runner.run over the composed config into run_dir (records.parquet written after the clock):
+    (requests ok, seconds)."""
     import os
 
     from bench.cli.run import prepare
@@ -155,31 +156,36 @@ def runner_rate(url: str, n_jobs: int) -> tuple[float, int]:
     from bench.store import RunStore
 
     os.environ["T2I_BENCH_PERF_KEY"] = "perf-test-key"
+    config, providers, plan = prepare(cfg, require_keys=True)
+    store = RunStore(run_dir)
+    runner = Runner(
+        run_id=run_dir.name,
+        providers=providers,
+        store=store,
+        settings=config.runner,
+        prices=config.prices,
+        max_cost_usd=None,
+    )
+
+    async def go() -> int:
+        try:
+            summary = await runner.run(plan)
+        finally:
+            for p in providers.values():
+                await p.aclose()
+        return summary.ok
+
+    t0 = time.perf_counter()
+    ok = asyncio.run(go())
+    elapsed = time.perf_counter() - t0
+    store.write_records()
+    return ok, elapsed
+
+
+def runner_rate(url: str, n_jobs: int) -> tuple[float, int]:
+    """Requests/s of Runner.run over n_jobs (12 prompts x seeds), and how many it sent."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = runner_config(url, n_jobs, Path(tmp))
-        config, providers, plan = prepare(cfg, require_keys=True)
-        store = RunStore(Path(tmp) / "run")
-        runner = Runner(
-            run_id="perf",
-            providers=providers,
-            store=store,
-            settings=config.runner,
-            prices=config.prices,
-            max_cost_usd=None,
-        )
-
-        async def go() -> int:
-            try:
-                summary = await runner.run(plan)
-            finally:
-                for p in providers.values():
-                    await p.aclose()
-            return summary.ok
-
-        t0 = time.perf_counter()
-        ok = asyncio.run(go())
-        elapsed = time.perf_counter() - t0
-        store.write_records()
+        ok, elapsed = run_config(runner_config(url, n_jobs, Path(tmp)), Path(tmp) / "run")
     return ok / elapsed, ok
 
 

@@ -82,15 +82,8 @@ async def bare_aiohttp(url: str, c: int, n: int) -> float:
 def runner_child(url: str, c: int, transport: str) -> None:
     """One runner measurement in this (child) process; prints JSON."""
     import pandas as pd
+    from bench_runner import run_config, runner_config
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_runner import runner_config
-
-    from bench.cli.run import prepare
-    from bench.runner import Runner
-    from bench.store import RunStore
-
-    os.environ["T2I_BENCH_PERF_KEY"] = "perf-test-key"
     n = n_requests(c)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = runner_config(url, n, Path(tmp))
@@ -98,31 +91,9 @@ def runner_child(url: str, c: int, transport: str) -> None:
         cfg["providers"]["bench"]["timeout_s"] = 120
         cfg["runner"]["http_transport"] = transport
         cfg["runner"]["max_in_flight"] = max(c, 64)
-        config, providers, plan = prepare(cfg, require_keys=True)
-        store = RunStore(Path(tmp) / "run")
-        runner = Runner(
-            run_id="scale",
-            providers=providers,
-            store=store,
-            settings=config.runner,
-            prices=config.prices,
-            max_cost_usd=None,
-        )
-
-        async def go() -> int:
-            try:
-                summary = await runner.run(plan)
-            finally:
-                for p in providers.values():
-                    await p.aclose()
-            return summary.ok
-
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t0 = time.perf_counter()
-        ok = asyncio.run(go())
-        elapsed = time.perf_counter() - t0
+        ok, elapsed = run_config(cfg, Path(tmp) / "run")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        store.write_records()
         df = pd.read_parquet(Path(tmp) / "run" / "records.parquet")
     ok_rows = df[df.status == "ok"]
     print(
