@@ -21,6 +21,24 @@ def _text(nb: nbformat.NotebookNode) -> str:
     return "\n".join(out)
 
 
+def _vote(run: Path, n: int) -> None:
+    """n blind votes on `run`, cast through the arena's own scheduler and vote log (no browser)."""
+    import datetime as dt
+
+    from bench.arena.pairs import Scheduler
+    from bench.arena.votes import VOTES_FILE, Vote, VoteLog
+    from bench.report.runs import RunSet
+
+    sched = Scheduler.from_records(RunSet.load(run).records, seed=0)
+    log = VoteLog(run / VOTES_FILE)
+    for i in range(n):
+        offer = sched.next_offer("nb", log.votes)
+        assert offer is not None
+        sched.answer("nb", offer.token)
+        log.append(Vote(f"v{i}", dt.datetime.now(dt.UTC).isoformat(), "nb", offer.prompt_id, offer.prompt,
+                        offer.side(offer.left), offer.side(offer.right), ("left", "right", "tie")[i % 3]))  # fmt: skip
+
+
 def test_notebook_is_committed_without_outputs() -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(
@@ -34,6 +52,7 @@ def test_notebook_runs_and_gives_a_pick_and_a_verdict(
     root = tmp_path_factory.mktemp("notebook_runs")
     base = make_run(root, "base")
     cand = make_run(root, "nocolor", NOCOLOR_TARGETS)
+    _vote(cand, 12)
     monkeypatch.setenv("T2I_RUN", str(cand))
     monkeypatch.setenv("T2I_BASELINE", str(base))
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -44,6 +63,7 @@ def test_notebook_runs_and_gives_a_pick_and_a_verdict(
     client.execute(env=dict(os.environ))
     text = _text(nb)
     assert "Pick: local:shapes-" in text
+    assert "Arena: 12 votes by 1 rater(s)" in text  # the arena section read the run's votes.jsonl
     assert "Gate verdict: REGRESSION" in text
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 3  # two frontier plots and the image grid

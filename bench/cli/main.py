@@ -45,6 +45,7 @@ commands:
   score RUN_DIR [overrides] (re)compute metrics for a run without generating anything
   emulate PROVIDER [...]    serve a loopback emulator of a provider's API (see `bench emulate -h`)
   view PATH [PATH2]         browse a run or sweep folder on 127.0.0.1 (two folders: compare them)
+  rate PATH [--rater NAME]  blind pairwise voting in the browser (127.0.0.1); votes go to PATH/votes.jsonl
 """
 
 
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "emulate": cmd_emulate,
         "catalog": cmd_catalog,
         "view": cmd_view,
+        "rate": cmd_rate,
     }
     if command not in handlers:
         print(f"bench: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
@@ -318,3 +320,9 @@ def cmd_view(args: list[str]) -> int:
         print(f"bench view: {len(ns.paths)} folders given; give one, or two to compare", file=sys.stderr)
         return EXIT_USAGE
     return serve(ns.paths, ns.port)
+
+
+def cmd_rate(args: list[str]) -> int:
+    from bench.arena.cli import main as rate_main
+
+    return rate_main(args)

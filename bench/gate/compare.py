@@ -473,6 +473,48 @@ def _fid_checks(base: RunSet, cand: RunSet, cfg: GateConfig) -> tuple[list[Check
     return checks, fp
 
 
+def _arena_checks(base: RunSet, cand: RunSet, cfg: GateConfig, conf: float, notes: list[str]) -> list[Check]:
+    """Human preference: a candidate arm whose Elo interval lies wholly below its baseline's fails.
+
+    Both must be rated in one pool: `bench rate CANDIDATE --against BASELINE` shows the baseline's
+    groups as "baseline: ..." arms beside the candidate's, so the two are compared directly.
+    """
+    from bench.arena.pairs import BASELINE_PREFIX
+    from bench.arena.ratings import rate
+    from bench.arena.report import vote_files
+    from bench.arena.votes import read_all_votes
+
+    votes = read_all_votes([*vote_files(cand), *vote_files(base)])
+    if not votes:
+        return []
+    ratings = rate(votes, n_boot=cfg.n_boot, confidence=conf, seed=cfg.seed)
+    rows = {str(r["arm"]): r for r in ratings.table.to_dict("records")}
+    rule = "fail if the candidate's Elo interval lies wholly below the baseline's"
+    checks = []
+    for arm, c in rows.items():
+        b = rows.get(BASELINE_PREFIX + arm)
+        if arm.startswith(BASELINE_PREFIX) or b is None:
+            continue
+        n = int(c["votes"]) + int(b["votes"])
+        if np.isnan(c["elo"]) or np.isnan(b["elo"]):
+            checks.append(Check(arm, "arena_elo", np.nan, np.nan, np.nan, np.nan, np.nan, False, n, "skipped",
+                                rule, "not compared with each other (directly or through other arms)"))  # fmt: skip
+            continue
+        fail = bool(c["elo_high"] < b["elo_low"])
+        detail = (
+            f"candidate {c['elo']:.0f} [{c['elo_low']:.0f}, {c['elo_high']:.0f}], "
+            f"baseline {b['elo']:.0f} [{b['elo_low']:.0f}, {b['elo_high']:.0f}] ({100 * conf:.4g}% intervals)"
+        )
+        checks.append(Check(arm, "arena_elo", float(b["elo"]), float(c["elo"]), float(c["elo"] - b["elo"]),
+                            np.nan, np.nan, False, n, "FAIL" if fail else "pass", rule, detail))  # fmt: skip
+    if not checks:
+        notes.append(
+            "arena votes found, but none rate the candidate's groups beside the baseline's: "
+            "run `bench rate CANDIDATE --against BASELINE` for the Elo check"
+        )
+    return checks
+
+
 def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
     base, cand = _load(Path(baseline), "baseline"), _load(Path(candidate), "candidate")
     notes: list[str] = []
@@ -535,6 +577,7 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
         checks.extend(gate.retries(t, p, info))
     fid_checks, fid_fp = _fid_checks(base, cand, cfg)
     checks.extend(fid_checks)
+    checks.extend(_arena_checks(base, cand, cfg, gate.conf, notes))
     if gate.conf != cfg.confidence:
         notes.append(
             f"Bonferroni over {len(targets)} targets: each interval is {100 * gate.conf:.2f}%, refusal alpha {gate.alpha:.3g}"

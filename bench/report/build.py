@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.arena.report import arena_html, arena_ratings
 from bench.report.html import render_report
 from bench.report.plots import write_plots
 from bench.report.runs import RunSet
@@ -77,7 +78,9 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
     """Summarise the run or sweep at `path` and write summary.parquet, plots/ and report.html there."""
     cfg = cfg or {}
     runs = RunSet.load(Path(path))
-    summary = summarize_runs(runs, stats_settings(cfg))
+    st = stats_settings(cfg)
+    arena = arena_ratings(runs, n_boot=st.n_boot, confidence=st.confidence, seed=st.seed)
+    summary = summarize_runs(runs, st, arena=arena)
     root = runs.root
     summary_path = root / SUMMARY_FILE
     tmp = summary_path.with_name(f".{SUMMARY_FILE}.{os.getpid()}.tmp")
@@ -93,6 +96,7 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
         root=root,
         notes=_notes(runs, stats_settings(cfg).include_cached_latency),
         max_per_cell=int(cfg.get("max_images_per_cell", 4)),
+        extra_sections=arena_html(arena),
     )
     html_path = root / REPORT_FILE
     _atomic_write_text(html_path, page)

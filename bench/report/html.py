@@ -266,7 +266,9 @@ def render_report(
     root: Path,
     notes: list[str],
     max_per_cell: int = 4,
+    extra_sections: str = "",
 ) -> str:
+    """The page; `extra_sections` (HTML, e.g. the arena's ratings) goes after the summary table."""
     synthetic = bool(summary.get("synthetic", pd.Series(dtype=bool)).any())
     emulated = bool(summary.get("emulated", pd.Series(dtype=bool)).any())
     banner = (
@@ -293,7 +295,7 @@ def render_report(
         "order-statistic binomial intervals over requests, inf where the group is too small to bound that "
         "side). <i>requests</i> counts requests sent; <i>skipped</i> ones (budget cap) were not sent; "
         "<i>target req/s</i> is the target's requests finished per wall-clock second.</p>"
-        f"{summary_table(summary)}<h2>Plots</h2>{figures}"
+        f"{summary_table(summary)}{extra_sections}<h2>Plots</h2>{figures}"
         "<h2>Images</h2><p>Rows: prompts; columns: targets and settings. Thumbnails are embedded; click one "
         "for the original (beside the run folder). Under each image: seed, latency, cost and CLIP score. "
         "Look before you trust a number.</p>"

@@ -14,13 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bench import stats
 from bench.report.runs import RunSet
+
+if TYPE_CHECKING:
+    from bench.arena.ratings import ArenaRatings
 
 DEFAULT_GROUP_KEYS = ("target", "steps", "guidance", "size")
 METRIC_COLUMNS = ("fid", "kid_mean", "kid_std", "n_reference", "reference_id", "fid_fingerprint")
@@ -213,8 +216,18 @@ def _attach_metrics(summary: pd.DataFrame, keys: list[str], metrics: pd.DataFram
     return merged
 
 
-def summarize_runs(runs: RunSet, settings: StatsSettings | None = None) -> pd.DataFrame:
-    return summarize(runs.records, metrics=runs.metrics, settings=settings)
+def summarize_runs(
+    runs: RunSet, settings: StatsSettings | None = None, *, arena: ArenaRatings | None = None
+) -> pd.DataFrame:
+    """summarize() plus the arena columns (arena_elo with its interval, arena_votes) from the folder's
+    votes.jsonl files (or from `arena`, already computed)."""
+    from bench.arena.report import arena_ratings, attach_arena
+
+    st = settings or StatsSettings()
+    summary = summarize(runs.records, metrics=runs.metrics, settings=st)
+    if arena is None:
+        arena = arena_ratings(runs, n_boot=st.n_boot, confidence=st.confidence, seed=st.seed)
+    return attach_arena(summary, arena, [k for k in DEFAULT_GROUP_KEYS if k in summary.columns])
 
 
 def _fmt(v: Any, spec: str, missing: str = "-") -> str:

@@ -1,0 +1,216 @@
+"""`bench rate PATH`: a local web page for blind pairwise votes, served on 127.0.0.1.
+
+One prompt, two images of it from two different arms (target + settings), sides
+and seeds random, names hidden until the vote. Keys: ← left, → right, ↓ or T tie,
+B both bad. Each vote is appended to PATH/votes.jsonl and fsynced before the page
+hears back, so killing the server loses nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from bench.arena.pairs import Offer, Scheduler
+from bench.arena.votes import CHOICES, VOTES_FILE, Vote, VoteLog
+from bench.errors import BenchError
+from bench.report.runs import RunSet
+
+
+class NothingToRate(BenchError):
+    """The folder has fewer than two arms with an image of the same prompt."""
+
+
+@dataclass
+class Arena:
+    root: Path
+    scheduler: Scheduler
+    log: VoteLog
+    default_rater: str
+    lock: threading.Lock
+
+    @classmethod
+    def open(cls, path: Path, rater: str, seed: int | None = None, against: Path | None = None) -> Arena:
+        runs = RunSet.load(path)
+        base = RunSet.load(against) if against is not None else None
+        scheduler = Scheduler.from_records(
+            runs.records, seed, base.records if base else None, base.root if base else None
+        )
+        if not scheduler.arm_pairs():
+            arms = scheduler.arms
+            raise NothingToRate(
+                f"{path}: nothing to compare: pairwise rating needs two targets or settings with an image "
+                f"of the same prompt, found {len(arms)} ({', '.join(arms) or 'no ok images'})"
+            )
+        return cls(Path(path), scheduler, VoteLog(Path(path) / VOTES_FILE), rater, threading.Lock())
+
+    def progress(self, rater: str) -> dict[str, int]:
+        mine = [v for v in self.log.votes if v.rater == rater]
+        seen = {v.pair for v in mine}
+        return {"yours": len(mine), "total": len(self.log.votes), "left": self.scheduler.remaining(seen)}
+
+    def offer_json(self, offer: Offer | None, rater: str) -> dict[str, object]:
+        body: dict[str, object] = {"progress": self.progress(rater), "rater": rater}
+        if offer is None:
+            body["done"] = True
+            return body
+        body.update(
+            token=offer.token,
+            prompt=offer.prompt,
+            left=f"/image/{offer.token}/left",
+            right=f"/image/{offer.token}/right",
+        )
+        return body
+
+
+def _rater(value: object, default: str) -> str:
+    name = str(value or "").strip()[:80]
+    return name or default
+
+
+def build_app(arena: Arena) -> Starlette:
+    def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(PAGE.replace("__RATER__", html.escape(arena.default_rater)))
+
+    def next_pair(request: Request) -> JSONResponse:
+        rater = _rater(request.query_params.get("rater"), arena.default_rater)
+        with arena.lock:
+            offer = arena.scheduler.next_offer(rater, arena.log.votes)
+            return JSONResponse(arena.offer_json(offer, rater))
+
+    def image(request: Request) -> Response:
+        offer = arena.scheduler.offers.get(request.path_params["token"])
+        side = request.path_params["side"]
+        if offer is None or side not in ("left", "right"):
+            return JSONResponse({"error": "unknown pair"}, status_code=404)
+        img = offer.left if side == "left" else offer.right
+        # Served by token, not by file name: the URL says nothing about the model.
+        return FileResponse(arena.root / img.relpath, headers={"Cache-Control": "no-store"})
+
+    async def vote(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "send JSON"}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "send a JSON object"}, status_code=400)
+        rater = _rater(body.get("rater"), arena.default_rater)
+        choice = str(body.get("choice", ""))
+        if choice not in CHOICES:
+            return JSONResponse({"error": f"choice must be one of {', '.join(CHOICES)}"}, status_code=400)
+        with arena.lock:
+            offer = arena.scheduler.answer(rater, str(body.get("token", "")))
+            if offer is None:
+                return JSONResponse({"error": "this pair is not waiting for your vote"}, status_code=409)
+            v = Vote(
+                id=secrets.token_hex(8),
+                ts=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                rater=rater,
+                prompt_id=offer.prompt_id,
+                prompt=offer.prompt,
+                left=offer.side(offer.left),
+                right=offer.side(offer.right),
+                choice=choice,
+            )
+            arena.log.append(v)  # fsynced before we answer
+            nxt = arena.scheduler.next_offer(rater, arena.log.votes)
+            reply = arena.offer_json(nxt, rater)
+        reply["revealed"] = {"left": offer.left.arm, "right": offer.right.arm, "choice": choice}
+        return JSONResponse(reply)
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/next", next_pair),
+            Route("/api/vote", vote, methods=["POST"]),
+            Route("/image/{token}/{side}", image),
+        ]
+    )
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>t2i-bench arena</title>
+<style>
+ body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+ #prompt { font-size: 1.25rem; margin: .5rem 0 1rem; min-height: 1.5em; }
+ .pair { display: flex; gap: 1rem; }
+ .pair figure { flex: 1; margin: 0; text-align: center; }
+ .pair img { max-width: 100%; max-height: 62vh; border: 1px solid #bbb; image-rendering: auto; }
+ .keys { margin-top: 1rem; } .keys kbd { border: 1px solid #999; border-radius: 3px; padding: 0 .3em; }
+ button { margin-right: .5rem; } #reveal { color: #555; margin-top: .8rem; min-height: 1.2em; }
+ #progress { float: right; }
+</style></head>
+<body data-votes="0">
+<div id="progress">-</div>
+<label>rater <input id="rater" value="__RATER__" size="16"></label>
+<div id="prompt">loading…</div>
+<div class="pair">
+ <figure><img id="left" alt="left image"><figcaption>left</figcaption></figure>
+ <figure><img id="right" alt="right image"><figcaption>right</figcaption></figure>
+</div>
+<div class="keys">
+ <button data-choice="left"><kbd>←</kbd> left is better</button>
+ <button data-choice="right"><kbd>→</kbd> right is better</button>
+ <button data-choice="tie"><kbd>↓</kbd>/<kbd>T</kbd> tie</button>
+ <button data-choice="both_bad"><kbd>B</kbd> both bad</button>
+</div>
+<div id="reveal"></div>
+<script>
+const raterBox = document.getElementById("rater");
+raterBox.value = localStorage.getItem("t2i-rater") || raterBox.value;
+raterBox.addEventListener("change", () => { localStorage.setItem("t2i-rater", raterBox.value); load(); });
+let token = null, busy = false;
+function show(d) {
+  const p = d.progress;
+  document.getElementById("progress").textContent =
+    `your votes: ${p.yours} · all votes: ${p.total} · pairs left for you: ${p.left}`;
+  document.body.dataset.votes = p.yours;
+  if (d.done) {
+    token = null;
+    document.getElementById("prompt").textContent = "Nothing left to rate for you. Thank you!";
+    document.getElementById("left").removeAttribute("src");
+    document.getElementById("right").removeAttribute("src");
+    return;
+  }
+  token = d.token;
+  document.getElementById("prompt").textContent = d.prompt;
+  document.getElementById("left").src = d.left;
+  document.getElementById("right").src = d.right;
+}
+async function load() {
+  const r = await fetch("/api/next?rater=" + encodeURIComponent(raterBox.value));
+  show(await r.json());
+}
+async function vote(choice) {
+  if (busy || !token) return;
+  busy = true;
+  try {
+    const r = await fetch("/api/vote", {method: "POST", headers: {"content-type": "application/json"},
+      body: JSON.stringify({token, choice, rater: raterBox.value})});
+    const d = await r.json();
+    if (!r.ok) { document.getElementById("reveal").textContent = d.error; await load(); return; }
+    const v = d.revealed;
+    document.getElementById("reveal").textContent = `last pair: left was ${v.left}, right was ${v.right} (you chose ${v.choice})`;
+    show(d);
+  } finally { busy = false; }
+}
+const KEYS = {ArrowLeft: "left", ArrowRight: "right", ArrowDown: "tie", t: "tie", T: "tie", b: "both_bad", B: "both_bad"};
+document.addEventListener("keydown", (e) => {
+  if (e.target === raterBox) return;
+  const c = KEYS[e.key];
+  if (c) { e.preventDefault(); vote(c); }
+});
+document.querySelectorAll("button[data-choice]").forEach(b => b.addEventListener("click", () => vote(b.dataset.choice)));
+load();
+</script>
+</body></html>
+"""
