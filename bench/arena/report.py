@@ -15,6 +15,11 @@ from bench.arena.votes import VOTES_FILE, read_all_votes
 from bench.report.runs import RunSet
 
 ARENA_COLUMNS = ("arena_elo", "arena_elo_low", "arena_elo_high", "arena_votes")
+ARENA_CSS = (
+    "table.arena{border-collapse:collapse;font-size:12px;margin:.5em 0}"
+    "table.arena th,table.arena td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}"
+    "table.arena th{background:#eee}table.arena .l{text-align:left}"
+)
 
 
 def vote_files(runs: RunSet) -> list[Path]:
@@ -102,16 +107,16 @@ def arena_html(ratings: ArenaRatings | None) -> str:
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in ratings.notes)
     return (
-        "<h2 id='arena'>Human preference (arena)</h2>"
+        f"<style>{ARENA_CSS}</style><h2 id='arena'>Human preference (arena)</h2>"
         f"<p>{ratings.n_votes} blind pairwise votes by {ratings.n_raters} rater(s). Bradley–Terry ratings "
         "on the Elo scale (mean of the rated arms = 1000; 400 points = 10:1 odds), fitted by maximum "
         f"likelihood with ties and 'both bad' as half a win each; {pct}% intervals from a bootstrap over "
         f"votes. {html.escape(bias)}</p>"
         f"<ul>{notes}</ul>"
-        "<table class='summary' id='arena-table'><thead><tr><th>arm</th><th>Elo</th>"
+        "<table class='arena' id='arena-table'><thead><tr><th>arm</th><th>Elo</th>"
         f"<th>{pct}% interval</th><th>votes</th><th>won / lost / tied</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
         "<p>Win rate (%) of the row against the column (ties count half; blank = never compared):</p>"
-        f"<table class='summary' id='arena-winrate'><thead><tr><th></th>{head}</tr></thead>"
+        f"<table class='arena' id='arena-winrate'><thead><tr><th></th>{head}</tr></thead>"
         f"<tbody>{matrix}</tbody></table>"
     )
