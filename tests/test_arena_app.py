@@ -137,3 +137,25 @@ def test_bench_rate_refuses_a_folder_without_runs_or_pairs(run: Path, tmp_path: 
         Arena.open(folder, "ana")
     proc = bench("rate", str(folder), "--port", "0")
     assert proc.returncode == 2 and "nothing to compare" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_sweep_folder_is_rated_across_its_runs(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    sweep = tmp_path / "sweep"
+    for job, target in (("job-fast", "local:shapes-fast"), ("job-quality", "local:shapes-quality")):
+        shutil.copytree(run, sweep / job, ignore=shutil.ignore_patterns(VOTES_FILE))
+        records = pd.read_parquet(sweep / job / "records.parquet")
+        records[records["target"] == target].to_parquet(sweep / job / "records.parquet", index=False)
+    arena = Arena.open(sweep, "ana", seed=4)
+    assert len(arena.scheduler.arms) == 2  # one per run: only a cross-run pair exists
+    with running(build_app(arena)) as url, httpx.Client(base_url=url, timeout=10) as c:
+        for _ in range(6):
+            d = c.get("/api/next").json()
+            assert c.get(d["left"]).status_code == 200 and c.get(d["right"]).status_code == 200
+            assert c.post("/api/vote", json={"token": d["token"], "choice": "left"}).status_code == 200
+    votes = read_votes(sweep / VOTES_FILE)  # the sweep's own votes.jsonl, at its root
+    assert len(votes) == 6 and {v.left.run_path for v in votes} == {"job-fast", "job-quality"}
+    assert bench("report", str(sweep), "report.n_boot=200").returncode == 0
+    summary = pd.read_parquet(sweep / "summary.parquet")
+    assert summary["arena_votes"].tolist() == [6, 6] and summary["arena_elo"].notna().all()
