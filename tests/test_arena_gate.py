@@ -56,7 +56,8 @@ def test_candidate_rated_wholly_below_its_baseline_fails(runs: tuple[Path, Path]
     assert bench("report", str(cand), "report.n_boot=200").returncode == 0
     summary = pd.read_parquet(cand / "summary.parquet").set_index("target")
     assert (
-        summary.loc["local:shapes-fast", "arena_elo_high"] < summary.loc["local:shapes-quality", "arena_elo"]
+        summary.loc["local:shapes-fast", "arena_elo_ci_high"]
+        < summary.loc["local:shapes-quality", "arena_elo"]
     )
 
 

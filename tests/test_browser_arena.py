@@ -99,8 +99,8 @@ def test_twenty_keyboard_votes_survive_a_killed_server_and_reach_the_report(
     assert bench("report", str(run), "report.n_boot=200").returncode == 0
     summary = pd.read_parquet(run / "summary.parquet")
     assert summary["arena_votes"].tolist() == [20, 20]
-    assert summary["arena_elo"].notna().all() and (summary["arena_elo_low"] < summary["arena_elo"]).all()
-    assert (summary["arena_elo"] < summary["arena_elo_high"]).all()
+    assert summary["arena_elo"].notna().all() and (summary["arena_elo_ci_low"] < summary["arena_elo"]).all()
+    assert (summary["arena_elo"] < summary["arena_elo_ci_high"]).all()
     page = browser.new_page()  # type: ignore[attr-defined]
     page.goto((run / "report.html").resolve().as_uri())
     rows = page.locator("#arena-table tbody tr")

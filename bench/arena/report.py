@@ -1,4 +1,4 @@
-"""Arena ratings in the summary (arena_elo, arena_elo_low/high, arena_votes) and in report.html."""
+"""Arena ratings in the summary (arena_elo, arena_elo_ci_low/high, arena_votes) and in report.html."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bench.arena.ratings import ArenaRatings, rate
 from bench.arena.votes import VOTES_FILE, read_all_votes
 from bench.report.runs import RunSet
 
-ARENA_COLUMNS = ("arena_elo", "arena_elo_low", "arena_elo_high", "arena_votes")
+ARENA_COLUMNS = ("arena_elo", "arena_elo_ci_low", "arena_elo_ci_high", "arena_votes")
 ARENA_CSS = (
     "table.arena{border-collapse:collapse;font-size:12px;margin:.5em 0}"
     "table.arena th,table.arena td{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap}"
@@ -64,7 +64,11 @@ def attach_arena(summary: pd.DataFrame, ratings: ArenaRatings | None, keys: list
     if ratings is not None:
         by_arm = {str(r["arm"]): {str(k): v for k, v in r.items()} for r in ratings.table.to_dict("records")}
     nan = float("nan")
-    for col, src in (("arena_elo", "elo"), ("arena_elo_low", "elo_low"), ("arena_elo_high", "elo_high")):
+    for col, src in (
+        ("arena_elo", "elo"),
+        ("arena_elo_ci_low", "elo_low"),
+        ("arena_elo_ci_high", "elo_high"),
+    ):
         out[col] = [float(by_arm[a][src]) if a in by_arm else nan for a in arms]
     out["arena_votes"] = [int(by_arm[a]["votes"]) if a in by_arm else 0 for a in arms]
     return out
