@@ -81,6 +81,15 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     # Replayed from the cross-run response cache (bench.cache): not sent by this run; latency,
     # timings and cost are the original request's.
     ("cached", pa.bool_()),
+    # Preference models and the VLM judge (bench/metrics/quality.py); NaN/null until scored.
+    ("pickscore", pa.float64()),
+    ("pickscore_fingerprint", pa.string()),
+    ("hpsv2", pa.float64()),
+    ("hpsv2_fingerprint", pa.string()),
+    ("judge_adherence", pa.float64()),  # share of the judge's yes/no questions answered yes
+    ("judge_rubric", pa.float64()),  # the judge's 1-10 rating
+    ("judge_fingerprint", pa.string()),
+    ("judge_cost_usd", pa.float64()),  # what this image's judge answers cost (NaN: unknown)
 ]
 
 RECORD_SCHEMA = pa.schema(RECORD_FIELDS, metadata={b"t2i_bench_schema_version": SCHEMA_VERSION.encode()})

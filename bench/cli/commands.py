@@ -93,7 +93,7 @@ def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None) -> int:
     # --- end report wiring
 
 
-def score(run_dir: Path, metrics_cfg: Mapping[str, Any]) -> int:
+def score(run_dir: Path, metrics_cfg: Mapping[str, Any], providers: Mapping[str, Any] | None = None) -> int:
     from bench.metrics.errors import WeightsError
     from bench.metrics.score import score_run
 
@@ -101,7 +101,7 @@ def score(run_dir: Path, metrics_cfg: Mapping[str, Any]) -> int:
         print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
         return EXIT_USAGE
     try:
-        result = score_run(run_dir, metrics_cfg, require_weights=True)
+        result = score_run(run_dir, metrics_cfg, require_weights=True, providers=providers)
     except WeightsError as exc:
         # Nothing was written: scores from an earlier pass stay as they were.
         print(f"bench: {exc} (stored scores in {run_dir} are unchanged)", file=sys.stderr)

@@ -296,7 +296,8 @@ def cmd_score(args: list[str]) -> int:
     )
     ns = parser.parse_args(args)
     _setup_logging()
-    return score(ns.run_dir, compose_config(ns.overrides).get("metrics") or {})
+    cfg = compose_config(ns.overrides)
+    return score(ns.run_dir, cfg.get("metrics") or {}, cfg.get("providers") or {})
 
 
 def cmd_emulate(args: list[str]) -> int:

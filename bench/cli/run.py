@@ -72,6 +72,10 @@ def prepare(
     from the provider: bench.catalog.sources); prices the providers publish join the table.
     """
     config = parse_config(cfg)
+    if metrics_enabled(config.metrics):
+        from bench.metrics.config import parse_metrics_config
+
+        parse_metrics_config(config.metrics, config.providers)  # e.g. a judge key variable that is unset
     prompts = load_prompts(config.prompts)
     providers = build_providers(config, require_keys=require_keys)
     resolved = resolve_targets(config, providers, cfg, live_prices=require_keys)
@@ -223,7 +227,10 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
         if why_not is None:
             from bench.metrics.score import METRICS_FILE, score_run
 
-            print(f"bench: {score_run(run_dir, config.metrics)}", file=sys.stderr)
+            report = score_run(
+                run_dir, config.metrics, providers=config.providers, budget_usd=_left_of_cap(run_dir, config)
+            )
+            print(f"bench: {report}", file=sys.stderr)
             written.append(METRICS_FILE)
         else:
             print(f"bench: not scored: {why_not}", file=sys.stderr)
@@ -242,6 +249,16 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
         print(table)
     # --- end report wiring
     return written, table
+
+
+def _left_of_cap(run_dir: Path, config: BenchConfig) -> float | None:
+    """What the judge may still spend under max_cost_usd: the cap minus what generation cost."""
+    if config.max_cost_usd is None:
+        return None
+    import pandas as pd
+
+    cost = pd.read_parquet(run_dir / "records.parquet", columns=["cost_usd"])["cost_usd"]
+    return max(config.max_cost_usd - float(cost.sum(skipna=True)), 0.0)
 
 
 def metrics_enabled(metrics_cfg: Mapping[str, Any]) -> bool:

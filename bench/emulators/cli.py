@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.emulators import akiio, eachlabs, fal, kidjig, openai_compat, replicate
+from bench.emulators import akiio, chat, eachlabs, fal, kidjig, openai_compat, replicate
 from bench.emulators.common import FAULTS, Knobs
 from bench.emulators.serve import running
 
@@ -25,6 +25,8 @@ EMULATORS: dict[str, tuple[Callable[[Knobs, argparse.Namespace], Any], str]] = {
     "kidjig": (lambda k, a: kidjig.create_app(k), "KIDJIG_API_KEY"),
     "fal": (lambda k, a: fal.create_app(k), "FAL_KEY"),
     "replicate": (lambda k, a: replicate.create_app(k), "REPLICATE_API_TOKEN"),
+    # The VLM judge's chat-completions API (a crude stand-in that measures the image).
+    "chat": (lambda k, a: chat.create_app(k), "OPENAI_API_KEY"),
 }
 
 

@@ -24,7 +24,7 @@ from bench.metrics.config import ClipConfig, FidConfig, KidConfig, parse_metrics
 
 HF_DEFAULT_FILE = "open_clip_pytorch_model.bin"
 HF_SAFE_FILE = "open_clip_model.safetensors"
-_KNOWN_BLOCKS = {"clip", "fid", "kid", "stats", "cache_dir"}
+_KNOWN_BLOCKS = {"clip", "fid", "kid", "stats", "cache_dir", "pickscore", "hpsv2"}
 
 
 def host_reachable(url: str, timeout_s: float = 2.0) -> bool:
@@ -144,6 +144,20 @@ def fid_unavailable(fid: FidConfig, kid: KidConfig) -> str | None:
     return None
 
 
+def preference_unavailable(kind: str, cfg: Any) -> str | None:
+    """Why PickScore / HPSv2 certainly cannot run (weights resolve without importing torch), or None."""
+    if not cfg.enabled:
+        return f"{kind} disabled"
+    from bench.metrics.errors import WeightsError
+    from bench.metrics.preference import resolve_weights
+
+    try:
+        resolve_weights(kind, cfg, None)
+    except WeightsError as exc:
+        return str(exc).split(". To provide")[0]
+    return None
+
+
 def unavailable_metrics(metrics_cfg: Mapping[str, Any]) -> str | None:
     """None when at least one metric can run; else one line saying why each cannot."""
     unknown = [
@@ -154,7 +168,11 @@ def unavailable_metrics(metrics_cfg: Mapping[str, Any]) -> str | None:
     if unknown:
         return None  # a metric this module cannot judge: the scorer decides
     cfg = parse_metrics_config(metrics_cfg)
-    reasons = [clip_unavailable(cfg.clip), fid_unavailable(cfg.fid, cfg.kid)]
+    reasons = [
+        clip_unavailable(cfg.clip),
+        fid_unavailable(cfg.fid, cfg.kid),
+        *(preference_unavailable(kind, getattr(cfg, kind)) for kind in ("pickscore", "hpsv2")),
+    ]
     if any(r is None for r in reasons):
         return None
     return "; ".join(r for r in reasons if r)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.judge.config import JudgeConfig, parse_judge_config
 
 DEFAULT_CACHE_DIR = "~/.cache/t2i-bench"
 DEFAULT_GROUP_BY = ("target", "steps", "guidance", "size")
@@ -72,6 +73,7 @@ class MetricsConfig:
     kid: KidConfig = field(default_factory=KidConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     cache_dir: str | None = None
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
 
     def resolved_cache_dir(self) -> Path:
         """Config value, else $T2I_BENCH_CACHE, else ~/.cache/t2i-bench."""
@@ -125,7 +127,10 @@ def _reference(value: Any) -> ReferenceConfig | None:
     return ref
 
 
-def parse_metrics_config(raw: Mapping[str, Any] | MetricsConfig | None) -> MetricsConfig:
+def parse_metrics_config(
+    raw: Mapping[str, Any] | MetricsConfig | None, providers: Mapping[str, Any] | None = None
+) -> MetricsConfig:
+    """`providers` (the run's providers block) supplies the judge's endpoint and key variable."""
     if isinstance(raw, MetricsConfig):
         return raw
     raw = dict(_plain(raw) or {})
@@ -146,10 +151,11 @@ def parse_metrics_config(raw: Mapping[str, Any] | MetricsConfig | None) -> Metri
             raise ConfigError(f"metrics.{key}.batch_size", section["batch_size"], "must be >= 1")
     if int(kid.get("subset_size", 2)) < 2:
         raise ConfigError("metrics.kid.subset_size", kid["subset_size"], "must be >= 2")
-    unknown = sorted(set(raw) - {"clip", "fid", "kid", "stats", "cache_dir"})
+    known = {"clip", "fid", "kid", "stats", "cache_dir", "judge"}
+    unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
-            f"metrics.{unknown[0]}", raw[unknown[0]], "unknown key; known: clip, fid, kid, stats, cache_dir"
+            f"metrics.{unknown[0]}", raw[unknown[0]], f"unknown key; known: {', '.join(sorted(known))}"
         )
     return MetricsConfig(
         clip=ClipConfig(**clip),
@@ -157,4 +163,5 @@ def parse_metrics_config(raw: Mapping[str, Any] | MetricsConfig | None) -> Metri
         kid=KidConfig(**kid),
         stats=StatsConfig(**stats),
         cache_dir=raw.get("cache_dir"),
+        judge=parse_judge_config(raw.get("judge"), providers),
     )

@@ -39,6 +39,7 @@ from bench.metrics.fid import (
 )
 from bench.metrics.fingerprint import fingerprint_id
 from bench.metrics.images import decoded_chunks, text_key
+from bench.metrics.quality import group_means, score_quality
 from bench.metrics.reference import ReferenceSet, images_of, resolve_reference
 from bench.records import RECORD_SCHEMA
 
@@ -349,15 +350,19 @@ def score_run(
     metrics_cfg: Mapping[str, Any] | MetricsConfig | None,
     *,
     require_weights: bool = False,
+    providers: Mapping[str, Any] | None = None,
+    budget_usd: float | None = None,
 ) -> ScoreReport:
     """Compute CLIP per ok image and FID/KID/CLIP-mean per group; write records.parquet and metrics.parquet.
 
     With `require_weights` (`bench score`), CLIP weights that fail to load raise WeightsError before
     anything is written, so stored scores are never replaced by NaN; `bench run` scores with NaN and a
-    warning instead (a fresh run has no scores to lose).
+    warning instead (a fresh run has no scores to lose). `providers` gives the judge its endpoint and
+    key variable; `budget_usd` caps its spend when metrics.judge.max_cost_usd is not set (bench run
+    passes what is left of max_cost_usd).
     """
     started = time.perf_counter()
-    cfg = parse_metrics_config(metrics_cfg)
+    cfg = parse_metrics_config(metrics_cfg, providers)
     run_dir = Path(run_dir)
     records_path = run_dir / "records.parquet"
     if not records_path.is_file():
@@ -402,7 +407,14 @@ def score_run(
         if not cfg.clip.enabled:
             ok["clip_score"] = np.nan
             scorer.clip.fingerprint = None
+        # Preference models and the VLM judge (bench/metrics/quality.py): their own columns.
+        quality = score_quality(
+            run_dir, cfg, ok, np.flatnonzero(ok_mask.to_numpy()), notes, budget_usd=budget_usd
+        )
+        for col in quality.columns:
+            ok[col] = quality.columns[col]
         rows = _group_rows(scorer, ok, items, reference, notes)
+        rows = group_means(rows, ok, list(cfg.fid.group_by), cfg)
         fingerprints = {
             fp: d
             for fp, d in (
@@ -411,6 +423,7 @@ def score_run(
             )
             if fp
         }
+        fingerprints.update(quality.fingerprints)
         _write_metrics(run_dir, rows, fingerprints)
         scored = ok["clip_score"].to_numpy(dtype=np.float64)
         finite = scored[np.isfinite(scored)]

@@ -1,0 +1,421 @@
+"""Score a run's images with a VLM judge: adherence (share of yes answers) and a 1-10 rubric.
+
+Per image: `judge_adherence`, `judge_rubric`, `judge_fingerprint`, `judge_cost_usd` (what
+its answers cost when they were bought). Per question: `judge_answers.parquet` in the run
+folder. Every answer is cached (bench/judge/cache.py), so re-scoring an unchanged run
+sends no request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from bench.errors import ProviderError
+from bench.judge.cache import JudgeCache, answer_key
+from bench.judge.client import BudgetStop, ChatAnswer, ChatJudgeClient, png_data_uri
+from bench.judge.config import JudgeConfig
+from bench.judge.questions import Question, geneval_questions, judge_written
+from bench.judge.templates import ANSWER, QUESTIONS, RUBRIC, template_hash
+from bench.limits import Budget
+from bench.metrics.fingerprint import fingerprint_id
+
+log = logging.getLogger("bench.judge")
+ANSWERS_FILE = "judge_answers.parquet"
+COLUMNS = ("judge_adherence", "judge_rubric", "judge_fingerprint", "judge_cost_usd")
+
+
+def judge_details(cfg: JudgeConfig) -> dict[str, Any]:
+    return {
+        "backbone": cfg.target,
+        "template_hash": template_hash(
+            {
+                "temperature": cfg.temperature,
+                "image_detail": cfg.image_detail,
+                "max_image_side": cfg.max_image_side,
+            }
+        ),
+        "modes": list(cfg.modes),
+        "adherence": "share of yes over GenEval-metadata questions, else judge-written (DSG-style) questions",
+        "rubric": "integer 1-10",
+    }
+
+
+@dataclass
+class JudgeReport:
+    fingerprint: str
+    images: int = 0
+    adherence_scored: int = 0
+    rubric_scored: int = 0
+    requests: int = 0
+    cached: int = 0
+    cost_now_usd: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+    stopped: str = ""
+
+    def line(self) -> str:
+        text = (
+            f"judge [{self.fingerprint}]: adherence on {self.adherence_scored}/{self.images} images, "
+            f"rubric on {self.rubric_scored}/{self.images}; {self.requests} requests sent "
+            f"(${self.cost_now_usd:.4f}), {self.cached} answers from cache"
+        )
+        if self.failures:
+            text += "; failures: " + ", ".join(f"{k}={v}" for k, v in sorted(self.failures.items()))
+        if self.stopped:
+            text += f"; stopped: {self.stopped}"
+        return text
+
+
+@dataclass
+class _Outcome:
+    status: str  # ok | refused | error | skipped
+    content: dict[str, Any] = field(default_factory=dict)
+    answered_by: str = ""
+    cost_usd: float = math.nan
+    cost_source: str = "unknown"
+    prompt_tokens: float = math.nan
+    completion_tokens: float = math.nan
+    error: str = ""
+    cached: bool = False
+
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "content": self.content,
+            "answered_by": self.answered_by,
+            "cost_usd": None if math.isnan(self.cost_usd) else self.cost_usd,
+            "cost_source": self.cost_source,
+            "prompt_tokens": None if math.isnan(self.prompt_tokens) else self.prompt_tokens,
+            "completion_tokens": None if math.isnan(self.completion_tokens) else self.completion_tokens,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_cache(cls, value: Mapping[str, Any]) -> _Outcome:
+        def num(v: Any) -> float:
+            return math.nan if v is None else float(v)
+
+        return cls(
+            status=str(value["status"]),
+            content=dict(value.get("content") or {}),
+            answered_by=str(value.get("answered_by", "")),
+            cost_usd=num(value.get("cost_usd")),
+            cost_source=str(value.get("cost_source", "unknown")),
+            prompt_tokens=num(value.get("prompt_tokens")),
+            completion_tokens=num(value.get("completion_tokens")),
+            error=str(value.get("error", "")),
+            cached=True,
+        )
+
+    @classmethod
+    def from_answer(cls, answer: ChatAnswer) -> _Outcome:
+        return cls(
+            status="ok",
+            content=answer.content,
+            answered_by=answer.answered_by,
+            cost_usd=answer.cost_usd,
+            cost_source=answer.cost_source,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+        )
+
+
+def yes_no(content: Mapping[str, Any]) -> bool | None:
+    value = str(content.get("answer", "")).strip().lower()
+    return True if value in ("yes", "true") else False if value in ("no", "false") else None
+
+
+def rubric_score(content: Mapping[str, Any]) -> float:
+    score = content.get("score")
+    if isinstance(score, bool) or not isinstance(score, int | float | str):
+        return math.nan
+    try:
+        value = float(score)
+    except ValueError:
+        return math.nan
+    return value if 1.0 <= value <= 10.0 else math.nan
+
+
+class _Session:
+    """One scoring pass: the cache, the client and the tasks that missed the cache."""
+
+    def __init__(self, cfg: JudgeConfig, cache: JudgeCache, fingerprint: str, report: JudgeReport) -> None:
+        self.cfg, self.cache, self.fp, self.report = cfg, cache, fingerprint, report
+        self.client: ChatJudgeClient | None = None
+        self._uris: dict[str, str] = {}
+        self._stop: str = ""
+
+    async def ask(self, key: str, text: str, image: tuple[str, Path] | None) -> _Outcome:
+        assert self.client is not None
+        if self._stop:
+            return _Outcome("skipped", error=self._stop)
+        uri = None
+        if image is not None:
+            sha, path = image
+            if sha not in self._uris:
+                self._uris[sha] = png_data_uri(path.read_bytes(), self.cfg.max_image_side)
+            uri = self._uris[sha]
+        try:
+            outcome = _Outcome.from_answer(await self.client.ask(text, uri))
+        except BudgetStop as exc:
+            self._stop = str(exc)
+            return _Outcome("skipped", error=self._stop)
+        except ProviderError as exc:
+            status = "refused" if exc.error_type == "refused" else "error"
+            outcome = _Outcome(status, error=f"{exc.error_type}: {exc.message}")
+        if outcome.status in ("ok", "refused"):
+            self.cache.put(key, outcome.to_cache())
+        return outcome
+
+
+def _prompt_metadata(run_dir: Path) -> dict[str, Mapping[str, Any]]:
+    """prompt_id -> GenEval metadata, re-read from the prompt file named in the run's config.yaml."""
+    import yaml
+
+    from bench.prompts import load_prompts
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    prompts_cfg = cfg.get("prompts") or {}
+    if prompts_cfg.get("suite") != "geneval":
+        return {}
+    try:
+        items = load_prompts(prompts_cfg)
+    except Exception as exc:  # the file moved: fall back to judge-written questions, and say so
+        log.warning("judge: GenEval metadata not readable (%s); the judge writes the questions instead", exc)
+        return {}
+    return {p.id: p.metadata for p in items if p.metadata and p.metadata.get("include")}
+
+
+async def _score(
+    cfg: JudgeConfig,
+    session: _Session,
+    ok: pd.DataFrame,
+    items: dict[str, Path],
+    metadata: Mapping[str, Mapping[str, Any]],
+) -> tuple[
+    dict[str, list[Question]],
+    dict[tuple[str, str], _Outcome],
+    dict[tuple[str, str], _Outcome],
+    dict[str, _Outcome],
+]:
+    fp = session.fp
+    prompts = dict(zip(ok["prompt_id"].astype(str), ok["prompt"].astype(str), strict=False))
+    # 1. Questions per prompt: GenEval metadata, else written by the judge (cached per prompt).
+    questions: dict[str, list[Question]] = {}
+    written: dict[str, _Outcome] = {}
+    need_written: dict[str, str] = {}
+    if "adherence" in cfg.modes:
+        for pid, prompt in prompts.items():
+            if pid in metadata:
+                questions[pid] = geneval_questions(metadata[pid])
+            else:
+                need_written[pid] = answer_key("questions", prompt, "", fp)
+    cached = session.cache.get_many(list(need_written.values()))
+    todo_q = {pid: key for pid, key in need_written.items() if key not in cached}
+    results = await asyncio.gather(
+        *(
+            session.ask(key, QUESTIONS.format(prompt=prompts[pid], max_questions=cfg.max_questions), None)
+            for pid, key in todo_q.items()
+        )
+    )
+    for pid, key in need_written.items():
+        outcome = _Outcome.from_cache(cached[key]) if key in cached else results[list(todo_q).index(pid)]
+        written[pid] = outcome
+        raw = outcome.content.get("questions") if outcome.status == "ok" else None
+        questions[pid] = judge_written(list(raw) if isinstance(raw, list) else [], cfg.max_questions)
+    # 2. Answers per (image, question) and rubric per image.
+    images = ok.drop_duplicates("image_sha256")
+    answer_keys: dict[tuple[str, str], str] = {}
+    rubric_keys: dict[tuple[str, str], str] = {}
+    for row in images.itertuples(index=False):
+        sha, pid = str(row.image_sha256), str(row.prompt_id)
+        for q in questions.get(pid, []):
+            answer_keys[(sha, q.text)] = answer_key("answer", sha, q.text, fp)
+        if "rubric" in cfg.modes:
+            rubric_keys[(sha, pid)] = answer_key("rubric", sha, prompts[pid], fp)
+    cached = session.cache.get_many([*answer_keys.values(), *rubric_keys.values()])
+    jobs: list[tuple[str, tuple[str, str], Any]] = []
+    for ident, key in answer_keys.items():
+        if key not in cached:
+            jobs.append(
+                (
+                    "answer",
+                    ident,
+                    session.ask(key, ANSWER.format(question=ident[1]), (ident[0], items[ident[0]])),
+                )
+            )
+    for ident, key in rubric_keys.items():
+        if key not in cached:
+            jobs.append(
+                (
+                    "rubric",
+                    ident,
+                    session.ask(key, RUBRIC.format(prompt=prompts[ident[1]]), (ident[0], items[ident[0]])),
+                )
+            )
+    fresh = dict(
+        zip(
+            [(kind, ident) for kind, ident, _ in jobs],
+            await asyncio.gather(*(j for _, _, j in jobs)),
+            strict=True,
+        )
+    )
+    answers = {
+        ident: fresh[("answer", ident)] if ("answer", ident) in fresh else _Outcome.from_cache(cached[key])
+        for ident, key in answer_keys.items()
+    }
+    rubrics = {
+        ident: fresh[("rubric", ident)] if ("rubric", ident) in fresh else _Outcome.from_cache(cached[key])
+        for ident, key in rubric_keys.items()
+    }
+    return questions, answers, rubrics, written
+
+
+def judge_images(
+    ok: pd.DataFrame,
+    run_dir: Path,
+    cfg: JudgeConfig,
+    cache_dir: Path,
+    budget_usd: float | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, JudgeReport]:
+    """(per-image columns aligned with `ok`, judge_answers rows, report). `ok`: ok records with images."""
+    fingerprint = fingerprint_id("judge", judge_details(cfg))
+    report = JudgeReport(fingerprint=fingerprint, images=int(ok["image_sha256"].nunique()))
+    cache = JudgeCache(cache_dir)
+    cap = cfg.max_cost_usd if cfg.max_cost_usd is not None else budget_usd
+    session = _Session(cfg, cache, fingerprint, report)
+    items = {str(s): run_dir / str(p) for s, p in zip(ok["image_sha256"], ok["image_path"], strict=True)}
+    metadata = _prompt_metadata(run_dir) if "adherence" in cfg.modes else {}
+
+    async def go() -> Any:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            session.client = ChatJudgeClient(cfg, Budget(cap), http)
+            try:
+                return await _score(cfg, session, ok, items, metadata)
+            finally:
+                report.requests = session.client.stats.requests
+                report.cost_now_usd = session.client.stats.cost_usd
+                report.failures = dict(session.client.stats.failures)
+
+    try:
+        questions, answers, rubrics, written = asyncio.run(go())
+    finally:
+        cache.close()
+    report.stopped = session._stop
+    rows: list[dict[str, Any]] = []
+
+    def row(outcome: _Outcome, **extra: Any) -> dict[str, Any]:
+        report.cached += int(outcome.cached)
+        return {
+            **extra,
+            "status": outcome.status,
+            "answered_by": outcome.answered_by,
+            "cost_usd": outcome.cost_usd,
+            "cost_source": outcome.cost_source,
+            "prompt_tokens": outcome.prompt_tokens,
+            "completion_tokens": outcome.completion_tokens,
+            "cached": outcome.cached,
+            "error": outcome.error or None,
+            "judge_fingerprint": fingerprint,
+        }
+
+    for pid, outcome in written.items():
+        rows.append(
+            row(
+                outcome,
+                mode="questions",
+                prompt_id=pid,
+                image_sha256=None,
+                question=None,
+                kind=None,
+                answer=None,
+                score=np.nan,
+                reason=None,
+            )
+        )
+    adherence: dict[str, float] = {}
+    rubric: dict[str, float] = {}
+    cost: dict[str, float] = {}
+    for img in ok.drop_duplicates("image_sha256").itertuples(index=False):
+        sha, pid = str(img.image_sha256), str(img.prompt_id)
+        spent: list[float] = []
+        qs = questions.get(pid, [])
+        yes: list[bool | None] = []
+        for q in qs:
+            outcome = answers[(sha, q.text)]
+            value = yes_no(outcome.content) if outcome.status == "ok" else None
+            yes.append(value)
+            spent.append(outcome.cost_usd)
+            rows.append(
+                row(
+                    outcome,
+                    mode="adherence",
+                    prompt_id=pid,
+                    image_sha256=sha,
+                    question=q.text,
+                    kind=q.kind,
+                    answer=None if value is None else ("yes" if value else "no"),
+                    score=np.nan,
+                    reason=None,
+                )
+            )
+        if qs and all(v is not None for v in yes):
+            adherence[sha] = float(np.mean([bool(v) for v in yes]))
+        if (sha, pid) in rubrics:
+            outcome = rubrics[(sha, pid)]
+            score = rubric_score(outcome.content) if outcome.status == "ok" else math.nan
+            spent.append(outcome.cost_usd)
+            rubric[sha] = score
+            rows.append(
+                row(
+                    outcome,
+                    mode="rubric",
+                    prompt_id=pid,
+                    image_sha256=sha,
+                    question=None,
+                    kind=None,
+                    answer=None,
+                    score=score,
+                    reason=str(outcome.content.get("reason", "")) or None,
+                )
+            )
+        # Unknown is NaN: one unpriced answer makes the image's judge cost unknown.
+        cost[sha] = float(np.sum(spent)) if spent else math.nan
+    shas = ok["image_sha256"].astype(str)
+    columns = pd.DataFrame(
+        {
+            "judge_adherence": shas.map(adherence).astype(float),
+            "judge_rubric": shas.map(rubric).astype(float),
+            "judge_fingerprint": fingerprint,
+            "judge_cost_usd": shas.map(cost).astype(float),
+        },
+        index=ok.index,
+    )
+    report.adherence_scored = len([v for v in adherence.values() if math.isfinite(v)])
+    report.rubric_scored = len([v for v in rubric.values() if math.isfinite(v)])
+    return columns, pd.DataFrame(rows), report
+
+
+def write_answers(run_dir: Path, answers: pd.DataFrame, ok: pd.DataFrame) -> Path:
+    """judge_answers.parquet, with each image's target and request key for reading beside records."""
+    import os
+
+    ident = ok.drop_duplicates("image_sha256")[["image_sha256", "target", "prompt"]]
+    out = answers.merge(ident, on="image_sha256", how="left") if not answers.empty else answers
+    path = run_dir / ANSWERS_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    out.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
