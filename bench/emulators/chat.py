@@ -84,8 +84,9 @@ def _parts(body: Mapping[str, Any]) -> tuple[str, list[tuple[bytes, str]]] | Non
 def _image_tokens(png: bytes, detail: str) -> int:
     if detail == "low":
         return IMAGE_TOKENS_LOW
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     w, h = Image.open(io.BytesIO(png)).size
     return IMAGE_TOKENS_LOW + IMAGE_TOKENS_PER_TILE * math.ceil(w / 512) * math.ceil(h / 512)

@@ -47,6 +47,7 @@ from scipy.stats import binomtest
 
 from bench import stats
 from bench.errors import BenchError
+from bench.gate import quality
 from bench.metrics.errors import FingerprintMismatch
 from bench.metrics.fingerprint import is_random_init, require_same
 from bench.report.runs import NotARunFolder, RunSet
@@ -87,6 +88,8 @@ class GateConfig:
     output_dir: str | None = None
     # Pairs with a side replayed from the response cache carry another run's latency.
     include_cached_latency: bool = False
+    # PickScore / HPSv2 / judge adherence / judge rubric: gate.<metric>.max_drop (bench/gate/quality.py)
+    quality_max_drop: Mapping[str, float | None] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> GateConfig:
@@ -118,6 +121,7 @@ class GateConfig:
             fid_max_rise=_opt(sub("fid").get("max_rise")),
             output_dir=g.get("output_dir"),
             include_cached_latency=bool(g.get("include_cached_latency", False)),
+            quality_max_drop=quality.max_drops(g),
         )
 
 
@@ -561,6 +565,11 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
                 else "the latency checks use only the live pairs (gate.include_cached_latency=true to include them)"
             )
         )
+    try:
+        quality_metrics, _ = quality.comparable(base.records, cand.records, notes)
+    except FingerprintMismatch as exc:
+        raise GateUnusable(str(exc)) from None
+    drops = cfg.quality_max_drop or quality.max_drops({})
     targets = sorted(pairs["target"].astype(str).unique())
     gate = _Gate(cfg, len(targets))
     checks: list[Check] = []
@@ -575,6 +584,8 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
         checks.append(gate.ok_rate(t, p, info))
         checks.append(gate.refusal(t, p, info))
         checks.extend(gate.retries(t, p, info))
+        for metric in quality_metrics:
+            checks.append(quality.paired_drop(gate, t, p, metric, drops.get(metric), info, Check))
     fid_checks, fid_fp = _fid_checks(base, cand, cfg)
     checks.extend(fid_checks)
     checks.extend(_arena_checks(base, cand, cfg, gate.conf, notes))

@@ -21,6 +21,10 @@ LABELS = {
     "mean_attempts": "attempts / request",
     "fid": "FID",
     "kid_mean": "KID",
+    "pickscore": "PickScore",
+    "hpsv2": "HPSv2.1",
+    "judge_adherence": "judge adherence",
+    "judge_rubric": "judge rubric",
 }
 
 

@@ -58,13 +58,13 @@ def png_data_uri(png: bytes, max_side: int) -> str:
     """The image as a PNG data URI, downscaled (never upscaled) so its longer side is <= max_side."""
     from PIL import Image
 
-    image = Image.open(io.BytesIO(png))
-    if max(image.size) > max_side or image.format != "PNG":
-        image = image.convert("RGB")
-        image.thumbnail((max_side, max_side))
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        png = out.getvalue()
+    with Image.open(io.BytesIO(png)) as opened:
+        if max(opened.size) > max_side or opened.format != "PNG":
+            image = opened.convert("RGB")
+            image.thumbnail((max_side, max_side))
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+            png = out.getvalue()
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
@@ -103,10 +103,14 @@ class ChatJudgeClient:
         attempt = 0
         while True:
             attempt += 1
-            ok, why = self.budget.try_reserve(self.cfg.target or "", None)
+            target = self.cfg.target or ""
+            # Unknown until the first answer's cost is known (probed one at a time), then its mean.
+            estimate = self.budget.estimate(target, None)
+            ok, why = self.budget.try_reserve(target, estimate)
             while not ok and why == "wait":  # another request is probing the cost per request
                 await asyncio.sleep(0.01)
-                ok, why = self.budget.try_reserve(self.cfg.target or "", None)
+                estimate = self.budget.estimate(target, None)
+                ok, why = self.budget.try_reserve(target, estimate)
             if not ok:
                 raise BudgetStop(why)
             answer: ChatAnswer | None = None
@@ -121,8 +125,8 @@ class ChatJudgeClient:
             finally:
                 cost = answer.cost_usd if answer is not None else None
                 self.budget.release(
-                    self.cfg.target or "",
-                    None,
+                    target,
+                    estimate,
                     cost,
                     reported=answer is not None,
                     succeeded=answer is not None,

@@ -1,0 +1,286 @@
+"""The VLM judge against the chat-completions emulator: scores, cost, cache, gate, errors.
+
+The emulator is a crude stand-in for a VLM that measures the image it is sent (colour
+shares, blob counts), so its answers follow the picture: the colour-blind local variant
+(shapes-nocolor) fails the colour questions and the gate catches the planted drop.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from _report_runs import bench
+
+from bench.emulators.chat import create_app
+from bench.emulators.chat_vision import ImageMeasure, answer_question
+from bench.emulators.common import Knobs
+from bench.emulators.serve import running
+from bench.judge.questions import geneval_questions
+from bench.providers.local_render import encode_png, render
+
+KEY = "sk-judge-test-0123456789"
+SWEEP = [
+    "sweep.steps=[8]",
+    "sweep.guidance=[7.0]",
+    "sweep.seeds=[0]",
+    'sweep.sizes=["128x128"]',
+    "metrics.clip.enabled=false",
+    "metrics.fid.enabled=false",
+    "metrics.kid.enabled=false",
+    "report.print_summary=false",
+    "report.n_boot=200",
+    "metrics.stats.n_boot=200",
+]
+
+
+def judge_overrides(url: str) -> list[str]:
+    return [
+        "metrics.judge.enabled=true",
+        "metrics.judge.target=openai:gpt-4.1-mini",  # priced from configs/metrics/default.yaml
+        f"metrics.judge.base_url={url}",
+        "metrics.judge.backoff_base_s=0.01",
+    ]
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[tuple[str, Any]]:
+    app = create_app(Knobs(api_key=KEY))
+    with running(app) as url:
+        yield url, app.state.emu
+
+
+@pytest.fixture(scope="module")
+def judged_runs(emulator: tuple[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    url, _emu = emulator
+    root = tmp_path_factory.mktemp("judged")
+    os.environ["OPENAI_API_KEY"] = KEY  # the subprocess inherits it; never written anywhere
+    runs = {}
+    for name, targets in (
+        ("base", "targets=[local:shapes-fast]"),
+        ("nocolor", 'targets=[{target:"local:shapes-nocolor",name:"local:shapes-fast"}]'),
+    ):
+        proc = bench("run", targets, *SWEEP, *judge_overrides(url), f"results_dir={root}", f"run_name={name}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = root / name
+    return runs
+
+
+def png_of(prompt: str, variant: str) -> bytes:
+    return encode_png(render(prompt, width=128, height=128, seed=0, steps=16, guidance=7.0, variant=variant))
+
+
+def test_emulator_answers_follow_the_picture() -> None:
+    colour = ImageMeasure(png_of("two red apples on a blue table", "fast"))
+    gray = ImageMeasure(png_of("two red apples on a blue table", "nocolor"))
+    assert answer_question(colour, "Are the apples red?").answer is True
+    assert answer_question(gray, "Are the apples red?").answer is False  # a colour-blind model cannot fool it
+    assert answer_question(colour, "Is the table blue?").answer is True
+    assert answer_question(colour, "Are there exactly two red apples in the image?").answer is True
+    assert answer_question(colour, "Are there exactly three red apples in the image?").answer is False
+    stars = ImageMeasure(png_of("five orange stars on a blue background", "fast"))
+    assert answer_question(stars, "Are there exactly five stars in the image?").answer is True
+    assert answer_question(stars, "Are there exactly four stars in the image?").answer is False
+    left = ImageMeasure(png_of("a red apple", "fast"))
+    assert answer_question(left, "Is there an apple in the image?").answer is True
+    assert answer_question(left, "Is the apple blue?").answer is False  # (its leaf is green: crude)
+
+
+def test_official_openai_sdk_drives_the_emulator(emulator: tuple[str, Any]) -> None:
+    openai = pytest.importorskip("openai")
+    url, _ = emulator
+    client = openai.OpenAI(api_key=KEY, base_url=f"{url}/v1", max_retries=0)
+    uri = "data:image/png;base64," + base64.b64encode(png_of("a yellow banana", "fast")).decode()
+    reply = client.chat.completions.create(
+        model="gpt-4.1-mini",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Answer with yes or no.\nQuestion: Is the banana yellow?\n"},
+                    {"type": "image_url", "image_url": {"url": uri, "detail": "low"}},
+                ],
+            }
+        ],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(reply.choices[0].message.content or "") == {"answer": "yes"}
+    assert reply.usage is not None and reply.usage.prompt_tokens > 85 and reply.usage.completion_tokens > 0
+    assert "crude stand-in" in reply.model  # never passes itself off as the model asked for
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(api_key="sk-wrong-key", base_url=f"{url}/v1", max_retries=0).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
+    limited = create_app(Knobs(fault="rate_limit", fault_first=1, retry_after_s=7))
+    with running(limited) as other:
+        sdk = openai.OpenAI(api_key=KEY, base_url=f"{other}/v1", max_retries=0)
+        with pytest.raises(openai.RateLimitError) as info:
+            sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        assert info.value.response.headers["retry-after"] == "7"
+        refused = sdk.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "REFUSE this"}]
+        )
+        assert refused.choices[0].message.refusal and refused.choices[0].message.content is None
+
+
+def test_geneval_metadata_gives_the_questions(shared_prompts: Path) -> None:
+    rows = [json.loads(line) for line in (shared_prompts / "geneval_evaluation_metadata.jsonl").open()]
+    position = next(r for r in rows if r["tag"] == "position")
+    colour = next(r for r in rows if r["tag"] == "color_attr")
+    counting = next(r for r in rows if r["tag"] == "counting")
+    q = geneval_questions(position)
+    a, b = position["include"][0]["class"], position["include"][1]["class"]
+    rel = position["include"][1]["position"][0]
+    assert [x.kind for x in q] == ["object", "object", "position"]
+    assert q[-1].text == f"Is the {b} {rel} the {a}?"
+    kinds = [x.kind for x in geneval_questions(colour)]
+    assert kinds.count("color") == 2 and kinds.count("object") == 2
+    n = counting["include"][0]["count"]
+    assert geneval_questions(counting)[0].kind == ("count" if n > 1 else "object")
+
+
+def test_run_scores_adherence_and_rubric_and_records_cost(judged_runs: dict[str, Path]) -> None:
+    records = pd.read_parquet(judged_runs["base"] / "records.parquet")
+    ok = records[records["status"] == "ok"]
+    assert len(ok) == 12
+    assert ok["judge_adherence"].between(0, 1).all() and ok["judge_rubric"].between(1, 10).all()
+    assert ok["judge_adherence"].mean() > 0.8  # the colour model follows the project prompts
+    assert (ok["judge_cost_usd"] > 0).all()  # priced from the token usage the endpoint returned
+    assert ok["judge_fingerprint"].str.startswith("judge:openai:gpt-4.1-mini:").all()
+    answers = pd.read_parquet(judged_runs["base"] / "judge_answers.parquet")
+    assert set(answers["mode"]) == {"questions", "adherence", "rubric"}
+    assert answers["answered_by"].str.contains("crude stand-in").all()
+    per_image = answers[answers["mode"] != "questions"].groupby("image_sha256")["cost_usd"].sum()
+    by_sha = ok.set_index("image_sha256")["judge_cost_usd"]
+    assert np.allclose(by_sha.loc[per_image.index], per_image)
+    adherence = answers[answers["mode"] == "adherence"]
+    share = adherence.groupby("image_sha256")["answer"].apply(lambda s: float((s == "yes").mean()))
+    assert np.allclose(by_sha.index.map(share), ok["judge_adherence"])
+    metrics = pd.read_parquet(judged_runs["base"] / "metrics.parquet")
+    assert metrics["judge_adherence_mean"].notna().all() and metrics["judge_rubric_mean"].notna().all()
+    assert metrics["judge_cost_usd"].iloc[0] == pytest.approx(ok["judge_cost_usd"].sum())
+    nocolor = pd.read_parquet(judged_runs["nocolor"] / "records.parquet")
+    assert nocolor["judge_adherence"].mean() < ok["judge_adherence"].mean() - 0.2
+    for path in judged_runs["base"].rglob("*"):
+        if path.is_file() and path.suffix in (".parquet", ".yaml", ".jsonl", ".log", ".html"):
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_rescore_comes_from_cache_with_zero_requests(
+    emulator: tuple[str, Any], judged_runs: dict[str, Path]
+) -> None:
+    url, emu = emulator
+    before = len(emu.calls)
+    first = pd.read_parquet(judged_runs["base"] / "records.parquet")
+    proc = bench("score", str(judged_runs["base"]), *SWEEP[4:], *judge_overrides(url))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(emu.calls) == before  # counted at the emulator: nothing was sent
+    assert "0 requests sent" in proc.stdout
+    again = pd.read_parquet(judged_runs["base"] / "records.parquet")
+    pd.testing.assert_series_equal(first["judge_adherence"], again["judge_adherence"])
+    pd.testing.assert_series_equal(first["judge_cost_usd"], again["judge_cost_usd"])
+
+
+def test_gate_fails_the_planted_colour_drop(judged_runs: dict[str, Path], tmp_path: Path) -> None:
+    proc = bench(
+        "compare", str(judged_runs["base"]), str(judged_runs["nocolor"]), f"gate.output_dir={tmp_path}"
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = json.loads((tmp_path / "gate.json").read_text())
+    checks = {(c["target"], c["metric"]): c for c in data["checks"]}
+    adherence = checks[("local:shapes-fast", "judge_adherence")]
+    assert adherence["status"] == "FAIL" and adherence["high"] < -0.05
+    assert checks[("local:shapes-fast", "judge_rubric")]["status"] == "FAIL"
+    same = bench("compare", str(judged_runs["base"]), str(judged_runs["base"]), f"gate.output_dir={tmp_path}")
+    assert same.returncode == 0, same.stdout + same.stderr
+
+
+def test_missing_key_is_exit_2_before_any_request(emulator: tuple[str, Any], tmp_path: Path) -> None:
+    url, emu = emulator
+    before = len(emu.calls)
+    env_key = os.environ.pop("OPENAI_API_KEY", None)
+    try:
+        proc = bench(
+            "run", "targets=[local:shapes-fast]", *SWEEP, *judge_overrides(url), f"results_dir={tmp_path}"
+        )
+    finally:
+        if env_key is not None:
+            os.environ["OPENAI_API_KEY"] = env_key
+    assert proc.returncode == 2
+    assert (
+        "metrics.judge.api_key_env='OPENAI_API_KEY'" in proc.stderr and "export OPENAI_API_KEY" in proc.stderr
+    )
+    assert len(emu.calls) == before and not any(tmp_path.iterdir())
+
+
+def _rescore(run: Path, tmp_path: Path, knobs: Knobs, **judge: Any) -> tuple[Any, Any, pd.DataFrame]:
+    from bench.metrics.score import score_run
+
+    copy = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(run, copy)
+    app = create_app(knobs)
+    with running(app) as url:
+        cfg = {
+            "clip": {"enabled": False},
+            "fid": {"enabled": False},
+            "kid": {"enabled": False},
+            "stats": {"n_boot": 100},
+            "cache_dir": str(tmp_path / "cache"),  # a cold cache: every answer is requested
+            "judge": {
+                "enabled": True,
+                "target": "openai:gpt-4.1-mini",
+                "base_url": url,
+                "api_key_env": "OPENAI_API_KEY",
+                "backoff_base_s": 0.01,
+                "prices": {
+                    "openai:gpt-4.1-mini": {"input_usd_per_million": 0.4, "output_usd_per_million": 1.6}
+                },
+                **judge,
+            },
+        }
+        report = score_run(copy, cfg)
+    return report, app.state.emu, pd.read_parquet(copy / "records.parquet")
+
+
+def test_rate_limits_are_retried_with_retry_after(judged_runs: dict[str, Path], tmp_path: Path) -> None:
+    report, emu, records = _rescore(
+        judged_runs["base"],
+        tmp_path,
+        Knobs(api_key=KEY, fault="rate_limit", fault_first=3, retry_after_s=0.05),
+    )
+    line = next(n for n in report.notes if n.startswith("judge"))
+    assert "rate_limited=3" in line and "adherence on 12/12 images" in line
+    assert emu.submissions == len(emu.calls)  # every 429 was followed by a retry that succeeded
+    assert records["judge_adherence"].notna().all()
+
+
+def test_refusals_are_recorded_not_retried(judged_runs: dict[str, Path], tmp_path: Path) -> None:
+    _report, emu, records = _rescore(judged_runs["base"], tmp_path, Knobs(api_key=KEY, refuse_word="apple"))
+    answers = pd.read_parquet(tmp_path / "run" / "judge_answers.parquet")
+    refused = answers[answers["status"] == "refused"]
+    assert len(refused) > 0 and refused["error"].str.contains("refused").all()
+    apple = records["prompt"].str.contains("apple")
+    assert records.loc[apple, "judge_adherence"].isna().all()  # unknown, never a made-up 0
+    assert records.loc[~apple, "judge_adherence"].notna().all()
+    assert len(emu.calls) == emu.submissions == len(answers)  # one request per answer: no retry of a refusal
+
+
+def test_judge_spend_stays_under_its_cap(judged_runs: dict[str, Path], tmp_path: Path) -> None:
+    cap = 0.0002
+    report, _emu, records = _rescore(
+        judged_runs["base"], tmp_path, Knobs(api_key=KEY), max_cost_usd=cap, concurrency=1
+    )
+    answers = pd.read_parquet(tmp_path / "run" / "judge_answers.parquet")
+    sent = answers[~answers["cached"] & (answers["status"] == "ok")]
+    assert 0 < sent["cost_usd"].sum() <= cap
+    assert (answers["status"] == "skipped").any() and records["judge_adherence"].isna().any()
+    assert "stopped: max_cost_usd" in next(n for n in report.notes if n.startswith("judge"))
