@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.emulators.chat_vision import answer_question, measure_of, questions_for_prompt
-from bench.emulators.common import EmulatorState, Knobs, bearer, json_body, rate_limit_headers
+from bench.emulators.common import EmulatorState, Knobs, bearer, json_body, mark_emulator, rate_limit_headers
 
 PATH = "/v1/chat/completions"
 EMULATOR_MODEL_NOTE = "chat-emulator (crude stand-in for a VLM: measures colours and blobs)"
@@ -185,4 +185,4 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
 
     app = Starlette(routes=[Route(PATH, completions, methods=["POST"])])
     app.state.emu = emu
-    return app
+    return mark_emulator(app, "chat")

@@ -30,6 +30,7 @@ from bench.errors import (
 from bench.judge.config import JudgeConfig
 from bench.limits import Budget, ProviderLane
 from bench.providers.base import error_from_status, parse_retry_after
+from bench.providers.observe import EMULATOR_HEADER
 from bench.redact import redact
 from bench.runner import backoff_delay_s
 
@@ -188,9 +189,12 @@ class ChatJudgeClient:
             raise MalformedResponseError(
                 f"judge: expected a JSON object in message.content; got: {self._safe(str(message.get('content')))[:EXCERPT_CHARS]}"
             ) from None
+        answered_by = str(data.get("model") or self.cfg.model)
+        if response.headers.get(EMULATOR_HEADER):
+            answered_by += " (emulated)"
         return ChatAnswer(
             content=content,
-            answered_by=str(data.get("model") or self.cfg.model),
+            answered_by=answered_by,
             prompt_tokens=float(prompt_tokens) if isinstance(prompt_tokens, int | float) else math.nan,
             completion_tokens=float(completion_tokens)
             if isinstance(completion_tokens, int | float)

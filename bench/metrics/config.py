@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.errors import ConfigError
 from bench.judge.config import JudgeConfig, parse_judge_config
+from bench.metrics.preference import DEFAULT_PRETRAINED, PreferenceConfig
 
 DEFAULT_CACHE_DIR = "~/.cache/t2i-bench"
 DEFAULT_GROUP_BY = ("target", "steps", "guidance", "size")
@@ -74,6 +75,8 @@ class MetricsConfig:
     stats: StatsConfig = field(default_factory=StatsConfig)
     cache_dir: str | None = None
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    pickscore: PreferenceConfig = field(default_factory=PreferenceConfig)
+    hpsv2: PreferenceConfig = field(default_factory=PreferenceConfig)
 
     def resolved_cache_dir(self) -> Path:
         """Config value, else $T2I_BENCH_CACHE, else ~/.cache/t2i-bench."""
@@ -151,7 +154,15 @@ def parse_metrics_config(
             raise ConfigError(f"metrics.{key}.batch_size", section["batch_size"], "must be >= 1")
     if int(kid.get("subset_size", 2)) < 2:
         raise ConfigError("metrics.kid.subset_size", kid["subset_size"], "must be >= 2")
-    known = {"clip", "fid", "kid", "stats", "cache_dir", "judge"}
+    preference: dict[str, PreferenceConfig] = {}
+    for kind, default in DEFAULT_PRETRAINED.items():
+        section = _known(_section(raw, kind), PreferenceConfig, kind)
+        if section.get("pretrained", default) in ("", "null", "none", "None"):
+            section["pretrained"] = None
+        if int(section.get("batch_size", 1)) < 1:
+            raise ConfigError(f"metrics.{kind}.batch_size", section["batch_size"], "must be >= 1")
+        preference[kind] = PreferenceConfig(**{"pretrained": default, **section})
+    known = {"clip", "fid", "kid", "stats", "cache_dir", "judge", *DEFAULT_PRETRAINED}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
@@ -164,4 +175,5 @@ def parse_metrics_config(
         stats=StatsConfig(**stats),
         cache_dir=raw.get("cache_dir"),
         judge=parse_judge_config(raw.get("judge"), providers),
+        **preference,
     )

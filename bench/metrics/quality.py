@@ -20,7 +20,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench import stats
+from bench.metrics.cache import EmbeddingCache
 from bench.metrics.config import MetricsConfig
+from bench.metrics.errors import WeightsError
+from bench.metrics.images import decoded_chunks, text_key
+from bench.metrics.preference import (
+    SCORERS,
+    PreferenceConfig,
+    PreferenceModel,
+    details,
+    load_model,
+    resolve_weights,
+)
 from bench.records import RECORD_SCHEMA
 
 # per-image score column -> its fingerprint column
@@ -30,6 +41,9 @@ SCORE_COLUMNS: dict[str, str] = {
     "judge_adherence": "judge_fingerprint",
     "judge_rubric": "judge_fingerprint",
 }
+
+
+SCALE_KEY = "scale:logit"  # PickScore's logit scale, cached beside its embeddings
 
 
 @dataclass
@@ -70,6 +84,10 @@ def score_quality(
     result = QualityResult(columns=pd.DataFrame(index=ok.index))
     if ok.empty:
         return result
+    for kind in SCORERS:
+        pcfg: PreferenceConfig = getattr(cfg, kind)
+        if pcfg.enabled:
+            _score_preference(kind, pcfg, run_dir, cfg, ok, notes, result)
     if cfg.judge.enabled:
         from bench.judge.score import judge_details, judge_images, write_answers
 
@@ -82,6 +100,87 @@ def score_quality(
     if len(result.columns.columns):
         write_record_columns(run_dir / "records.parquet", result.columns, ok_positions)
     return result
+
+
+def _score_preference(
+    kind: str,
+    pcfg: PreferenceConfig,
+    run_dir: Path,
+    cfg: MetricsConfig,
+    ok: pd.DataFrame,
+    notes: list[str],
+    result: QualityResult,
+) -> None:
+    """PickScore or HPSv2 per ok image; embeddings cached by (sha256, fingerprint) like CLIP's."""
+    import warnings
+
+    from bench.metrics.fingerprint import fingerprint_id
+    from bench.metrics.score import MetricsWarning
+
+    cache_dir = cfg.resolved_cache_dir()
+    try:
+        weights = resolve_weights(kind, pcfg, cache_dir)
+    except WeightsError as exc:
+        message = f"{kind} is NaN for this run: {exc}"
+        notes.append(message)
+        warnings.warn(message, MetricsWarning, stacklevel=3)
+        return  # stored scores (if any) stay as they were
+    info = details(kind, pcfg, weights)
+    fp = fingerprint_id(kind, info)
+    items = list(
+        dict(
+            zip(ok["image_sha256"].astype(str), (run_dir / str(p) for p in ok["image_path"]), strict=True)
+        ).items()
+    )
+    prompts = list(dict.fromkeys(ok["prompt"].astype(str)))
+    cache = EmbeddingCache(cache_dir)
+    model: PreferenceModel | None = None
+    try:
+        found = cache.get_many(fp, [k for k, _ in items] + [text_key(p) for p in prompts])
+        todo = [(k, path) for k, path in items if k not in found]
+        for chunk in decoded_chunks(todo):
+            model = model or load_model(kind, pcfg, weights)
+            emb = model.encode_images([im for _, im in chunk])
+            new = {k: e for (k, _), e in zip(chunk, emb, strict=True)}
+            cache.put_many(fp, new)
+            found.update(new)
+        missing = [p for p in prompts if text_key(p) not in found]
+        if missing:
+            model = model or load_model(kind, pcfg, weights)
+            new = {text_key(p): e for p, e in zip(missing, model.encode_texts(missing), strict=True)}
+            cache.put_many(fp, new)
+            found.update(new)
+        if model is not None and kind == "pickscore":
+            cache.put_many(fp, {SCALE_KEY: np.array([model.scale], np.float32)})
+    finally:
+        cache.close()
+    scale = model.scale if model is not None else _cached_scale(kind, fp, cache_dir, pcfg, weights)
+    img = np.stack([found[str(s)] for s in ok["image_sha256"]])
+    txt = np.stack([found[text_key(str(p))] for p in ok["prompt"]])
+    cos = (img.astype(np.float64) * txt.astype(np.float64)).sum(-1)
+    result.columns[kind] = scale * cos
+    result.columns[f"{kind}_fingerprint"] = fp
+    result.fingerprints[fp] = info
+    computed = len(todo)
+    line = f"{kind} on {len(ok)} images ({computed} computed) [{fp}]"
+    result.lines.append(line)
+    notes.append(line)
+
+
+def _cached_scale(kind: str, fp: str, cache_dir: Path, pcfg: PreferenceConfig, weights: Any) -> float:
+    """PickScore's logit scale is part of the weights; kept beside the embeddings so a cached re-score needs no model."""
+    if kind != "pickscore":
+        return 1.0
+    cache = EmbeddingCache(cache_dir)
+    try:
+        got = cache.get_many(fp, [SCALE_KEY])
+        if SCALE_KEY in got:
+            return float(got[SCALE_KEY][0])
+        scale = load_model(kind, pcfg, weights).scale
+        cache.put_many(fp, {SCALE_KEY: np.array([scale], np.float32)})
+        return scale
+    finally:
+        cache.close()
 
 
 def group_means(
