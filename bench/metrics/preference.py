@@ -110,11 +110,18 @@ class PreferenceWeights:
     sha256: str
 
 
-@functools.lru_cache(maxsize=8)
 def _reachable(url: str) -> bool:
+    from urllib.parse import urlparse
+
+    return _host_answers(urlparse(url).hostname or "")
+
+
+@functools.lru_cache(maxsize=8)
+def _host_answers(host: str) -> bool:
+    """Asked once per process: an offline run waits for the connection timeout once, not per model."""
     from bench.metrics.clip import _host_reachable
 
-    return _host_reachable(url)
+    return _host_reachable(f"https://{host}/")
 
 
 def _folder_sha256(folder: Path, cache_dir: Path | None) -> str:
