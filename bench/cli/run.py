@@ -76,6 +76,11 @@ def prepare(
         from bench.metrics.config import parse_metrics_config
 
         parse_metrics_config(config.metrics, config.providers)  # e.g. a judge key variable that is unset
+    quality_metric = str(config.report.get("quality_metric", "auto"))
+    from bench.report.quality import CHOICES
+
+    if quality_metric not in CHOICES:
+        raise ConfigError("report.quality_metric", quality_metric, f"use one of {', '.join(CHOICES)}")
     prompts = load_prompts(config.prompts)
     providers = build_providers(config, require_keys=require_keys)
     resolved = resolve_targets(config, providers, cfg, live_prices=require_keys)

@@ -40,6 +40,9 @@ class ReferenceConfig:
     kind: str
     path: str | None = None  # folder, .npz file, or run directory
     target: str | None = None  # kind=target: a target of this run; kind=run: optional filter
+    # kind=target set by a preset (models/local.yaml): a run without that target skips FID/KID with a
+    # note instead of failing, so overriding `targets` never breaks a run.
+    if_present: bool = False
 
 
 @dataclass(frozen=True)

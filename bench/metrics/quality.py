@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from bench import stats
 from bench.metrics.cache import EmbeddingCache
-from bench.metrics.config import MetricsConfig
+from bench.metrics.config import MetricsConfig, ReferenceConfig
 from bench.metrics.errors import WeightsError
 from bench.metrics.images import decoded_chunks, text_key
 from bench.metrics.preference import (
@@ -70,6 +70,21 @@ def write_record_columns(path: Path, columns: pd.DataFrame, positions: np.ndarra
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+def preset_reference(
+    ref: ReferenceConfig | None, records: pd.DataFrame, notes: list[str]
+) -> ReferenceConfig | None:
+    """The FID/KID reference to use: a preset `kind: target, if_present: true` the run lacks is dropped, with a note."""
+    if ref is None or ref.kind != "target" or not ref.if_present:
+        return ref
+    if ref.target in set(records["target"].dropna().astype(str)):
+        return ref
+    notes.append(
+        f"FID/KID skipped: the preset reference target {ref.target} is not a target of this run "
+        "(set metrics.fid.reference to one that is)"
+    )
+    return None
 
 
 def score_quality(

@@ -39,7 +39,7 @@ from bench.metrics.fid import (
 )
 from bench.metrics.fingerprint import fingerprint_id
 from bench.metrics.images import decoded_chunks, text_key
-from bench.metrics.quality import group_means, score_quality
+from bench.metrics.quality import group_means, preset_reference, score_quality
 from bench.metrics.reference import ReferenceSet, images_of, resolve_reference
 from bench.records import RECORD_SCHEMA
 
@@ -377,7 +377,7 @@ def score_run(
         ok = df[ok_mask].copy()
         items = images_of(df, run_dir)
         scorer = _Scorer(cfg, cache, cache_dir)
-        ref_cfg = cfg.fid.reference
+        ref_cfg = preset_reference(cfg.fid.reference, df, notes)
         want_inception = (cfg.fid.enabled or cfg.kid.enabled) and ref_cfg is not None and len(ok) > 0
         if want_inception:
             scorer.inc.fingerprint, scorer.inc.details = inception.extractor_fingerprint(

@@ -18,6 +18,7 @@ import pandas as pd
 from bench.arena.report import arena_html, arena_ratings
 from bench.report.html import render_report
 from bench.report.plots import write_plots
+from bench.report.quality import axis_note, choose_axis, plotted, self_referenced
 from bench.report.runs import RunSet
 from bench.report.summary import SUMMARY_FILE, StatsSettings, summarize_runs
 
@@ -86,7 +87,14 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
     tmp = summary_path.with_name(f".{SUMMARY_FILE}.{os.getpid()}.tmp")
     summary.to_parquet(tmp, index=False)
     os.replace(tmp, summary_path)
-    svgs = write_plots(summary, runs.records, root / PLOTS_DIR)
+    wanted = str(cfg.get("quality_metric", "auto"))
+    axis = choose_axis(summary, wanted, self_reference=self_referenced(runs.metrics))
+    svgs = write_plots(
+        plotted(summary, axis) if axis else summary,
+        runs.records,
+        root / PLOTS_DIR,
+        ("_quality", "_quality_low", "_quality_high", axis.label) if axis else None,
+    )
     title = f"t2i-bench report: {root.resolve().name}"
     page = render_report(
         title,
@@ -94,7 +102,7 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
         runs.records,
         svgs,
         root=root,
-        notes=_notes(runs, stats_settings(cfg).include_cached_latency),
+        notes=[axis_note(summary, wanted, axis), *_notes(runs, stats_settings(cfg).include_cached_latency)],
         max_per_cell=int(cfg.get("max_images_per_cell", 4)),
         extra_sections=arena_html(arena),
     )

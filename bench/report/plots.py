@@ -194,7 +194,7 @@ def stamp_height(fig: Figure, caveats: Caveats) -> float:
 def quality_vs_cost(summary: pd.DataFrame, caveats: Caveats | None = None) -> Figure:
     return _quality_scatter(
         summary, "cost_per_1k_usd", "cost per 1,000 images (USD)", "Quality vs cost, with the Pareto frontier",
-        None, caveats or Caveats.of(summary, summary),
+        None, caveats or Caveats.of(summary, summary), summary.attrs.get("quality_axis", QUALITY),
     )  # fmt: skip
 
 
@@ -202,6 +202,7 @@ def quality_vs_latency(summary: pd.DataFrame, caveats: Caveats | None = None) ->
     return _quality_scatter(
         summary, "latency_p90_s", "p90 latency (s, 95% CI)", "Quality vs p90 latency, with the Pareto frontier",
         ("latency_p90_ci_low", "latency_p90_ci_high"), caveats or Caveats.of(summary, summary),
+        summary.attrs.get("quality_axis", QUALITY),
     )  # fmt: skip
 
 
@@ -410,17 +411,49 @@ PLOTS: dict[str, tuple[str, Maker]] = {
     "cost_per_1k": ("Cost per 1,000 images", lambda s, r, c: cost_per_1k(s, c)),
     "failure_rates": ("Error and refusal rates", lambda s, r, c: failure_rates(r, c)),
     "by_category": ("Quality and refusals by prompt category", lambda s, r, c: by_category(r, c)),
+    "cost_vs_latency": ("Cost vs p90 latency", lambda s, r, c: _cost_vs_latency(s, c)),
 }
+QUALITY_PLOTS = ("quality_vs_cost", "quality_vs_latency")
 
 
-def write_plots(summary: pd.DataFrame, records: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+def _cost_vs_latency(summary: pd.DataFrame, caveats: Caveats) -> Figure:
+    from bench.report.quality_plots import cost_vs_latency
+
+    return cost_vs_latency(summary, caveats)
+
+
+def _skipped(records: pd.DataFrame, quality: tuple[str, str, str, str] | None) -> set[str]:
+    """Plots that would be empty boxes: the frontiers without a quality axis, CLIP views without CLIP."""
+    from bench.metrics.fingerprint import is_random_init
+
+    skip = {"cost_vs_latency"} if quality is not None else set(QUALITY_PLOTS)
+    clip = records[records["clip_score"].notna()] if "clip_score" in records else records.iloc[0:0]
+    fps = clip.get("clip_fingerprint", pd.Series(dtype=object)).dropna()
+    if clip.empty or (quality is None and any(is_random_init(str(f)) for f in fps)):
+        skip.add("clip_vs_params")
+    return skip
+
+
+def write_plots(
+    summary: pd.DataFrame,
+    records: pd.DataFrame,
+    out_dir: Path,
+    quality: tuple[str, str, str, str] | None = QUALITY,
+) -> dict[str, Path]:
     """Every plot as out_dir/<name>.png and .svg, caveats in the image and the metadata;
-    returns name -> SVG path."""
+    returns name -> SVG path. `quality` is the y axis of the frontier plots (columns of `summary`:
+    value, interval low, high, label); None: the run has no quality signal, so no frontier plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    summary.attrs["quality_axis"] = quality
+    skip = _skipped(records, quality)
     caveats = Caveats.of(summary, records)
     written: dict[str, Path] = {}
     with plt.rc_context({"svg.fonttype": "none", "figure.dpi": 100}):
         for name, (title, make) in PLOTS.items():
+            if name in skip:
+                for stale in (out_dir / f"{name}.png", out_dir / f"{name}.svg"):
+                    stale.unlink(missing_ok=True)  # an earlier report's version would mislead
+                continue
             fig = make(summary, records, caveats)
             try:
                 fig.savefig(out_dir / f"{name}.png", dpi=120, bbox_inches="tight",

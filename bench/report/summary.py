@@ -27,6 +27,18 @@ if TYPE_CHECKING:
 
 DEFAULT_GROUP_KEYS = ("target", "steps", "guidance", "size")
 METRIC_COLUMNS = ("fid", "kid_mean", "kid_std", "n_reference", "reference_id", "fid_fingerprint")
+# Preference models and the VLM judge, per group from metrics.parquet (bench/metrics/quality.py).
+QUALITY_METRIC_COLUMNS = (
+    *tuple(
+        f"{m}_{s}"
+        for m in ("pickscore", "hpsv2", "judge_adherence", "judge_rubric")
+        for s in ("mean", "ci_low", "ci_high", "n")
+    ),
+    "pickscore_fingerprint",
+    "hpsv2_fingerprint",
+    "judge_fingerprint",
+    "judge_cost_usd",
+)
 SUMMARY_FILE = "summary.parquet"
 
 
@@ -207,7 +219,7 @@ def _attach_metrics(summary: pd.DataFrame, keys: list[str], metrics: pd.DataFram
         for col in METRIC_COLUMNS:
             summary[col] = np.nan if col not in ("reference_id", "fid_fingerprint") else None
         return summary
-    cols = [c for c in METRIC_COLUMNS if c in metrics.columns]
+    cols = [c for c in (*METRIC_COLUMNS, *QUALITY_METRIC_COLUMNS) if c in metrics.columns]
     right = metrics[[*keys, *cols]].drop_duplicates(subset=keys)
     merged = summary.merge(right, on=keys, how="left")
     for col in METRIC_COLUMNS:

@@ -1,0 +1,140 @@
+"""The quality axis of a report: which signal the frontier plots and the notebook's pick use.
+
+`report.quality_metric` names it (clip, pickscore, hpsv2, judge_adherence, judge_rubric,
+arena_elo, fid, kid); `auto` (the default) takes the best signal the run has, in the
+order of QUALITY_ORDER: human votes first, then the judge, preference models, CLIP with
+real weights, and KID/FID against an independent reference. Signals that would mislead
+are never picked automatically: random-init CLIP (its scores mean nothing) and FID/KID
+against one of the run's own targets (that measures likeness to the reference target,
+not quality), though either can be chosen by name. When nothing qualifies, the report
+says in one line what would supply a signal and the plots show cost and latency alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import ConfigError
+from bench.metrics.fingerprint import is_random_init
+
+
+@dataclass(frozen=True)
+class QualityAxis:
+    name: str
+    column: str  # the summary column plotted
+    low: str  # its interval columns ("" when it has none)
+    high: str
+    label: str
+    higher_is_better: bool = True
+
+    def as_plot_tuple(self) -> tuple[str, str, str, str]:
+        return (self.column, self.low, self.high, self.label)
+
+
+# name -> (summary column, interval low, interval high, label, higher is better, fingerprint column)
+AXES: dict[str, tuple[str, str, str, str, bool, str]] = {
+    "arena_elo": ("arena_elo", "arena_elo_ci_low", "arena_elo_ci_high", "Arena Elo (human votes, 95% CI)", True, ""),
+    "judge_adherence": ("judge_adherence_mean", "judge_adherence_ci_low", "judge_adherence_ci_high",
+                        "VLM judge adherence (share of yes, 95% CI over prompts)", True, "judge_fingerprint"),
+    "judge_rubric": ("judge_rubric_mean", "judge_rubric_ci_low", "judge_rubric_ci_high",
+                     "VLM judge rubric (1-10, 95% CI over prompts)", True, "judge_fingerprint"),
+    "pickscore": ("pickscore_mean", "pickscore_ci_low", "pickscore_ci_high",
+                  "PickScore (mean, 95% CI over prompts)", True, "pickscore_fingerprint"),
+    "hpsv2": ("hpsv2_mean", "hpsv2_ci_low", "hpsv2_ci_high", "HPSv2.1 (mean, 95% CI over prompts)", True,
+              "hpsv2_fingerprint"),
+    "clip": ("clip_mean", "clip_ci_low", "clip_ci_high", "CLIP score (mean, 95% CI over prompts)", True,
+             "clip_fingerprint"),
+    "kid": ("kid_mean", "", "", "KID vs the reference (lower is better)", False, "fid_fingerprint"),
+    "fid": ("fid", "", "", "FID vs the reference (lower is better)", False, "fid_fingerprint"),
+}  # fmt: skip
+QUALITY_ORDER = tuple(AXES)
+CHOICES = ("auto", *QUALITY_ORDER)
+NO_SIGNAL = (
+    "No quality signal in this run, so the plots show cost and latency alone. To get one: rate images "
+    "with `bench rate RUN_DIR`, point a VLM judge at a chat endpoint (metrics.judge.enabled=true "
+    "metrics.judge.target=openai:gpt-4.1-mini, or `bench emulate chat` offline), or provide CLIP / "
+    "PickScore / HPSv2 weights (metrics.clip.pretrained=/path, see the README's Quality metrics)."
+)
+
+
+def _interval(summary: pd.DataFrame, column: str, low: str, high: str) -> tuple[str, str]:
+    """The interval columns the summary really has (arena columns may be named *_low / *_high)."""
+    if low and low in summary:
+        return low, high
+    alt_low, alt_high = f"{column}_low", f"{column}_high"
+    return (alt_low, alt_high) if alt_low in summary else ("", "")
+
+
+def self_referenced(metrics: pd.DataFrame | None) -> bool:
+    """True when FID/KID were computed against one of the run's own targets (`kind: target`)."""
+    if metrics is None or "reference_id" not in metrics:
+        return False
+    return any(str(r).startswith("target:") for r in metrics["reference_id"].dropna())
+
+
+def axis_of(summary: pd.DataFrame, name: str) -> QualityAxis:
+    column, low, high, label, better, _ = AXES[name]
+    low, high = _interval(summary, column, low, high)
+    return QualityAxis(name, column, low, high, label, better)
+
+
+def has_values(summary: pd.DataFrame, name: str) -> bool:
+    column = AXES[name][0]
+    return column in summary and bool(pd.to_numeric(summary[column], errors="coerce").notna().any())
+
+
+def misleading(summary: pd.DataFrame, name: str, self_reference: bool) -> str:
+    """Why a present signal must not be picked automatically ("" when it may)."""
+    fp_col = AXES[name][5]
+    if name == "clip" and fp_col in summary and any(is_random_init(str(f)) for f in summary[fp_col].dropna()):
+        return "CLIP weights are random-init"
+    if name in ("fid", "kid") and self_reference:
+        return "the FID/KID reference is one of the run's own targets"
+    return ""
+
+
+def choose_axis(
+    summary: pd.DataFrame, wanted: str = "auto", *, self_reference: bool = False
+) -> QualityAxis | None:
+    """The axis for `report.quality_metric` (auto: the best available), or None when there is none."""
+    if wanted not in CHOICES:
+        raise ConfigError("report.quality_metric", wanted, f"use one of {', '.join(CHOICES)}")
+    if wanted != "auto":
+        return axis_of(summary, wanted) if has_values(summary, wanted) else None
+    for name in QUALITY_ORDER:
+        if has_values(summary, name) and not misleading(summary, name, self_reference):
+            return axis_of(summary, name)
+    return None
+
+
+def axis_note(summary: pd.DataFrame, wanted: str, axis: QualityAxis | None) -> str:
+    """The report's one line about the quality axis."""
+    if axis is None:
+        if wanted != "auto":
+            return f"report.quality_metric={wanted} has no values in this run. " + NO_SIGNAL
+        return NO_SIGNAL
+    how = (
+        "chosen by report.quality_metric"
+        if wanted != "auto"
+        else "the best signal available (report.quality_metric=auto)"
+    )
+    direction = "" if axis.higher_is_better else "; lower is better, so the frontier plots it negated"
+    return f"Quality axis: {axis.label} — {how}{direction}."
+
+
+def plotted(summary: pd.DataFrame, axis: QualityAxis) -> pd.DataFrame:
+    """The summary with `_quality`, `_quality_low`, `_quality_high` columns, higher = better (FID/KID negated)."""
+    out = summary.copy()
+    sign = 1.0 if axis.higher_is_better else -1.0
+    values = pd.to_numeric(out[axis.column], errors="coerce") * sign
+    out["_quality"] = values
+    if axis.low and axis.high:
+        lo = pd.to_numeric(out[axis.low], errors="coerce") * sign
+        hi = pd.to_numeric(out[axis.high], errors="coerce") * sign
+        out["_quality_low"], out["_quality_high"] = np.fmin(lo, hi), np.fmax(lo, hi)
+    else:
+        out["_quality_low"], out["_quality_high"] = values, values
+    return out
