@@ -119,9 +119,9 @@ def _reachable(url: str) -> bool:
 @functools.lru_cache(maxsize=8)
 def _host_answers(host: str) -> bool:
     """Asked once per process: an offline run waits for the connection timeout once, not per model."""
-    from bench.metrics.clip import _host_reachable
+    from bench.metrics.availability import host_reachable
 
-    return _host_reachable(f"https://{host}/")
+    return host_reachable(f"https://{host}/")
 
 
 def _folder_sha256(folder: Path, cache_dir: Path | None) -> str:
