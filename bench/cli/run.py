@@ -228,7 +228,7 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
         from bench.metrics.availability import unavailable_metrics
 
         # Deciding first keeps torch and open_clip unimported when nothing could be scored.
-        why_not = unavailable_metrics(config.metrics)
+        why_not = unavailable_metrics(config.metrics, [t.id for t in config.targets])
         if why_not is None:
             from bench.metrics.score import METRICS_FILE, score_run
 

