@@ -234,45 +234,10 @@ class _Gate:
         )
 
     def clip(self, t: str, p: pd.DataFrame, info: bool) -> Check:
-        ok = p[(p["status_b"] == "ok") & (p["status_c"] == "ok")]
-        ok = ok[ok["clip_score_b"].notna() & ok["clip_score_c"].notna()]
-        thr = self.cfg.clip_max_drop
-        rule = "-" if thr is None else f"fail if upper bound < -{thr:g}"
-        if ok.empty:
-            return Check(
-                t,
-                "clip",
-                np.nan,
-                np.nan,
-                np.nan,
-                np.nan,
-                np.nan,
-                False,
-                0,
-                "skipped",
-                rule,
-                "no scored pairs",
-            )
-        d = self._delta(
-            ok["clip_score_b"].to_numpy(float),
-            ok["clip_score_c"].to_numpy(float),
-            ok["prompt_id"].astype(str).to_numpy(),
+        check: Check = quality.paired_drop(
+            self, t, p, "clip", self.cfg.clip_max_drop, info, Check, column="clip_score"
         )
-        fail = thr is not None and not np.isnan(d.delta.high) and d.delta.high < -thr
-        status = "info" if info else ("FAIL" if fail else "pass")
-        return Check(
-            t,
-            "clip",
-            d.baseline,
-            d.candidate,
-            d.delta.estimate,
-            d.delta.low,
-            d.delta.high,
-            False,
-            len(ok),
-            status,
-            rule,
-        )
+        return check
 
     def latency(self, t: str, p: pd.DataFrame, q: float, thr: float | None, info: bool) -> Check:
         ok = p[(p["status_b"] == "ok") & (p["status_c"] == "ok")]

@@ -64,10 +64,13 @@ def paired_drop(
     max_drop: float | None,
     info: bool,
     check_cls: Any,
+    column: str | None = None,
 ) -> Any:
-    """The Check for one signal on one target's matched pairs (ok in both runs, scored in both)."""
+    """The Check for one per-image score (`column`, default `metric`) on one target's matched pairs
+    (ok in both runs, scored in both): CLIP's rule, shared by every per-image quality signal."""
+    col = column or metric
     ok = pairs[(pairs["status_b"] == "ok") & (pairs["status_c"] == "ok")]
-    ok = ok[ok[f"{metric}_b"].notna() & ok[f"{metric}_c"].notna()]
+    ok = ok[ok[f"{col}_b"].notna() & ok[f"{col}_c"].notna()]
     rule = "-" if max_drop is None else f"fail if upper bound < -{max_drop:g}"
     if ok.empty:
         nan = np.nan
@@ -75,12 +78,12 @@ def paired_drop(
             target, metric, nan, nan, nan, nan, nan, False, 0, "skipped", rule, "no scored pairs"
         )
     d = gate._delta(
-        ok[f"{metric}_b"].to_numpy(float),
-        ok[f"{metric}_c"].to_numpy(float),
+        ok[f"{col}_b"].to_numpy(float),
+        ok[f"{col}_c"].to_numpy(float),
         ok["prompt_id"].astype(str).to_numpy(),
     )
     fail = max_drop is not None and not np.isnan(d.delta.high) and d.delta.high < -max_drop
-    status = "info" if info or max_drop is None else ("FAIL" if fail else "pass")
+    status = "info" if info else ("FAIL" if fail else "pass")
     return check_cls(
         target,
         metric,
