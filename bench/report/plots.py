@@ -423,10 +423,11 @@ def _cost_vs_latency(summary: pd.DataFrame, caveats: Caveats) -> Figure:
 
 
 def _skipped(records: pd.DataFrame, quality: tuple[str, str, str, str] | None) -> set[str]:
-    """Plots that would be empty boxes: the frontiers without a quality axis, CLIP views without CLIP."""
+    """Plots that would be empty boxes: the frontiers without a quality axis, CLIP views without CLIP.
+    (Cost vs latency is always drawn: without a quality axis it is what the run measured.)"""
     from bench.metrics.fingerprint import is_random_init
 
-    skip = {"cost_vs_latency"} if quality is not None else set(QUALITY_PLOTS)
+    skip = set() if quality is not None else set(QUALITY_PLOTS)
     clip = records[records["clip_score"].notna()] if "clip_score" in records else records.iloc[0:0]
     fps = clip.get("clip_fingerprint", pd.Series(dtype=object)).dropna()
     if clip.empty or (quality is None and any(is_random_init(str(f)) for f in fps)):

@@ -1,4 +1,4 @@
-"""The plot a report shows instead of the quality frontiers when the run has no quality signal."""
+"""Cost against latency: the trade-off every run measures, and all a report can show without a quality signal."""
 
 from __future__ import annotations
 
