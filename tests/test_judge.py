@@ -166,6 +166,8 @@ def test_run_scores_adherence_and_rubric_and_records_cost(judged_runs: dict[str,
     metrics = pd.read_parquet(judged_runs["base"] / "metrics.parquet")
     assert metrics["judge_adherence_mean"].notna().all() and metrics["judge_rubric_mean"].notna().all()
     assert metrics["judge_cost_usd"].iloc[0] == pytest.approx(ok["judge_cost_usd"].sum())
+    # the run's report plots its frontiers against the judge: the best quality signal it has
+    assert "Quality axis: VLM judge adherence" in (judged_runs["base"] / "report.html").read_text()
     nocolor = pd.read_parquet(judged_runs["nocolor"] / "records.parquet")
     assert nocolor["judge_adherence"].mean() < ok["judge_adherence"].mean() - 0.2
     for path in judged_runs["base"].rglob("*"):
