@@ -37,6 +37,17 @@ def test_auto_takes_the_best_available_signal() -> None:
     fid = choose_axis(s, "fid")
     assert fid is not None and not fid.higher_is_better
     assert list(plotted(s, fid)["_quality"]) == [-30.0, -20.0]  # lower FID plots higher
+    # human votes come first; the arena's interval columns are named *_low / *_high
+    arena = s.assign(
+        arena_elo=[1000.0, 1040.0], arena_elo_low=[980.0, 1010.0], arena_elo_high=[1020.0, 1070.0]
+    )
+    elo = choose_axis(arena)
+    assert elo is not None and (elo.name, elo.low, elo.high) == (
+        "arena_elo",
+        "arena_elo_low",
+        "arena_elo_high",
+    )
+    assert list(plotted(arena, elo)["_quality_high"]) == [1020.0, 1070.0]
     with pytest.raises(ConfigError, match=r"report\.quality_metric"):
         choose_axis(s, "aesthetics")
 
