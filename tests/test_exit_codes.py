@@ -273,6 +273,18 @@ def test_a_sweep_written_in_an_experiment_file_runs_every_job(tmp_path: Path, co
     assert len(list((results / "sweeps" / "s").glob("*/records.parquet"))) == 2
 
 
+def test_a_sweep_over_an_experiment_on_hydra_searchpath_is_validated_as_hydra_composes_it(
+    tmp_path: Path,
+) -> None:
+    extra = tmp_path / "extra"
+    (extra / "experiment").mkdir(parents=True)
+    (extra / "experiment" / "mine.yaml").write_text(SWEEP_IN_FILE.format(steps="'[4],[8]'"), encoding="utf-8")
+    results = tmp_path / "results"
+    args = in_experiment("mine", multirun_args(results, f"hydra.searchpath=[file://{extra}]"))
+    assert main(args) == 0
+    assert len(list((results / "sweeps" / "s").glob("*/records.parquet"))) == 2
+
+
 # ---- bench score keeps stored scores -------------------------------------------------------
 
 

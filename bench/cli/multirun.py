@@ -89,21 +89,40 @@ def hydra_app() -> Iterator[Any]:
         GlobalHydra.instance().clear()
 
 
-def validate_jobs(jobs: Iterable[Sequence[str]]) -> int:
-    """Compose and prepare each job's config as its run would; the first problem is a ConfigError."""
-    from bench.cli.hydra_config import compose_config
+def validate_jobs(overrides: Sequence[str], jobs: Iterable[Sequence[str]]) -> int:
+    """Compose each job as Hydra's sweeper will (`load_sweep_config`: its config loader and the
+    master config's hydra overrides, e.g. hydra.searchpath) and prepare it as its run would;
+    the first problem is a ConfigError."""
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+    from omegaconf.errors import OmegaConfBaseException
 
-    count = 0
-    for job in jobs:
-        # hydra/* overrides (launcher, sweeper, job folders) are Hydra's business, not the job's config.
-        cfg = compose_config([o for o in job if not o.lstrip("+~").startswith("hydra")])
+    from bench.cli.hydra_config import CONFIG_NAME, plain_config
+
+    composed_jobs: list[tuple[Sequence[str], dict[str, Any]]] = []
+    with hydra_app() as app:
+        try:
+            master = app.compose_config(
+                config_name=CONFIG_NAME,
+                overrides=[*overrides, "hydra.mode=MULTIRUN"],
+                run_mode=RunMode.MULTIRUN,
+            )
+            for job in jobs:
+                composed = app.config_loader.load_sweep_config(master, list(job))
+                with open_dict(composed):
+                    del composed["hydra"]  # Hydra's business (launcher, folders), not the job's config
+                composed_jobs.append((job, plain_config(composed)))
+        except (HydraException, OmegaConfBaseException) as exc:
+            raise ConfigError("overrides", " ".join(overrides), override_problem(exc)) from None
+    # Prepared outside Hydra's global state: preparing may compose configs of its own.
+    for job, cfg in composed_jobs:
         try:
             prepare(cfg, require_keys=True)
             check_writable(Path(str(cfg.get("results_dir", "results"))))
         except ConfigError as exc:
             raise ConfigError(exc.key, exc.value, f"{exc.fix} (in the job {' '.join(job)})") from None
-        count += 1
-    return count
+    return len(composed_jobs)
 
 
 def multirun_task(cfg: Any) -> int:
@@ -156,7 +175,7 @@ def launch(overrides: Sequence[str]) -> list[tuple[str, int]]:
 def run_multirun(overrides: Sequence[str]) -> int:
     """Validate every job, launch the sweep, and exit with the worst job's code."""
     jobs = expand_sweep(overrides)
-    validate_jobs(jobs)
+    validate_jobs(overrides, jobs)
     outcomes = launch(with_parallel_jobs(overrides, len(jobs)))
     failed = [(label, code) for label, code in outcomes if code != EXIT_OK]
     for label, code in failed:
