@@ -200,6 +200,10 @@ def test_multirun_exits_1_when_one_job_failed(
 ) -> None:
     if launcher == "joblib":
         pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+        from joblib.externals.loky import get_reusable_executor
+
+        # Workers an earlier test started do not have the key variable this test's job reads.
+        get_reusable_executor().shutdown(wait=True)
     paid = (
         "+providers.paid={adapter: openai_compat, api_key_env: T2I_TEST_PAID_KEY,"
         f" base_url: 'http://127.0.0.1:{closed_port()}', options: {{profile: openai}}}}"
