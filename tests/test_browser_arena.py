@@ -108,3 +108,6 @@ def test_twenty_keyboard_votes_survive_a_killed_server_and_reach_the_report(
     text = rows.nth(0).inner_text()
     assert re.search(r"\d{3,4}\s+\[\d{3,4}, \d{3,4}\]\s+20", text), text
     assert "20 blind pairwise votes by 1 rater" in page.inner_text("#arena ~ p")
+    # The frontier uses the votes as its quality axis (report.quality_metric=auto puts human votes first).
+    assert "Quality axis: Arena Elo" in page.inner_text("body")
+    assert page.locator("#plot-quality_vs_cost svg").count() == 1
