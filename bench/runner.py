@@ -21,17 +21,26 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from bench.cache import ResponseCache
+from bench.catalog.spec import ModelSpec
 from bench.config import RunnerSettings
-from bench.errors import MalformedResponseError, ProviderError, ProviderTimeoutError, RateLimitedError
-from bench.images import inspect_image
-from bench.limits import Budget, ProviderLane
+from bench.errors import (
+    BenchError,
+    DownloadError,
+    MalformedResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitedError,
+)
+from bench.images import ImageInfo, inspect_image
+from bench.limits import Budget, Clock, CostKey, ProviderLane, cost_key
 from bench.prices import PriceTable, estimate_cost
 from bench.progress import RunProgress
 from bench.providers import observe
 from bench.providers.base import GenerationResult, Provider
 from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, skipped_row
 from bench.redact import redact
-from bench.store import RunStore, sha256_hex
+from bench.spend import folder_spend
+from bench.store import RunStore, StoreWriteError, sha256_hex
 from bench.sweep import Job, SweepPlan
 
 log = logging.getLogger("bench.runner")
@@ -40,6 +49,25 @@ NAN = math.nan
 # guard only catches an adapter that hangs past it.
 _GUARD_FACTOR, _GUARD_EXTRA_S = 1.5, 10.0
 _DISPATCH_BATCH = 64
+_BUDGET_WAIT_S = 0.05  # how often a request waiting for the budget to settle looks again
+
+
+@dataclass
+class _Attempt:
+    """One send's outcome. `billed`: the provider made the image(s), so the attempt cost money."""
+
+    result: GenerationResult | None
+    images: list[tuple[bytes, ImageInfo]]
+    error: ProviderError | None
+    latency_s: float
+    billed: bool
+
+
+def job_cost_key(job: Job) -> CostKey:
+    request = job.request
+    width = float(request.width) if request.width else None
+    height = float(request.height) if request.height else None
+    return cost_key(job.target.id, job.spec, job.payload, width, height)
 
 
 def _latency_since(slot_at: float) -> float:
@@ -142,6 +170,7 @@ class Runner:
         prices: PriceTable,
         max_cost_usd: float | None,
         cache: ResponseCache | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.run_id = run_id
         self.cache = cache
@@ -152,18 +181,30 @@ class Runner:
         self.budget = Budget(max_cost_usd)
         self.summary = RunSummary()
         self._lanes = {
-            name: ProviderLane(p.settings.concurrency, p.settings.requests_per_minute)
+            name: ProviderLane(p.settings.concurrency, p.settings.requests_per_minute, clock)
             for name, p in providers.items()
         }
         self._secrets = [s for p in providers.values() for s in p.secrets()]
         self._stopping = False
         self._budget_stop = False
+        self._store_error: StoreWriteError | None = None
+        self._specs: dict[tuple[str, str], ModelSpec | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._progress: RunProgress | None = None
 
     # ---- public ----------------------------------------------------------------------
     async def run(self, plan: SweepPlan) -> RunSummary:
+        self.store.repair()  # a torn or unreadable journal line is moved aside, never fused or lost
         finished = self.store.finished_keys()
+        history = folder_spend(self.store)
+        history.seed(self.budget, self._spec_for)
+        if self.budget.enabled and history.spent_usd:
+            log.info(
+                "this run folder has already spent $%.4f; max_cost_usd=%g leaves $%.4f",
+                history.spent_usd,
+                self.budget.max_cost_usd,
+                self.budget.remaining_usd,
+            )
         self.summary.total = plan.total
         # Counted without keying every job (a second key pass over a 100k plan costs seconds
         # before the first request); exact unless the journal holds keys from another sweep,
@@ -198,6 +239,16 @@ class Runner:
         for task in list(self._tasks):
             task.cancel()
 
+    def _spec_for(self, provider: str, model: str) -> ModelSpec | None:
+        """The spec of a model the journal names (to key its reported costs), if this run knows it."""
+        if (provider, model) not in self._specs:
+            spec = None
+            if provider in self.providers:
+                with contextlib.suppress(BenchError):
+                    spec = self.providers[provider].model_spec(model)
+            self._specs[(provider, model)] = spec
+        return self._specs[(provider, model)]
+
     # ---- dispatch --------------------------------------------------------------------
     def _pending(self, plan: SweepPlan, finished: set[str]) -> Iterator[Job]:
         """The plan's jobs not yet finished; each job's key is derived once, here."""
@@ -219,7 +270,7 @@ class Runner:
             if self._stopping:
                 slots.release()
                 break
-            task = asyncio.create_task(self._run_job(job))
+            task = asyncio.create_task(self._run_guarded(job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             task.add_done_callback(lambda _: slots.release())
@@ -235,6 +286,8 @@ class Runner:
             if failures:
                 self.interrupt()
                 raise failures[0]
+        if self._store_error is not None:
+            raise self._store_error
         if self._budget_stop:
             # What the cap kept from running is recorded as skipped, so totals stay honest
             # and a re-run with a larger cap picks exactly these up.
@@ -244,6 +297,13 @@ class Runner:
             # Ctrl-C before the plan was walked: keying the rest only to count it would delay the
             # exit by seconds on a big plan; what this folder held before the run is the count.
             self.summary.already_done = max(self.summary.already_done, len(finished))
+
+    async def _run_guarded(self, job: Job) -> None:
+        try:
+            await self._run_job(job)
+        except StoreWriteError as exc:
+            self._stop_for_store(exc)
+            raise
 
     async def _run_job(self, job: Job) -> None:
         if (
@@ -256,77 +316,128 @@ class Runner:
         lane = self._lanes[job.target.provider]
         started_at: dt.datetime | None = None  # when the first attempt was sent, not when it was queued
         priced = expected_cost_usd(self.prices, provider, job)
+        key = job_cost_key(job)
         attempts = 0
         while True:
-            estimate = self.budget.estimate(job.target.id, priced)
-            allowed, why = self.budget.try_reserve(job.target.id, estimate)
-            while not allowed and why == "wait" and not self._stopping:
-                await asyncio.sleep(0.05)  # another request is probing this target's cost
-                estimate = self.budget.estimate(job.target.id, priced)
-                allowed, why = self.budget.try_reserve(job.target.id, estimate)
-            if not allowed:
-                if why != "wait":
-                    self._stop_for_budget(why)
-                    await self._commit_skipped(job, "budget", why)
-                return
-            attempts += 1
-            t0 = time.perf_counter()
-            try:
-                async with lane.slot():
+            attempt: _Attempt | None = None
+            async with lane.slot():
+                # Backpressure: while max_pending_writes results wait for the disk, send nothing
+                # more (raises StoreWriteError once the store has failed: nothing more is bought).
+                await self.store.wait_for_room()
+                # Reserve only while holding the provider's slot: queued requests hold no money,
+                # and the estimate includes every cost reported until this moment.
+                estimate = self.budget.estimate(key, priced)
+                allowed, why = (
+                    (False, "stopping")
+                    if self._stopping
+                    else self.budget.try_reserve(job.target.id, estimate)
+                )
+                if allowed:
+                    await lane.pace()
+                    attempts += 1
                     started_at = started_at or dt.datetime.now(dt.UTC)
-                    t0 = time.perf_counter()
-                    result = await self._generate(provider, job)
-                    images = [(img.data, inspect_image(img.data)) for img in result.images]
-                    if not images:
-                        raise MalformedResponseError("the answer held no image")
-                latency_s = _latency_since(t0)
-            except ProviderError as err:
-                latency_s = _latency_since(t0)
-                self.budget.release(job.target.id, estimate, None, reported=False, succeeded=False)
-                too_long = waits_past_timeout(err, provider.settings.timeout_s)
-                if too_long:
-                    err.message += (
-                        f" (Retry-After {err.retry_after_s:g}s is longer than"
-                        f" timeout_s={provider.settings.timeout_s:g}: not waiting)"
-                    )
-                retry = err.retryable and not too_long
-                if retry and attempts < self.settings.max_attempts and not self._stopping:
-                    delay = backoff_delay_s(attempts, self.settings, err.retry_after_s)
-                    log.debug("%s: %s, retry %d in %.2fs", job.target.id, err.error_type, attempts, delay)
-                    await asyncio.sleep(delay)
+                    attempt = await self._attempt(provider, job)
+            if attempt is None:
+                if why == "wait":
+                    await asyncio.sleep(_BUDGET_WAIT_S)  # in-flight requests settle, or a probe reports
                     continue
+                if why != "stopping":
+                    self._stop_for_budget(why)
+                if self._budget_stop:
+                    await self._commit_skipped(job, "budget", self.summary.stop_reason)
+                return
+            assert started_at is not None
+            err = attempt.error
+            if err is None:
+                assert attempt.result is not None
+                await self._commit_ok(job, key, estimate, started_at, attempts, attempt)
+                return
+            if attempt.billed:
+                # The provider generated (and billed) it; sending it again would buy it again.
+                cost_usd, cost_source = self._billed_failure_cost(attempt, estimate)
+                self.budget.charge(key, estimate, cost_usd, reported=cost_source == "reported")
                 await self._commit_failure(
-                    job, started_at or dt.datetime.now(dt.UTC), attempts, err, latency_s
+                    job, started_at, attempts, err, attempt.latency_s, cost_usd, cost_source
                 )
                 return
-            cost_usd, cost_source = self._resolve_cost(
-                job, result, [info.width * info.height for _, info in images]
-            )
-            self.budget.release(
-                job.target.id, estimate, cost_usd, reported=cost_source == "reported", succeeded=True
-            )
-            stored, files = [], []
-            for data, info in images:
-                digest = sha256_hex(data)
-                path, rel = self.store.image_path(digest, info.extension)
-                files.append((path, data))
-                stored.append(StoredOutcomeImage(rel, digest, info.format, info.width, info.height))
-            rows = ok_rows(
-                job,
-                self.run_id,
-                started_at or dt.datetime.now(dt.UTC),
-                attempts,
-                result,
-                stored,
-                latency_s,
-                cost_usd,
-                cost_source,
-            )
-            await self.store.commit(
-                rows, files, on_durable=functools.partial(self._count_ok, len(rows), cost_usd)
-            )
-            self._remember(rows)
+            self.budget.release(job.target.id, estimate)
+            too_long = waits_past_timeout(err, provider.settings.timeout_s)
+            if too_long:
+                err.message += (
+                    f" (Retry-After {err.retry_after_s:g}s is longer than"
+                    f" timeout_s={provider.settings.timeout_s:g}: not waiting)"
+                )
+            retry = err.retryable and not too_long
+            if retry and attempts < self.settings.max_attempts and not self._stopping:
+                delay = backoff_delay_s(attempts, self.settings, err.retry_after_s)
+                log.debug("%s: %s, retry %d in %.2fs", job.target.id, err.error_type, attempts, delay)
+                await asyncio.sleep(delay)
+                continue
+            await self._commit_failure(job, started_at, attempts, err, attempt.latency_s)
             return
+
+    async def _attempt(self, provider: Provider, job: Job) -> _Attempt:
+        """One send, with the images decoded; never raises a ProviderError (it is returned)."""
+        t0 = time.perf_counter()
+        try:
+            result = await self._generate(provider, job)
+        except DownloadError as err:
+            return _Attempt(None, [], err, _latency_since(t0), billed=True)
+        except ProviderError as err:
+            return _Attempt(None, [], err, _latency_since(t0), billed=False)
+        try:
+            if not result.images:
+                raise MalformedResponseError("the answer held no image")
+            images = [(img.data, inspect_image(img.data)) for img in result.images]
+        except MalformedResponseError as err:
+            # The provider answered with a generation: it is billed even if the bytes are unusable.
+            return _Attempt(result, [], err, _latency_since(t0), billed=True)
+        return _Attempt(result, images, None, _latency_since(t0), billed=False)
+
+    def _billed_failure_cost(self, attempt: _Attempt, estimate: float | None) -> tuple[float, str]:
+        """What a generation that failed after it was made cost: reported if said, else estimated."""
+        err = attempt.error
+        if isinstance(err, DownloadError) and not math.isnan(err.billed_cost_usd):
+            return err.billed_cost_usd, "reported"
+        if attempt.result is not None and not math.isnan(attempt.result.cost_usd):
+            return attempt.result.cost_usd, "reported"
+        if estimate is not None and not math.isnan(estimate):
+            return estimate, "estimated"
+        return NAN, "unknown"
+
+    async def _commit_ok(
+        self,
+        job: Job,
+        key: CostKey,
+        estimate: float | None,
+        started_at: dt.datetime,
+        attempts: int,
+        attempt: _Attempt,
+    ) -> None:
+        result = attempt.result
+        assert result is not None
+        pixels = [info.width * info.height for _, info in attempt.images]
+        cost_usd, cost_source = self._resolve_cost(job, result, pixels)
+        self.budget.charge(
+            key,
+            estimate,
+            cost_usd,
+            reported=cost_source == "reported",
+            megapixels=sum(pixels) / len(pixels) / 1e6 if pixels else None,
+        )
+        stored, files = [], []
+        for data, info in attempt.images:
+            digest = sha256_hex(data)
+            path, rel = self.store.image_path(digest, info.extension)
+            files.append((path, data))
+            stored.append(StoredOutcomeImage(rel, digest, info.format, info.width, info.height))
+        rows = ok_rows(
+            job, self.run_id, started_at, attempts, result, stored, attempt.latency_s, cost_usd, cost_source
+        )
+        await self.store.commit(
+            rows, files, on_durable=functools.partial(self._count_ok, len(rows), cost_usd)
+        )
+        self._remember(rows)
 
     # ---- counting (from what reached the journal) ------------------------------------
     # Called by the store once a request's line is fsynced, even when the request's task was
@@ -339,7 +450,9 @@ class Runner:
         assert self._progress is not None
         self._progress.advance("ok", cost_usd)
 
-    def _count_failure(self, status: str, error_type: str, message: str) -> None:
+    def _count_failure(self, status: str, error_type: str, message: str, cost_usd: float) -> None:
+        if not math.isnan(cost_usd):
+            self.summary.cost_usd += cost_usd  # a billed failure (download, undecodable image)
         if status == "refused":
             self.summary.refused += 1
         else:
@@ -347,7 +460,7 @@ class Runner:
         self.summary.error_types[error_type] = self.summary.error_types.get(error_type, 0) + 1
         self.summary.error_examples.setdefault(error_type, message)
         assert self._progress is not None
-        self._progress.advance(status, NAN)
+        self._progress.advance(status, cost_usd)
 
     def _count_skipped(self) -> None:
         self.summary.skipped += 1
@@ -421,14 +534,34 @@ class Runner:
         self._stopping = True
         self.summary.stop_reason = why
 
+    def _stop_for_store(self, exc: StoreWriteError) -> None:
+        """Nothing more can be kept: stop sending and cancel what is in flight (it would be paid for nothing)."""
+        if self._store_error is None:
+            self._store_error = exc
+            log.debug("store write failed: %s; cancelling requests in flight", exc)
+        self._stopping = True
+        self.summary.stop_reason = self.summary.stop_reason or f"cannot write results: {exc}"
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+
     async def _commit_failure(
-        self, job: Job, started_at: dt.datetime, attempts: int, err: ProviderError, latency_s: float
+        self,
+        job: Job,
+        started_at: dt.datetime,
+        attempts: int,
+        err: ProviderError,
+        latency_s: float,
+        cost_usd: float = NAN,
+        cost_source: str = "unknown",
     ) -> None:
         message = redact(err.message, self._secrets)
         row = failed_row(job, self.run_id, started_at, attempts, err, message, latency_s)
+        row.update(cost_usd=cost_usd, cost_source=cost_source)
         status = str(row["status"])
         await self.store.commit(
-            [row], on_durable=lambda: self._count_failure(status, err.error_type, message)
+            [row], on_durable=lambda: self._count_failure(status, err.error_type, message, cost_usd)
         )
         self._remember([row])
 

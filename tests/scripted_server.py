@@ -10,7 +10,7 @@ import base64
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,13 +45,14 @@ OK = Answer(200, body={"created": 0, "data": [{"b64_json": tiny_png(), "revised_
 class Script:
     answers: list[Answer]
     default: Answer = OK
-    hits: list[float] = field(default_factory=list)  # monotonic arrival times
+    hits: list[float] = field(default_factory=list)  # arrival times on `clock`
+    clock: Callable[[], float] = time.monotonic  # a test's fake clock, to assert without wall time
     auth_headers: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next(self, auth: str) -> Answer:
         with self.lock:
-            self.hits.append(time.monotonic())
+            self.hits.append(self.clock())
             self.auth_headers.append(auth)
             return self.answers.pop(0) if self.answers else self.default
 

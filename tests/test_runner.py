@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,11 @@ import pandas as pd
 import pytest
 from scripted_server import Answer, paid_config, scripted, tiny_png
 
-from bench.cli.run import execute_run
+from bench.cli.run import _generate, execute_run, prepare
 from bench.config import RunnerSettings
-from bench.limits import Budget
-from bench.runner import backoff_delay_s
+from bench.limits import Budget, CostKey
+from bench.runner import Runner, RunSummary, backoff_delay_s
+from bench.store import RunStore
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -122,7 +124,7 @@ def test_budget_probes_a_target_of_unknown_cost_then_stops_it() -> None:
     budget = Budget(1.0)
     assert budget.try_reserve("t", None) == (True, "")
     assert budget.try_reserve("t", None) == (False, "wait")  # one probe at a time
-    budget.release("t", None, float("nan"), reported=False, succeeded=True)
+    budget.charge(CostKey("t", "{}", "{}", None), None, float("nan"), reported=False)
     allowed, why = budget.try_reserve("t", None)
     assert not allowed and "cannot be enforced" in why
 
@@ -135,12 +137,44 @@ def test_backoff_grows_and_honours_retry_after() -> None:
     assert 5.0 <= backoff_delay_s(1, settings, 5.0) <= 5.5
 
 
+class FakeClock:
+    """Virtual time for the rate limiter: sleeping advances it at once (no wall-clock in the test)."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += seconds
+        await asyncio.sleep(0)
+
+
+def run_with_clock(cfg: dict[str, Any], run_dir: Path, clock: FakeClock) -> RunSummary:
+    config, providers, plan = prepare(cfg, require_keys=True)
+    runner = Runner(
+        run_id="r",
+        providers=providers,
+        store=RunStore(run_dir),
+        settings=config.runner,
+        prices=config.prices,
+        max_cost_usd=config.max_cost_usd,
+        clock=clock,
+    )
+    return asyncio.run(_generate(runner, plan, providers))
+
+
 def test_requests_per_minute_spaces_request_starts(bench_cfg: Any, tmp_path: Path) -> None:
+    clock = FakeClock()
     with scripted([]) as (url, script):
+        script.clock = clock.now
         cfg = paid_config(bench_cfg, url, "prompts.n=4")
         cfg["providers"]["paid"].update(concurrency=4, requests_per_minute=300)  # one start per 0.2 s
-        assert execute_run(cfg, tmp_path / "run") == 0
-    assert len(script.hits) == 4
-    # Starts are 0.2 s apart; arrivals jitter a little, so check the span of all four.
-    # Concurrency alone (4) would have sent them within milliseconds.
-    assert script.hits[-1] - script.hits[0] >= 0.55
+        summary = run_with_clock(cfg, tmp_path / "run", clock)
+    assert summary.ok == 4 and len(script.hits) == 4
+    # The i-th request cannot reach the server before 0.2*i s of (virtual) time passed.
+    # Concurrency alone (4) would have sent all four at virtual time 0.
+    for i, hit in enumerate(sorted(script.hits)):
+        assert hit >= 0.2 * i - 1e-9
+    assert clock.t == pytest.approx(0.6)  # exactly three waits of one interval each

@@ -13,7 +13,10 @@ from bench.cache import ResponseCache
 from bench.cli.run import EXIT_OK, EXIT_USAGE, prepare
 from bench.errors import BenchError
 from bench.report.summary import format_table
+from bench.runlock import run_folder_lock
 from bench.runner import cache_endpoint, expected_cost_usd
+from bench.spend import folder_spend
+from bench.store import JOURNAL, BrokenRecords, RunStore
 
 
 def estimate(cfg: Mapping[str, Any]) -> int:
@@ -67,21 +70,55 @@ def estimate(cfg: Mapping[str, Any]) -> int:
         + (f" + {unknown} requests of unknown cost" if unknown else "")
         + (f"; {sum(cached.values())} answered by the response cache ($0)" if cached else "")
     )
+    run_dir = config.results_dir / str(cfg.get("run_name"))
+    spent = folder_spend(RunStore(run_dir)) if (run_dir / JOURNAL).is_file() else None
+    if spent is not None:
+        unknown_note = (
+            f" + {spent.unknown_cost_requests} requests of unknown cost"
+            if spent.unknown_cost_requests
+            else ""
+        )
+        print(f"run folder {run_dir}: ${spent.spent_usd:.4f} spent so far{unknown_note}")
     if config.max_cost_usd is not None:
-        print(f"max_cost_usd: {config.max_cost_usd:g} (the run stops before passing it)")
+        already = spent.spent_usd if spent is not None else 0.0
+        print(
+            f"max_cost_usd: {config.max_cost_usd:g} for the whole run folder; "
+            f"${already:.4f} spent, ${max(config.max_cost_usd - already, 0.0):.4f} left "
+            "(the run stops before passing it)"
+        )
     for line in missing_keys:
         print(f"note: {line}", file=sys.stderr)
     return EXIT_OK
 
 
-def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None) -> int:
+def rebuild_records(run_dir: Path) -> int:
+    """records.parquet again from the journal (after it was damaged); stored scores must be recomputed."""
+    if not (run_dir / JOURNAL).is_file():
+        print(
+            f"bench: {run_dir / JOURNAL} not found: nothing to rebuild records.parquet from", file=sys.stderr
+        )
+        return EXIT_USAGE
+    with run_folder_lock(run_dir, "report --rebuild"):
+        store = RunStore(run_dir)
+        store.repair()
+        out = store.write_records({"run_id": run_dir.name})
+    print(
+        f"bench: rebuilt {out} from {run_dir / JOURNAL}; run `bench score {run_dir}` for CLIP scores",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None, *, rebuild: bool = False) -> int:
     # --- report wiring (owner: report engineer): run or sweep folder -> summary.parquet, plots, report.html
     from bench.report.build import write_report
     from bench.report.runs import NotARunFolder
 
+    if rebuild and (code := rebuild_records(run_dir)) != EXIT_OK:
+        return code
     try:
         out = write_report(run_dir, report_cfg or {})
-    except NotARunFolder as exc:
+    except (NotARunFolder, BrokenRecords) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(format_table(out.summary))
@@ -97,14 +134,18 @@ def score(run_dir: Path, metrics_cfg: Mapping[str, Any], providers: Mapping[str,
     from bench.metrics.errors import WeightsError
     from bench.metrics.score import score_run
 
-    if not (run_dir / "records.parquet").is_file():
-        print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
+    if not run_dir.is_dir():
+        print(f"bench: {run_dir} not found: is it a run folder?", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        result = score_run(run_dir, metrics_cfg, require_weights=True, providers=providers)
-    except WeightsError as exc:
-        # Nothing was written: scores from an earlier pass stay as they were.
-        print(f"bench: {exc} (stored scores in {run_dir} are unchanged)", file=sys.stderr)
-        return EXIT_USAGE
+    with run_folder_lock(run_dir, "score"):  # RunFolderBusy (exit 2) while a run writes here
+        if not (run_dir / "records.parquet").is_file():
+            print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            result = score_run(run_dir, metrics_cfg, require_weights=True, providers=providers)
+        except WeightsError as exc:
+            # Nothing was written: scores from an earlier pass stay as they were.
+            print(f"bench: {exc} (stored scores in {run_dir} are unchanged)", file=sys.stderr)
+            return EXIT_USAGE
     print(result)
     return EXIT_OK

@@ -13,6 +13,7 @@ from typing import Any
 from bench.cli.run import EXIT_USAGE, execute_run, prepare
 from bench.config import check_writable
 from bench.errors import BenchError, ConfigError
+from bench.runlock import check_run_folder_free
 
 log = logging.getLogger("bench")
 _HYDRA_FLAGS_WITHOUT_RUN = {
@@ -39,7 +40,8 @@ commands:
                             defaults) and prices; fetched and user-listed models included
   catalog pull PROVIDER:MODEL...   fetch models' schemas and prices from the provider and cache them
   catalog show PROVIDER:MODEL...   a model's schema, normalized mapping and price, from any source
-  report PATH               summary.parquet, plots/ and report.html for a run or sweep folder
+  report PATH [--rebuild]   summary.parquet, plots/ and report.html for a run or sweep folder
+                            (--rebuild: records.parquet again from the journal first)
   compare BASELINE CANDIDATE [gate overrides...]
                             regression gate: exit 0 pass, 1 regression, 2 unusable input
   score RUN_DIR [overrides] (re)compute metrics for a run without generating anything
@@ -109,6 +111,8 @@ def cmd_run(args: list[str]) -> int:
         cfg = compose_config(overrides)
         prepare(cfg, require_keys=True)
         check_writable(Path(str(cfg.get("results_dir", "results"))))
+        # Before Hydra writes .hydra/ into a folder another `bench run` is using.
+        check_run_folder_free(Path(str(cfg.get("results_dir", "results"))) / str(cfg.get("run_name")), "run")
     return _hydra_run(args)
 
 
@@ -261,8 +265,11 @@ def cmd_report(args: list[str]) -> int:
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides for the report block, e.g. report.n_boot=500"
     )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="rebuild records.parquet from the run's journal first"
+    )
     ns = parser.parse_args(args)
-    return report(ns.run_dir, compose_config(ns.overrides).get("report") or {})
+    return report(ns.run_dir, compose_config(ns.overrides).get("report") or {}, rebuild=ns.rebuild)
 
 
 def cmd_compare(args: list[str]) -> int:

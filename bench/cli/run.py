@@ -29,6 +29,7 @@ from bench.prompts import load_prompts
 from bench.providers.base import Provider
 from bench.providers.registry import adapter_class, create_provider
 from bench.run_state import record_outputs, stored_summary_table
+from bench.runlock import RunFolderBusy, run_folder_lock
 from bench.runner import Runner, RunSummary
 from bench.store import RunStore
 from bench.sweep import SweepPlan, plan_sweep
@@ -149,7 +150,23 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path, prepared: Prepared | None
     configure_http_logging(
         debug=config.http_debug, secrets=[s for p in providers.values() for s in p.secrets()]
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Handler errors (a log file on a full disk) must not print a traceback per log line.
+    logging.raiseExceptions = False
+    try:
+        with run_folder_lock(run_dir, "run"):
+            return _run_locked(cfg, config, providers, plan, run_dir)
+    except RunFolderBusy as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run_locked(
+    cfg: Mapping[str, Any],
+    config: BenchConfig,
+    providers: dict[str, Provider],
+    plan: SweepPlan,
+    run_dir: Path,
+) -> int:
     recorded = {**dict(cfg), "catalog_used": catalog_used(plan, config)}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(recorded, sort_keys=False), encoding="utf-8")
     store = RunStore(run_dir)
@@ -168,7 +185,11 @@ def execute_run(cfg: Mapping[str, Any], run_dir: Path, prepared: Prepared | None
     except OSError as exc:
         with contextlib.suppress(OSError):  # the journal stays the source of truth either way
             store.write_records({"run_id": run_dir.name})
-        print(f"bench: cannot write results to {run_dir}: {exc}; finished requests are kept", file=sys.stderr)
+        print(
+            f"bench: cannot write results to {run_dir}: {exc}; sending stopped, requests in flight "
+            f"were cancelled, finished requests are kept",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     unchanged = summary.finished == 0 and summary.skipped == 0 and not summary.interrupted
     stored_table = stored_summary_table(run_dir, cfg) if unchanged else None

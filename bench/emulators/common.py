@@ -4,7 +4,7 @@ An emulator is a Starlette app that speaks one provider's documented protocol on
 127.0.0.1. Images come from the local generator, so the picture follows the
 prompt and CLIP scores over an emulated run mean something. Each app keeps an
 `EmulatorState` (app.state.emu) that tests read: which calls came, which jobs
-were cancelled.
+were cancelled, which jobs were billed.
 """
 
 from __future__ import annotations
@@ -124,6 +124,9 @@ class EmulatorState:
         self.calls: list[str] = []  # "METHOD /path", in arrival order
         self.cancels: list[str] = []  # job ids a client asked to cancel
         self.submissions = 0
+        # Jobs that produced images: what a real provider bills for, whether or not the client
+        # then managed to download or decode them. Tests count money with these.
+        self.billed: dict[str, Job] = {}  # job id -> job, in billing order
         self._rng = random.Random(knobs.rng_seed)
         self._lock = threading.Lock()
 
@@ -203,6 +206,7 @@ class EmulatorState:
                     self.expired.add(file_id)
                 ids.append(file_id)
             job.outputs = ids
+            self.billed[job.id] = job
         return job.outputs
 
     def _render(self, job: Job, index: int) -> bytes:
@@ -227,6 +231,10 @@ class EmulatorState:
     async def urls(self, job: Job, request: Request) -> list[str]:
         base = str(request.base_url).rstrip("/")
         return [f"{base}/files/{file_id}" for file_id in await self.outputs(job)]
+
+    def billed_usd(self, per_megapixel: float = 0.003) -> float:
+        """What the billed jobs cost at the rate the answers report (see cost_usd)."""
+        return sum(self.cost_usd(job, per_megapixel) for job in self.billed.values())
 
     def cost_usd(self, job: Job, per_megapixel: float = 0.003) -> float:
         """A plausible reported cost, deterministic in the size asked for."""

@@ -51,6 +51,7 @@ from bench.gate import quality
 from bench.metrics.errors import FingerprintMismatch
 from bench.metrics.fingerprint import is_random_init, require_same
 from bench.report.runs import NotARunFolder, RunSet
+from bench.store import BrokenRecords
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_UNUSABLE = 0, 1, 2
 ALL = "(all targets)"
@@ -174,7 +175,7 @@ class GateResult:
 def _load(path: Path, role: str) -> RunSet:
     try:
         return RunSet.load(path)
-    except NotARunFolder as exc:
+    except (NotARunFolder, BrokenRecords) as exc:
         raise GateUnusable(f"{role}: {exc}") from None
     except FingerprintMismatch as exc:
         raise GateUnusable(f"{role}: {exc}") from None

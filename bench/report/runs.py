@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from bench.metrics.errors import FingerprintMismatch
 from bench.metrics.fingerprint import require_same
-from bench.store import RECORDS
+from bench.store import RECORDS, BrokenRecords
 
 METRICS = "metrics.parquet"
 
@@ -37,6 +38,16 @@ def find_run_dirs(path: Path) -> list[Path]:
             f"{path} has no {RECORDS}, nor do its subfolders: is it a run or sweep folder (made by `bench run`)?"
         )
     return found
+
+
+def read_records(path: Path) -> pd.DataFrame:
+    """records.parquet as a DataFrame; BrokenRecords (saying how to rebuild it) when it is damaged."""
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BrokenRecords(
+            path, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
 
 
 def _check_fingerprints(values: pd.Series, what: str) -> str | None:
@@ -65,7 +76,7 @@ class RunSet:
         run_dirs = find_run_dirs(root)
         frames, metric_frames = [], []
         for run_dir in run_dirs:
-            df = pd.read_parquet(run_dir / RECORDS)
+            df = read_records(run_dir / RECORDS)
             rel = run_dir.relative_to(root).as_posix() if run_dir != root else ""
             df["run_path"] = rel
             df["image_relpath"] = [

@@ -1,0 +1,96 @@
+"""What a run folder has already spent, read from its journal, so a resume does not get the cap again.
+
+Every journal line is a request that was sent and ended (ok, refused, or an error that was
+billed such as a failed download); their costs add up to the folder's spend, whichever
+invocation paid them. Reported costs also seed the per-setting cost estimates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.catalog.spec import ModelSpec
+from bench.limits import Budget, cost_key
+from bench.store import RunStore
+
+
+@dataclass(frozen=True)
+class ReportedCost:
+    """One request's reported cost as the journal holds it (keyed later, against the model's spec)."""
+
+    target: str
+    provider: str
+    model: str
+    payload: dict[str, Any]
+    width: float
+    height: float
+    cost_usd: float
+    megapixels: float | None
+
+
+@dataclass
+class FolderSpend:
+    spent_usd: float = 0.0
+    requests: int = 0  # journal lines: requests that were sent and ended
+    unknown_cost_requests: int = 0  # ok requests whose cost nobody knows (not in spent_usd)
+    observations: list[ReportedCost] = field(default_factory=list)
+    billed_targets: set[str] = field(default_factory=set)  # targets with an ok request on record
+
+    def seed(self, budget: Budget, spec_for: Callable[[str, str], ModelSpec | None]) -> None:
+        """Start the budget at this spend, with these reported costs as the latest known."""
+        budget.spent_usd += self.spent_usd
+        budget.settled |= self.billed_targets
+        for seen in self.observations:
+            spec = spec_for(seen.provider, seen.model)
+            if spec is not None:  # a model this run does not know cannot be keyed; its spend still counts
+                key = cost_key(seen.target, spec, seen.payload, seen.width, seen.height)
+                budget.estimator.observe(key, seen.cost_usd, seen.megapixels)
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def folder_spend(store: RunStore) -> FolderSpend:
+    out = FolderSpend()
+    for rows in store.iter_journal():
+        first = rows[0]
+        if first["status"] == "skipped" or first.get("cached") is True:
+            continue  # never sent, or replayed from the response cache at no cost to this folder
+        out.requests += 1
+        if first["status"] == "ok":
+            out.billed_targets.add(str(first.get("target")))
+        costs = [c for c in (_number(r.get("cost_usd")) for r in rows) if not math.isnan(c)]
+        if not costs:
+            if first["status"] == "ok":
+                out.unknown_cost_requests += 1
+            continue
+        total = sum(costs)
+        out.spent_usd += total
+        if first.get("cost_source") != "reported" or first["status"] != "ok":
+            continue
+        try:
+            payload = json.loads(first.get("payload") or "{}")
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(payload, dict):
+            continue
+        pixels = [_number(r.get("image_width")) * _number(r.get("image_height")) for r in rows]
+        known = [p for p in pixels if not math.isnan(p)]
+        out.observations.append(
+            ReportedCost(
+                target=str(first.get("target")),
+                provider=str(first.get("provider")),
+                model=str(first.get("model")),
+                payload=payload,
+                width=_number(first.get("width")),
+                height=_number(first.get("height")),
+                cost_usd=total,
+                megapixels=sum(known) / len(known) / 1e6 if known else None,
+            )
+        )
+    return out
