@@ -113,7 +113,7 @@ def test_a_file_size_limit_mid_run_exits_1_with_one_line(tmp_path: Path) -> None
                 "-c",
                 "import sys; from bench.cli import main; sys.exit(main())",
                 "run",
-                *aiml_overrides(url, "sweep.seeds=[0,1,2,3,4,5,6,7]"),
+                *aiml_overrides(url, "sweep.seeds=[1,2,3,4,5,6,7,8]"),
                 f"results_dir={tmp_path}",
                 "run_name=r",
             ],
