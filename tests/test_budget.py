@@ -131,18 +131,25 @@ def test_a_small_probe_does_not_price_larger_sizes(tmp_path: Path) -> None:
     assert emu.billed_usd() > 0.012 - COST_1024
 
 
-def test_a_billed_generation_that_fails_counts_its_cost(tmp_path: Path) -> None:
-    # Every image the emulator makes fails to decode: billed, but no result.
-    with emulator(aiml(fault="bad_image")) as (url, emu):
-        code = bench_run(url, tmp_path / "r", "prompts.n=10", "max_cost_usd=0.01")
-        assert code in (0, 1)  # exit codes of all-failed runs are another item's business
+@pytest.mark.parametrize(
+    ("fault", "error_type"), [("bad_image", "malformed_response"), ("expired_url", "download")]
+)
+def test_a_billed_generation_that_fails_counts_its_cost(tmp_path: Path, fault: str, error_type: str) -> None:
+    # Every generation is billed, then fails: its bytes do not decode, or its URL answers 404.
+    fast_downloads = [
+        "+providers.aimlapi.options.download_attempts=2",
+        "+providers.aimlapi.options.download_backoff_s=0.01",
+    ]
+    with emulator(aiml(fault=fault)) as (url, emu):
+        code = bench_run(url, tmp_path / "r", "prompts.n=10", "max_cost_usd=0.01", *fast_downloads)
+        assert code == 1  # nothing succeeded
     assert len(emu.billed) == 3 and emu.billed_usd() <= 0.01
     df = records(tmp_path / "r")
     failed = df[df.status == "error"]
-    assert len(failed) == 3 and set(failed.error_type) == {"malformed_response"}
+    assert len(failed) == 3 and set(failed.error_type) == {error_type}
     assert (failed.attempts == 1).all()  # a billed failure is never sent again
     assert failed.cost_usd.sum() == pytest.approx(emu.billed_usd())
-    assert set(failed.cost_source) == {"reported"}
+    assert set(failed.cost_source) == {"reported"}  # the answer said what the generation cost
 
 
 def test_estimate_prefers_the_latest_report_at_the_same_setting_then_scales() -> None:
