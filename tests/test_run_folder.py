@@ -125,13 +125,23 @@ def sent_and_stored(err: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, list[bytes]]:
+    code, _ = smoke_run(tmp_path, capsys)
+    assert code == 0
+    return tmp_path / "r", journal_lines(tmp_path / "r")
+
+
+def assert_nothing_lost(run_dir: Path, total: int) -> None:
+    after = journal_lines(run_dir)
+    assert len(after) == total and all(json.loads(line) for line in after)  # nothing fused
+    df = pd.read_parquet(run_dir / "records.parquet")
+    assert len(df) == total and (df.status == "ok").all() and df.request_key.is_unique
+
+
 def test_a_torn_last_line_is_moved_aside_and_resume_appends_on_a_line_boundary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_dir = tmp_path / "r"
-    code, _ = smoke_run(tmp_path, capsys)
-    assert code == 0
-    lines = journal_lines(run_dir)
+    run_dir, lines = finished_run(tmp_path, capsys)
     total = len(lines)
     torn = lines[-1][: len(lines[-1]) // 2]  # the crash cut the last write in half
     (run_dir / "journal.jsonl").write_bytes(b"".join(lines[:-1]) + torn)
@@ -141,19 +151,13 @@ def test_a_torn_last_line_is_moved_aside_and_resume_appends_on_a_line_boundary(
     assert sent_and_stored(err) == (1, total - 1)  # only the torn request is sent again
     assert (run_dir / "journal.jsonl.torn").read_bytes() == torn + b"\n"
     assert "cut off by a crash" in err
-    after = journal_lines(run_dir)
-    assert len(after) == total and all(json.loads(line) for line in after)  # nothing fused
-    df = pd.read_parquet(run_dir / "records.parquet")
-    assert len(df) == total and (df.status == "ok").all() and df.request_key.is_unique
+    assert_nothing_lost(run_dir, total)
 
 
 def test_unreadable_middle_lines_are_reported_moved_and_only_they_are_redone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_dir = tmp_path / "r"
-    code, _ = smoke_run(tmp_path, capsys)
-    assert code == 0
-    lines = journal_lines(run_dir)
+    run_dir, lines = finished_run(tmp_path, capsys)
     total = len(lines)
     bad = {
         2: b"{not json at all\n",
@@ -177,10 +181,7 @@ def test_unreadable_middle_lines_are_reported_moved_and_only_they_are_redone(
     assert sent_and_stored(err) == (len(bad), total - len(bad))
     assert "(line 3, 5, 7, 8) moved to journal.rejects.jsonl" in err
     assert (run_dir / "journal.rejects.jsonl").read_bytes() == b"".join(bad[i] for i in sorted(bad))
-    after = journal_lines(run_dir)
-    assert len(after) == total and all(json.loads(line) for line in after)
-    df = pd.read_parquet(run_dir / "records.parquet")
-    assert len(df) == total and (df.status == "ok").all() and df.request_key.is_unique
+    assert_nothing_lost(run_dir, total)
 
 
 # ---- a damaged records.parquet ------------------------------------------------------------

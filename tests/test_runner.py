@@ -13,7 +13,7 @@ from scripted_server import Answer, paid_config, scripted, tiny_png
 
 from bench.cli.run import _generate, execute_run, prepare
 from bench.config import RunnerSettings
-from bench.limits import Budget, CostKey
+from bench.limits import Budget, Clock, CostKey
 from bench.runner import Runner, RunSummary, backoff_delay_s
 from bench.store import RunStore
 
@@ -151,12 +151,13 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
-def run_with_clock(cfg: dict[str, Any], run_dir: Path, clock: FakeClock) -> RunSummary:
+def run_in_process(cfg: dict[str, Any], store: RunStore, clock: Clock | None = None) -> RunSummary:
+    """The runner on this config and store, without the CLI around it."""
     config, providers, plan = prepare(cfg, require_keys=True)
     runner = Runner(
         run_id="r",
         providers=providers,
-        store=RunStore(run_dir),
+        store=store,
         settings=config.runner,
         prices=config.prices,
         max_cost_usd=config.max_cost_usd,
@@ -171,7 +172,7 @@ def test_requests_per_minute_spaces_request_starts(bench_cfg: Any, tmp_path: Pat
         script.clock = clock.now
         cfg = paid_config(bench_cfg, url, "prompts.n=4")
         cfg["providers"]["paid"].update(concurrency=4, requests_per_minute=300)  # one start per 0.2 s
-        summary = run_with_clock(cfg, tmp_path / "run", clock)
+        summary = run_in_process(cfg, RunStore(tmp_path / "run"), clock)
     assert summary.ok == 4 and len(script.hits) == 4
     # The i-th request cannot reach the server before 0.2*i s of (virtual) time passed.
     # Concurrency alone (4) would have sent all four at virtual time 0.
