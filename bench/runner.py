@@ -326,21 +326,19 @@ class Runner:
                 await self.store.wait_for_room()
                 # Reserve only while holding the provider's slot: queued requests hold no money,
                 # and the estimate includes every cost reported until this moment.
-                estimate = self.budget.estimate(key, priced)
-                allowed, why = (
-                    (False, "stopping")
-                    if self._stopping
-                    else self.budget.try_reserve(job.target.id, estimate)
-                )
+                estimate, allowed, why = self._reserve(job, key, priced)
+                while why == "wait":
+                    # Waiting here, slot held: only `concurrency` requests poll, the rest queue
+                    # quietly on the slot, and whoever is in flight (the one the wait is for)
+                    # holds a slot already.
+                    await asyncio.sleep(_BUDGET_WAIT_S)
+                    estimate, allowed, why = self._reserve(job, key, priced)
                 if allowed:
                     await lane.pace()
                     attempts += 1
                     started_at = started_at or dt.datetime.now(dt.UTC)
                     attempt = await self._attempt(provider, job)
             if attempt is None:
-                if why == "wait":
-                    await asyncio.sleep(_BUDGET_WAIT_S)  # in-flight requests settle, or a probe reports
-                    continue
                 if why != "stopping":
                     self._stop_for_budget(why)
                 if self._budget_stop:
@@ -375,6 +373,14 @@ class Runner:
                 continue
             await self._commit_failure(job, started_at, attempts, err, attempt.latency_s)
             return
+
+    def _reserve(self, job: Job, key: CostKey, priced: float | None) -> tuple[float | None, bool, str]:
+        """(estimate, allowed, why): why is "wait", "stopping" or the budget's reason to stop."""
+        estimate = self.budget.estimate(key, priced)
+        if self._stopping:
+            return estimate, False, "stopping"
+        allowed, why = self.budget.try_reserve(job.target.id, estimate)
+        return estimate, allowed, why
 
     async def _attempt(self, provider: Provider, job: Job) -> _Attempt:
         """One send, with the images decoded; never raises a ProviderError (it is returned)."""
