@@ -28,7 +28,7 @@ from bench.errors import (
     TransportError,
 )
 from bench.judge.config import JudgeConfig
-from bench.limits import Budget, ProviderLane
+from bench.limits import Budget, CostKey, ProviderLane
 from bench.providers.base import error_from_status, parse_retry_after
 from bench.providers.observe import EMULATOR_HEADER
 from bench.redact import redact
@@ -105,18 +105,20 @@ class ChatJudgeClient:
         while True:
             attempt += 1
             target = self.cfg.target or ""
-            # Unknown until the first answer's cost is known (probed one at a time), then its mean.
-            estimate = self.budget.estimate(target, None)
+            key = CostKey(target, "{}", "{}", None)  # one price per judge call, whatever the image
+            # Unknown until the first answer's cost is known (probed one at a time), then the latest.
+            estimate = self.budget.estimate(key, None)
             ok, why = self.budget.try_reserve(target, estimate)
             while not ok and why == "wait":  # another request is probing the cost per request
                 await asyncio.sleep(0.01)
-                estimate = self.budget.estimate(target, None)
+                estimate = self.budget.estimate(key, None)
                 ok, why = self.budget.try_reserve(target, estimate)
             if not ok:
                 raise BudgetStop(why)
             answer: ChatAnswer | None = None
             try:
                 async with self.lane.slot():
+                    await self.lane.pace()
                     answer = await self._once(body, attempt)
             except ProviderError as exc:
                 self.stats.failures[exc.error_type] = self.stats.failures.get(exc.error_type, 0) + 1
@@ -124,14 +126,10 @@ class ChatJudgeClient:
                     raise
                 await asyncio.sleep(backoff_delay_s(attempt, self.retry, exc.retry_after_s))
             finally:
-                cost = answer.cost_usd if answer is not None else None
-                self.budget.release(
-                    target,
-                    estimate,
-                    cost,
-                    reported=answer is not None,
-                    succeeded=answer is not None,
-                )
+                if answer is not None:
+                    self.budget.charge(key, estimate, answer.cost_usd, reported=True)
+                else:
+                    self.budget.release(target, estimate)
             if answer is not None:
                 if math.isfinite(answer.cost_usd):
                     self.stats.cost_usd += answer.cost_usd
