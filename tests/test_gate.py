@@ -13,16 +13,41 @@ from _report_runs import NOCOLOR_TARGETS, SLOW_TARGETS, bench, make_run
 
 from bench.gate import GateConfig, compare
 
+# Latencies measured on a shared machine vary with its load (a loaded one runs 3x slower), so a
+# latency verdict on two real runs would depend on the machine. The runs below are real, but
+# their latencies are then set from the baseline's paired records: equal for the re-runs, and
+# a planted 2x + 0.3 s rise on the slow target. The gate's latency logic is then tested on
+# numbers that cannot move with the machine.
+_PAIR = ["target", "prompt_id", "seed", "image_index"]
+PLANTED_SLOW_TARGET = "local:shapes-fast"
+
+
+def _set_latencies_from(base: Path, run: Path, slow_target: str | None = None) -> None:
+    base_df = pd.read_parquet(base / "records.parquet")[[*_PAIR, "latency_s"]]
+    path = run / "records.parquet"
+    df = pd.read_parquet(path)
+    merged = df[_PAIR].merge(base_df, on=_PAIR, how="left", validate="one_to_one")
+    latency = merged["latency_s"].to_numpy(float, copy=True)
+    if slow_target is not None:
+        slow = (df["target"] == slow_target).to_numpy()
+        latency[slow] = 2.0 * latency[slow] + 0.3
+    df["latency_s"] = latency
+    df.to_parquet(path, index=False)
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("gate_runs")
-    return {
+    made = {
         "base": make_run(root, "base"),
         "again": make_run(root, "again"),
         "nocolor": make_run(root, "nocolor", NOCOLOR_TARGETS),
         "slow": make_run(root, "slow", SLOW_TARGETS),
     }
+    for name in ("again", "nocolor"):
+        _set_latencies_from(made["base"], made[name])
+    _set_latencies_from(made["base"], made["slow"], PLANTED_SLOW_TARGET)
+    return made
 
 
 def _checks(result_json: dict[str, object], metric: str) -> dict[str, dict[str, object]]:
