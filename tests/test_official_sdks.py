@@ -5,8 +5,6 @@ and the discovery endpoints the catalog reads. (openai, replicate, fal-client, a
 
 from __future__ import annotations
 
-import time
-
 import fal_client
 import fal_client.client
 import httpx
@@ -111,7 +109,6 @@ def test_aki_io_client_calls_polls_lists_endpoints_and_raises_permission_error()
 def test_aki_io_cancel_through_progress() -> None:
     with emulator(akiio.create_app(knobs(inference_s=(30.0, 30.0)))) as (url, emu):
         aki = Aki("z_image_turbo", KEY, api_server=url, raise_exceptions=True)
-        started = time.monotonic()
 
         def cancel_on_first_progress(info: dict[str, object], data: object) -> None:
             aki.cancel_request(str(info["job_id"]))
@@ -119,5 +116,6 @@ def test_aki_io_cancel_through_progress() -> None:
         result = aki.do_api_request(
             {"prompt": "a cube"}, progress_callback=cancel_on_first_progress, progress_interval=0.01
         )
-        assert emu.cancels and time.monotonic() - started < 20
+        # The 30 s job never finished: it was cancelled, and no image was rendered or billed.
+        assert emu.cancels and not emu.billed
         assert result.get("job_state") == "canceled" or not result.get("images")
