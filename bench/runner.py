@@ -19,6 +19,7 @@ import signal
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.cache import ResponseCache
 from bench.catalog.spec import ModelSpec
@@ -39,8 +40,8 @@ from bench.providers import observe
 from bench.providers.base import GenerationResult, Provider
 from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, skipped_row
 from bench.redact import redact
-from bench.spend import folder_spend
-from bench.store import RunStore, StoreWriteError, sha256_hex
+from bench.spend import FolderSpend
+from bench.store import LatestStatus, RunStore, StoreWriteError, sha256_hex
 from bench.sweep import Job, SweepPlan
 
 log = logging.getLogger("bench.runner")
@@ -194,9 +195,16 @@ class Runner:
 
     # ---- public ----------------------------------------------------------------------
     async def run(self, plan: SweepPlan) -> RunSummary:
-        self.store.repair()  # a torn or unreadable journal line is moved aside, never fused or lost
-        finished = self.store.finished_keys()
-        history = folder_spend(self.store)
+        # One read of the journal: a torn or unreadable line is moved aside (never fused or lost)
+        # while what was finished and what was spent are gathered from the lines kept.
+        latest, history = LatestStatus(), FolderSpend()
+
+        def visit(rows: list[dict[str, Any]]) -> None:
+            latest(rows)
+            history.add(rows)
+
+        self.store.scan(visit)
+        finished = latest.finished()
         history.seed(self.budget, self._spec_for)
         if self.budget.enabled and history.spent_usd:
             log.info(

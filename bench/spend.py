@@ -40,6 +40,44 @@ class FolderSpend:
     observations: list[ReportedCost] = field(default_factory=list)
     billed_targets: set[str] = field(default_factory=set)  # targets with an ok request on record
 
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Count one journal line (a journal visitor: see RunStore.scan)."""
+        first = rows[0]
+        if first["status"] == "skipped" or first.get("cached") is True:
+            return  # never sent, or replayed from the response cache at no cost to this folder
+        self.requests += 1
+        if first["status"] == "ok":
+            self.billed_targets.add(str(first.get("target")))
+        costs = [c for c in (_number(r.get("cost_usd")) for r in rows) if not math.isnan(c)]
+        if not costs:
+            if first["status"] == "ok":
+                self.unknown_cost_requests += 1
+            return
+        total = sum(costs)
+        self.spent_usd += total
+        if first.get("cost_source") != "reported" or first["status"] != "ok":
+            return
+        try:
+            payload = json.loads(first.get("payload") or "{}")
+        except (TypeError, ValueError):
+            return
+        if not isinstance(payload, dict):
+            return
+        pixels = [_number(r.get("image_width")) * _number(r.get("image_height")) for r in rows]
+        known = [p for p in pixels if not math.isnan(p)]
+        self.observations.append(
+            ReportedCost(
+                target=str(first.get("target")),
+                provider=str(first.get("provider")),
+                model=str(first.get("model")),
+                payload=payload,
+                width=_number(first.get("width")),
+                height=_number(first.get("height")),
+                cost_usd=total,
+                megapixels=sum(known) / len(known) / 1e6 if known else None,
+            )
+        )
+
     def seed(self, budget: Budget, spec_for: Callable[[str, str], ModelSpec | None]) -> None:
         """Start the budget at this spend, with these reported costs as the latest known."""
         budget.spent_usd += self.spent_usd
@@ -58,39 +96,5 @@ def _number(value: Any) -> float:
 def folder_spend(store: RunStore) -> FolderSpend:
     out = FolderSpend()
     for rows in store.iter_journal():
-        first = rows[0]
-        if first["status"] == "skipped" or first.get("cached") is True:
-            continue  # never sent, or replayed from the response cache at no cost to this folder
-        out.requests += 1
-        if first["status"] == "ok":
-            out.billed_targets.add(str(first.get("target")))
-        costs = [c for c in (_number(r.get("cost_usd")) for r in rows) if not math.isnan(c)]
-        if not costs:
-            if first["status"] == "ok":
-                out.unknown_cost_requests += 1
-            continue
-        total = sum(costs)
-        out.spent_usd += total
-        if first.get("cost_source") != "reported" or first["status"] != "ok":
-            continue
-        try:
-            payload = json.loads(first.get("payload") or "{}")
-        except (TypeError, ValueError):
-            continue
-        if not isinstance(payload, dict):
-            continue
-        pixels = [_number(r.get("image_width")) * _number(r.get("image_height")) for r in rows]
-        known = [p for p in pixels if not math.isnan(p)]
-        out.observations.append(
-            ReportedCost(
-                target=str(first.get("target")),
-                provider=str(first.get("provider")),
-                model=str(first.get("model")),
-                payload=payload,
-                width=_number(first.get("width")),
-                height=_number(first.get("height")),
-                cost_usd=total,
-                megapixels=sum(known) / len(known) / 1e6 if known else None,
-            )
-        )
+        out.add(rows)
     return out

@@ -119,8 +119,15 @@ class JournalRepair:
         return bool(self.torn_bytes or self.rejected_lines)
 
 
-def repair_journal(run_dir: Path) -> JournalRepair:
-    """Make the journal a sequence of valid lines ending on a line boundary; move the rest aside."""
+JournalVisitor = Callable[[list[dict[str, Any]]], None]
+
+
+def repair_journal(run_dir: Path, visit: JournalVisitor | None = None) -> JournalRepair:
+    """Make the journal a sequence of valid lines ending on a line boundary; move the rest aside.
+
+    `visit` is called with the rows of every line kept, oldest first: the same pass that checks
+    each line serves resume, so a big journal is parsed once, not once per question asked of it.
+    """
     path = run_dir / JOURNAL
     if not path.is_file():
         return JournalRepair()
@@ -133,8 +140,11 @@ def repair_journal(run_dir: Path) -> JournalRepair:
                 torn = line
                 break
             good_end += len(line)
-            if journal_rows(line) is None:
+            rows = journal_rows(line)
+            if rows is None:
                 bad.append((number, line))
+            elif visit is not None:
+                visit(rows)
     if torn:
         _append_durably(run_dir / TORN, torn + b"\n")
         log.warning(
@@ -194,6 +204,20 @@ def remove_orphan_tmp_files(run_dir: Path) -> int:
     return removed
 
 
+class LatestStatus:
+    """A journal visitor: each request key's latest status (a retried error may end ok)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, str] = {}
+
+    def __call__(self, rows: list[dict[str, Any]]) -> None:
+        self.latest[rows[0]["request_key"]] = rows[0]["status"]
+
+    def finished(self) -> set[str]:
+        """Keys whose latest outcome is final (ok or refused): resume does not send these again."""
+        return {key for key, status in self.latest.items() if status in DONE_STATUSES}
+
+
 class RunStore:
     def __init__(self, run_dir: Path, max_pending_writes: int = MAX_PENDING_WRITES) -> None:
         self.run_dir = run_dir
@@ -211,7 +235,7 @@ class RunStore:
         self._journal_fd: int | None = None
 
     # ---- reading -----------------------------------------------------------------
-    def repair(self) -> JournalRepair:
+    def repair(self, visit: JournalVisitor | None = None) -> JournalRepair:
         """Repair the journal once (see repair_journal) and drop orphan .tmp images."""
         if self._repaired:
             return JournalRepair()
@@ -219,7 +243,16 @@ class RunStore:
         if not self.run_dir.is_dir():
             return JournalRepair()
         remove_orphan_tmp_files(self.run_dir)
-        return repair_journal(self.run_dir)
+        return repair_journal(self.run_dir, visit)
+
+    def scan(self, visit: JournalVisitor) -> None:
+        """Visit every finished request's rows once, repairing the journal in the same read if
+        this store has not been repaired yet."""
+        if not self._repaired:
+            self.repair(visit)
+        else:
+            for rows in self.iter_journal():
+                visit(rows)
 
     def iter_journal(self) -> Iterator[list[dict[str, Any]]]:
         """Each finished request's rows, oldest first.
@@ -242,10 +275,10 @@ class RunStore:
 
     def finished_keys(self) -> set[str]:
         """Keys whose latest outcome is final (ok or refused): resume does not send these again."""
-        latest: dict[str, str] = {}
+        latest = LatestStatus()
         for rows in self.iter_journal():
-            latest[rows[0]["request_key"]] = rows[0]["status"]
-        return {key for key, status in latest.items() if status in DONE_STATUSES}
+            latest(rows)
+        return latest.finished()
 
     # ---- writing -----------------------------------------------------------------
     def image_path(self, sha256: str, extension: str) -> tuple[Path, str]:

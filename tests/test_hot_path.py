@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import bench.store
 import bench.sweep
 from bench.cli.run import prepare
 from bench.runner import Runner
@@ -65,6 +66,29 @@ def test_each_job_key_is_derived_once_per_run(
     summary = asyncio.run(runner.run(plan))
     assert (summary.finished, summary.already_done) == (0, plan.total)
     assert len(calls) == plan.total
+
+
+def test_resume_reads_the_journal_once(bench_cfg: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repair, finished keys and the folder's spend come from one parse of each journal line."""
+    store = RunStore(tmp_path / "run")
+    runner, plan = make_runner(bench_cfg(SMOKE), store)
+    asyncio.run(runner.run(plan))
+    lines = store.journal_path.read_bytes().count(b"\n")
+    assert lines == plan.total
+
+    parsed: list[bytes] = []
+    real_rows = bench.store.journal_rows
+
+    def counting_rows(line: bytes) -> Any:
+        parsed.append(line)
+        return real_rows(line)
+
+    monkeypatch.setattr(bench.store, "journal_rows", counting_rows)
+    store = RunStore(tmp_path / "run")
+    runner, plan = make_runner(bench_cfg(SMOKE), store)
+    summary = asyncio.run(runner.run(plan))
+    assert summary.already_done == plan.total
+    assert len(parsed) == lines
 
 
 class GatedStore(RunStore):

@@ -78,7 +78,7 @@ def prepare(
 
         parse_metrics_config(config.metrics, config.providers)  # e.g. a judge key variable that is unset
     quality_metric = str(config.report.get("quality_metric", "auto"))
-    from bench.report.quality import CHOICES
+    from bench.report.quality_axes import CHOICES
 
     if quality_metric not in CHOICES:
         raise ConfigError("report.quality_metric", quality_metric, f"use one of {', '.join(CHOICES)}")
