@@ -6,6 +6,7 @@ decompression bomb; none of those may become an `ok` record.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -55,3 +56,15 @@ def inspect_image(data: bytes) -> ImageInfo:
         head = data[:32]
         raise MalformedResponseError(f"image does not decode ({exc}); first bytes: {head!r}") from exc
     return ImageInfo(format=fmt, extension=_EXTENSIONS.get(fmt, fmt.lower()), width=width, height=height)
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes
+    info: ImageInfo
+    sha256: str
+
+
+def check_images(datas: list[bytes]) -> list[CheckedImage]:
+    """Decode-check and hash each image; raises MalformedResponseError for one that is unusable."""
+    return [CheckedImage(data, inspect_image(data), hashlib.sha256(data).hexdigest()) for data in datas]

@@ -14,10 +14,12 @@ import datetime as dt
 import functools
 import logging
 import math
+import os
 import random
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,16 +34,16 @@ from bench.errors import (
     ProviderTimeoutError,
     RateLimitedError,
 )
-from bench.images import ImageInfo, inspect_image
+from bench.images import CheckedImage, check_images
 from bench.limits import Budget, Clock, CostKey, ProviderLane, cost_key
 from bench.prices import PriceTable, estimate_cost
 from bench.progress import RunProgress
 from bench.providers import observe
-from bench.providers.base import GenerationResult, Provider
+from bench.providers.base import GeneratedImage, GenerationResult, Provider
 from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, skipped_row
 from bench.redact import redact
 from bench.spend import FolderSpend
-from bench.store import LatestStatus, RunStore, StoreWriteError, sha256_hex
+from bench.store import LatestStatus, RunStore, StoreWriteError
 from bench.sweep import Job, SweepPlan
 
 log = logging.getLogger("bench.runner")
@@ -58,7 +60,7 @@ class _Attempt:
     """One send's outcome. `billed`: the provider made the image(s), so the attempt cost money."""
 
     result: GenerationResult | None
-    images: list[tuple[bytes, ImageInfo]]
+    images: list[CheckedImage]
     error: ProviderError | None
     latency_s: float
     billed: bool
@@ -69,6 +71,13 @@ def job_cost_key(job: Job) -> CostKey:
     width = float(request.width) if request.width else None
     height = float(request.height) if request.height else None
     return cost_key(job.target.id, job.spec, job.payload, width, height)
+
+
+# Answers with more image bytes than this are decode-checked and hashed in a worker thread
+# (Pillow and hashlib release the GIL): a full decode of a 1024x1024 PNG takes tens of ms,
+# which on the event loop would delay every other request's send and timing. Smaller ones
+# are checked inline, where a thread hop would cost more than the work.
+_INLINE_CHECK_BYTES = 64 * 1024
 
 
 def _latency_since(slot_at: float) -> float:
@@ -192,6 +201,7 @@ class Runner:
         self._specs: dict[tuple[str, str], ModelSpec | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._progress: RunProgress | None = None
+        self._checker: ThreadPoolExecutor | None = None  # image decode checks of large answers
 
     # ---- public ----------------------------------------------------------------------
     async def run(self, plan: SweepPlan) -> RunSummary:
@@ -232,6 +242,9 @@ class Runner:
                 await self._dispatch(plan, finished)
         finally:
             await self.store.close()
+            if self._checker is not None:
+                self._checker.shutdown(wait=False, cancel_futures=True)
+                self._checker = None
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
@@ -399,14 +412,23 @@ class Runner:
             return _Attempt(None, [], err, _latency_since(t0), billed=True)
         except ProviderError as err:
             return _Attempt(None, [], err, _latency_since(t0), billed=False)
+        latency_s = _latency_since(t0)  # the provider's time: our decode check is not part of it
         try:
             if not result.images:
                 raise MalformedResponseError("the answer held no image")
-            images = [(img.data, inspect_image(img.data)) for img in result.images]
+            images = await self._check(result.images)
         except MalformedResponseError as err:
             # The provider answered with a generation: it is billed even if the bytes are unusable.
-            return _Attempt(result, [], err, _latency_since(t0), billed=True)
-        return _Attempt(result, images, None, _latency_since(t0), billed=False)
+            return _Attempt(result, [], err, latency_s, billed=True)
+        return _Attempt(result, images, None, latency_s, billed=False)
+
+    async def _check(self, images: Sequence[GeneratedImage]) -> list[CheckedImage]:
+        datas = [img.data for img in images]
+        if sum(len(d) for d in datas) <= _INLINE_CHECK_BYTES:
+            return check_images(datas)
+        if self._checker is None:
+            self._checker = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="bench-decode")
+        return await asyncio.get_running_loop().run_in_executor(self._checker, check_images, datas)
 
     def _billed_failure_cost(self, attempt: _Attempt, estimate: float | None) -> tuple[float, str]:
         """What a generation that failed after it was made cost: reported if said, else estimated."""
@@ -430,7 +452,7 @@ class Runner:
     ) -> None:
         result = attempt.result
         assert result is not None
-        pixels = [info.width * info.height for _, info in attempt.images]
+        pixels = [image.info.width * image.info.height for image in attempt.images]
         cost_usd, cost_source = self._resolve_cost(job, result, pixels)
         self.budget.charge(
             key,
@@ -440,11 +462,11 @@ class Runner:
             megapixels=sum(pixels) / len(pixels) / 1e6 if pixels else None,
         )
         stored, files = [], []
-        for data, info in attempt.images:
-            digest = sha256_hex(data)
-            path, rel = self.store.image_path(digest, info.extension)
-            files.append((path, data))
-            stored.append(StoredOutcomeImage(rel, digest, info.format, info.width, info.height))
+        for image in attempt.images:
+            info = image.info
+            path, rel = self.store.image_path(image.sha256, info.extension)
+            files.append((path, image.data))
+            stored.append(StoredOutcomeImage(rel, image.sha256, info.format, info.width, info.height))
         rows = ok_rows(
             job, self.run_id, started_at, attempts, result, stored, attempt.latency_s, cost_usd, cost_source
         )

@@ -36,6 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.durable_files import write_files_durably
 from bench.records import COLUMNS, RECORD_SCHEMA
 
 log = logging.getLogger("bench.store")
@@ -75,20 +76,6 @@ class StoredImage:
 
 def image_relative_path(sha256: str, extension: str) -> str:
     return f"{IMAGES}/{sha256[:2]}/{sha256}.{extension}"
-
-
-def _write_file_durably(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # a reader never sees half an image
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no orphan .tmp files when the disk is full
-        raise
 
 
 def journal_rows(line: bytes) -> list[dict[str, Any]] | None:
@@ -233,6 +220,7 @@ class RunStore:
         ) = None
         self._writer: asyncio.Task[None] | None = None
         self._journal_fd: int | None = None
+        self._made_dirs: set[Path] = set()  # image shard folders known to exist
 
     # ---- reading -----------------------------------------------------------------
     def repair(self, visit: JournalVisitor | None = None) -> JournalRepair:
@@ -372,10 +360,16 @@ class RunStore:
                 return  # close() asked to stop, and everything queued before it is written
 
     def _write_batch(self, batch: list[tuple[list[tuple[Path, bytes]], bytes, asyncio.Future[None]]]) -> None:
+        # Every image of the batch is durable before any of its journal lines is written.
+        new: dict[Path, bytes] = {}
         for images, _, _ in batch:
             for path, data in images:
-                if not path.exists():  # content-addressed: the same bytes are stored once
-                    _write_file_durably(path, data)
+                if path not in new and not path.exists():  # content-addressed: stored once
+                    new[path] = data
+        for folder in {path.parent for path in new} - self._made_dirs:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(folder)
+        write_files_durably(new, self.run_dir)
         fd = self._journal_fd
         assert fd is not None
         start = os.fstat(fd).st_size

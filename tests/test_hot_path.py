@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import bench.runner
 import bench.store
 import bench.sweep
 from bench.cli.run import prepare
@@ -68,7 +69,9 @@ def test_each_job_key_is_derived_once_per_run(
     assert len(calls) == plan.total
 
 
-def test_resume_reads_the_journal_once(bench_cfg: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_reads_the_journal_once(
+    bench_cfg: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Repair, finished keys and the folder's spend come from one parse of each journal line."""
     store = RunStore(tmp_path / "run")
     runner, plan = make_runner(bench_cfg(SMOKE), store)
@@ -89,6 +92,51 @@ def test_resume_reads_the_journal_once(bench_cfg: Any, tmp_path: Path, monkeypat
     summary = asyncio.run(runner.run(plan))
     assert summary.already_done == plan.total
     assert len(parsed) == lines
+
+
+def _noisy_png(side: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_large_images_are_checked_off_the_event_loop(
+    bench_cfg: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full decode of a real-sized image takes tens of ms; done inline it would stall every
+    other request. Large answers go to a worker thread, with the same verdicts as inline."""
+    from bench.errors import MalformedResponseError
+    from bench.images import check_images
+    from bench.providers.base import GeneratedImage
+
+    runner, _ = make_runner(bench_cfg(SMOKE), RunStore(tmp_path / "run"))
+    big = _noisy_png(256)
+    assert len(big) > 64 * 1024
+    loop_thread = threading.get_ident()
+    seen_threads: list[int] = []
+    real_check = bench.runner.check_images
+
+    def recording(datas: list[bytes]) -> Any:
+        seen_threads.append(threading.get_ident())
+        return real_check(datas)
+
+    async def check(data: bytes) -> Any:
+        return await runner._check([GeneratedImage(data)])
+
+    monkeypatch.setattr(bench.runner, "check_images", recording)
+    checked = asyncio.run(check(big))
+    assert checked == check_images([big])
+    assert seen_threads[-1] != loop_thread
+    asyncio.run(check(_noisy_png(8)))
+    assert seen_threads[-1] == loop_thread
+    with pytest.raises(MalformedResponseError, match="does not decode"):
+        asyncio.run(check(big[: len(big) // 2]))
 
 
 class GatedStore(RunStore):

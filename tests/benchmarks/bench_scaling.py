@@ -90,7 +90,6 @@ def runner_child(url: str, c: int, transport: str) -> None:
         cfg["providers"]["bench"]["concurrency"] = c
         cfg["providers"]["bench"]["timeout_s"] = 120
         cfg["runner"]["http_transport"] = transport
-        cfg["runner"]["max_in_flight"] = max(c, 64)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         ok, elapsed = run_config(cfg, Path(tmp) / "run")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
