@@ -79,6 +79,29 @@ async def bare_aiohttp(url: str, c: int, n: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
+async def httpx_over_aiohttp(url: str, c: int, n: int) -> float:
+    """The same loop through the providers' client (httpx API over the aiohttp transport): what
+    keeping httpx as the client API costs before the runner does any work of its own."""
+    from bench.providers.transport import make_client
+
+    sem = asyncio.Semaphore(c)
+    client = make_client("aiohttp", c, 120)
+    try:
+
+        async def one(i: int) -> None:
+            async with sem:
+                payload = {"model": "flux/schnell", "prompt": f"p{i}"}
+                r = await client.post(f"{url}/v1/images/generations", json=payload)
+                r.json()
+
+        await one(-1)  # the aiohttp session is made on first use
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return n / (time.perf_counter() - t0)
+    finally:
+        await client.aclose()
+
+
 def runner_child(url: str, c: int, transport: str) -> None:
     """One runner measurement in this (child) process; prints JSON."""
     import pandas as pd
@@ -166,6 +189,10 @@ def main() -> None:
             n = n_requests(c)
             bare = asyncio.run(bare_aiohttp(url, c, n))
             print(f"{c:>5} {n:>8} {'bare aiohttp loop':<22} {bare:8.1f} {bare / c:6.2f} {1.0:6.2f}")
+            layered = asyncio.run(httpx_over_aiohttp(url, c, n))
+            name = "httpx over aiohttp loop"
+            print(f"{c:>5} {n:>8} {name:<22} {layered:8.1f} {layered / c:6.2f} {layered / bare:6.2f}")
+            runner_rates: dict[str, float] = {}
             for transport in args.transports:
                 out = subprocess.run(
                     [sys.executable, __file__, "--child", url, str(c), transport],
@@ -186,6 +213,7 @@ def main() -> None:
                     f"{per_req_kib:.0f} KiB RSS per request in flight, {r['errors']} errors"
                 )
                 name = f"runner ({transport})"
+                runner_rates[transport] = r["rate"]
                 print(
                     f"{c:>5} {r['ok']:>8} {name:<22} {r['rate']:8.1f} {r['rate'] / c:6.2f} {r['rate'] / bare:6.2f}  {notes}"
                 )
@@ -210,6 +238,13 @@ def main() -> None:
                 if out.returncode == 0:
                     lite = json.loads(out.stdout.strip().splitlines()[-1])["rate"]
                     print(f"{c:>5} {n:>8} {'LiteLLM':<22} {lite:8.1f} {lite / c:6.2f} {lite / bare:6.2f}")
+                    ours = runner_rates.get("aiohttp")
+                    if ours is not None:
+                        print(f"      runner (aiohttp) / LiteLLM at C={c}: {ours / lite:.2f}x")
+                        if c >= 1000 and ours < 1.5 * lite:
+                            verdicts.append(
+                                f"!!! GOAL MISSED: runner (aiohttp) at C={c} is {ours / lite:.2f}x LiteLLM, goal >= 1.5x"
+                            )
                 else:
                     print(f"{c:>5} {n:>8} LiteLLM: FAILED\n{out.stderr[-2000:]}")
         print("\n".join(verdicts) if verdicts else "verdict: every goal measured here is met")
