@@ -12,7 +12,9 @@ Layout of a run folder:
 The journal is the source of truth. A request counts as finished once its line
 is on disk; a SIGKILL loses at most the requests still in flight. Writes are
 group-committed by one writer task (many lines, one fsync) so durability does
-not cap throughput at the disk's fsync rate.
+not cap throughput at the disk's fsync rate. A batch's new images are made durable
+first, together (bench.durable_files: one syncfs on Linux), so no journal line ever
+names an image that a crash could lose.
 
 On open the journal is repaired so appends start on a line boundary: a torn last
 line (crash mid-write) is copied to journal.jsonl.torn and truncated away; a line
