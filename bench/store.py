@@ -12,9 +12,9 @@ Layout of a run folder:
 The journal is the source of truth. A request counts as finished once its line
 is on disk; a SIGKILL loses at most the requests still in flight. Writes are
 group-committed by one writer task (many lines, one fsync) so durability does
-not cap throughput at the disk's fsync rate. A batch's new images are each written
-and fsynced before any journal line of the batch, so no journal line ever names an
-image that a crash could lose.
+not cap throughput at the disk's fsync rate. A batch's new images are made durable
+first, together (bench.durable_files: one syncfs on Linux), so no journal line ever
+names an image that a crash could lose.
 
 On open the journal is repaired so appends start on a line boundary: a torn last
 line (crash mid-write) is copied to journal.jsonl.torn and truncated away; a line
@@ -38,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.durable_files import write_files_durably
 from bench.records import COLUMNS, RECORD_SCHEMA
 
 log = logging.getLogger("bench.store")
@@ -77,21 +78,6 @@ class StoredImage:
 
 def image_relative_path(sha256: str, extension: str) -> str:
     return f"{IMAGES}/{sha256[:2]}/{sha256}.{extension}"
-
-
-def write_file_durably(path: Path, data: bytes) -> None:
-    """Write, fsync, then rename into place: a reader (or a later request with the same bytes,
-    which skips existing files) never finds half an image under its final name."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no orphan .tmp files when the disk is full
-        raise
 
 
 def journal_rows(line: bytes) -> list[dict[str, Any]] | None:
@@ -385,8 +371,7 @@ class RunStore:
         for folder in {path.parent for path in new} - self._made_dirs:
             folder.mkdir(parents=True, exist_ok=True)
             self._made_dirs.add(folder)
-        for path, data in new.items():
-            write_file_durably(path, data)
+        write_files_durably(new, self.run_dir)
         fd = self._journal_fd
         assert fd is not None
         start = os.fstat(fd).st_size
