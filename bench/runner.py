@@ -234,6 +234,7 @@ class Runner:
             # Not possible off the main thread (tests) or on some platforms: interrupt() still works.
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self.interrupt)
+        self.store.absorb_bursts(sum(p.settings.concurrency for p in self.providers.values()))
         await self.store.open()
         # Everything alive now (imported libraries, the config, the plan) outlives the run: kept
         # out of the cyclic collector's full passes, which otherwise re-walk that whole heap while
@@ -512,7 +513,10 @@ class Runner:
         # This attempt's emulated flag, poll interval and client wait, read back by record_rows.
         observe.start(slot_at=time.perf_counter())
         try:
-            return await asyncio.wait_for(provider.generate(job.spec, job.payload, job.request), guard_s)
+            # asyncio.timeout, not wait_for: in 3.11 wait_for runs the coroutine in a task of its own,
+            # one more task per request on the event loop.
+            async with asyncio.timeout(guard_s):
+                return await provider.generate(job.spec, job.payload, job.request)
         except ProviderError:
             raise
         except TimeoutError as exc:

@@ -51,6 +51,7 @@ DONE_STATUSES = frozenset({"ok", "refused"})  # errors and skips are tried again
 _PARQUET_BATCH_ROWS = 10_000
 # Requests whose rows wait for the writer. When the disk lags this far behind, the runner stops
 # dispatching new requests (paid images must not pile up in memory, or be bought faster than kept).
+# The runner raises it to the providers' total concurrency (RunStore.absorb_bursts).
 MAX_PENDING_WRITES = 256
 
 
@@ -208,10 +209,11 @@ class LatestStatus:
 
 
 class RunStore:
-    def __init__(self, run_dir: Path, max_pending_writes: int = MAX_PENDING_WRITES) -> None:
+    def __init__(self, run_dir: Path, max_pending_writes: int | None = None) -> None:
         self.run_dir = run_dir
         self.journal_path = run_dir / JOURNAL
-        self.max_pending_writes = max_pending_writes
+        self._pending_limit_given = max_pending_writes is not None
+        self.max_pending_writes = MAX_PENDING_WRITES if max_pending_writes is None else max_pending_writes
         self._pending = 0
         self._room: asyncio.Event | None = None
         self.failure: BaseException | None = None  # the first write failure; nothing is written after it
@@ -283,6 +285,19 @@ class RunStore:
         self._room = asyncio.Event()  # set while fewer than max_pending_writes wait for the disk
         self._room.set()
         self._writer = asyncio.create_task(self._write_loop())
+
+    def absorb_bursts(self, concurrency: int) -> None:
+        """Let a whole wave of answers (`concurrency` arriving at once) wait for the disk without
+        stopping the sends; unless a limit was given to the constructor. Call before open().
+
+        With the fixed default, a provider answering 1,000 requests within a second filled the 256
+        places while the writer fsynced a batch, and every send waited for the disk: at concurrency
+        1000 that cost a fifth of the throughput (tests/benchmarks/bench_scaling.py). Memory stays
+        bounded by the configured concurrency: at most that many answers wait, and no more are sent
+        while they do.
+        """
+        if not self._pending_limit_given:
+            self.max_pending_writes = max(MAX_PENDING_WRITES, concurrency)
 
     async def wait_for_room(self) -> None:
         """Backpressure: wait while max_pending_writes requests wait for the disk (or it failed)."""

@@ -180,6 +180,8 @@ def _run_locked(
         cache=ResponseCache(config.cache) if config.cache.mode != "off" else None,
     )
     log.info("run folder: %s (%d requests planned)", run_dir, plan.total)
+    for provider in providers.values():
+        provider.prepare_transport()  # imports and TLS set-up, before the event loop starts
     try:
         summary = asyncio.run(_generate(runner, plan, providers))
     except OSError as exc:

@@ -205,6 +205,9 @@ class Provider(abc.ABC):
             )
         return self._client
 
+    def prepare_transport(self) -> None:  # noqa: B027 (an optional hook: only HTTP adapters have one)
+        """Called before the run, outside the event loop: HTTP adapters build their client here."""
+
     async def warm_up(self) -> None:  # noqa: B027 (an optional hook: most providers need nothing)
         """Called once before a run's first request; HTTP adapters build their client here."""
 

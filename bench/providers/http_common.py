@@ -162,11 +162,15 @@ class HttpProvider(Provider):
         self.name = settings.name
         self._public_hosts: set[str] = set()  # image hosts already resolved to public addresses
 
-    async def warm_up(self) -> None:
+    def prepare_transport(self) -> None:
         # Building the client imports the transport's library and loads the TLS trust store
-        # (about a second on a loaded machine): done lazily, that would stall the event loop
-        # while the run's first requests hold their slots, and count as their client wait.
+        # (0.15 s here, about a second on a loaded machine): done lazily, that would stall the
+        # event loop while the run's first requests hold their slots, and count as their client
+        # wait. bench.cli.run.prepare calls this, so a missing library is found before any request.
         _ = self.client
+
+    async def warm_up(self) -> None:
+        self.prepare_transport()  # a no-op when prepare() has built the client already
 
     # ---- configuration -------------------------------------------------------------
     @property

@@ -75,16 +75,29 @@ def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     import aiohttp
     from httpx_aiohttp import AiohttpTransport
 
+    class MarkingConnector(aiohttp.TCPConnector):
+        """Notes when a request got its pooled connection: its headers are written right after.
+
+        (aiohttp's TraceConfig would tell the same, but any trace config makes aiohttp build and
+        dispatch a dozen signal objects per request: measured at ~5% of the event loop's CPU at
+        concurrency 1000.)
+        """
+
+        async def connect(
+            self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
+        ) -> Any:
+            connection = await super().connect(req, traces, timeout)
+            observe.note_left()
+            return connection
+
     def session() -> aiohttp.ClientSession:
         # Made on first use, inside the running event loop, as aiohttp requires.
-        tracing = aiohttp.TraceConfig()
-        tracing.on_request_headers_sent.append(_headers_sent)
-        connector = aiohttp.TCPConnector(
+        connector = MarkingConnector(
             limit=limits.max_connections or 0,
             limit_per_host=0,
             keepalive_timeout=limits.keepalive_expiry or _KEEPALIVE_S,
         )
-        return aiohttp.ClientSession(connector=connector, trace_configs=[tracing])
+        return aiohttp.ClientSession(connector=connector)
 
     class Transport(AiohttpTransport):
         """httpx-aiohttp's transport with aiohttp's errors typed as httpx's own transport types them."""
@@ -100,10 +113,6 @@ def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
             return response
 
     return Transport(limits=limits, client=session)
-
-
-async def _headers_sent(*_: Any) -> None:
-    observe.note_left()
 
 
 def _retyped(exc: httpx.TransportError) -> httpx.TransportError:

@@ -157,6 +157,8 @@ def run_config(cfg: dict[str, Any], run_dir: Path) -> tuple[int, float]:
 
     os.environ["T2I_BENCH_PERF_KEY"] = "perf-test-key"
     config, providers, plan = prepare(cfg, require_keys=True)
+    for provider in providers.values():
+        provider.prepare_transport()  # as `bench run` does, before its event loop (and this clock)
     store = RunStore(run_dir)
     runner = Runner(
         run_id=run_dir.name,

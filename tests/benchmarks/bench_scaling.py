@@ -113,9 +113,11 @@ def runner_child(url: str, c: int, transport: str) -> None:
         cfg["providers"]["bench"]["concurrency"] = c
         cfg["providers"]["bench"]["timeout_s"] = 120
         cfg["runner"]["http_transport"] = transport
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
         ok, elapsed = run_config(cfg, Path(tmp) / "run")
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        before, peak = usage0.ru_maxrss, usage1.ru_maxrss
+        cpu_s = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
         df = pd.read_parquet(Path(tmp) / "run" / "records.parquet")
     ok_rows = df[df.status == "ok"]
     print(
@@ -129,6 +131,7 @@ def runner_child(url: str, c: int, transport: str) -> None:
                 "client_wait_p90_s": float(ok_rows.client_wait_s.quantile(0.9)),
                 "rss_before_mib": before / 1024,
                 "rss_peak_mib": peak / 1024,
+                "cpu_share": cpu_s / elapsed,
             }
         )
     )
@@ -210,7 +213,8 @@ def main() -> None:
                 notes = (
                     f"latency {r['latency_s']:.3f} s, client wait {r['client_wait_s'] * 1000:.1f} ms "
                     f"(p90 {r['client_wait_p90_s'] * 1000:.1f} ms, {share:.1%} of latency), "
-                    f"{per_req_kib:.0f} KiB RSS per request in flight, {r['errors']} errors"
+                    f"{per_req_kib:.0f} KiB RSS per request in flight, client CPU {r['cpu_share']:.0%} "
+                    f"of one core, {r['errors']} errors"
                 )
                 name = f"runner ({transport})"
                 runner_rates[transport] = r["rate"]
