@@ -55,6 +55,15 @@ class _Handler(socketserver.BaseRequestHandler):
                 % BIG
             )
             send(b"\0" * BIG)
+        elif path == "/set-cookie":
+            send(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nSet-Cookie: backend=7; Path=/\r\n"
+                b"Content-Length: 2\r\n\r\n{}"
+            )
+        elif path == "/echo-cookie":
+            sent = b"\r\ncookie:" in data.lower()
+            body = b'{"cookie": %s}' % (b"true" if sent else b"false")
+            send(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         elif path == "/drop":
             send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
             self.request.shutdown(socket.SHUT_RDWR)
@@ -120,6 +129,33 @@ def test_errors_are_typed_alike(transport: str, monkeypatch: pytest.MonkeyPatch)
     refused = f"http://127.0.0.1:{closed_port()}/ok"
     # A refused connection is a transport error, not a timeout (httpx-aiohttp alone calls it ConnectTimeout).
     assert asyncio.run(outcome(provider(transport, url, monkeypatch), "GET", refused)) is TransportError
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_no_cookie_is_kept_between_requests(transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each API request stands alone: a sticky-session cookie is not replayed on the next one."""
+
+    async def exchange(p: HttpProvider, url: str) -> Any:
+        try:
+            first = await p.send("GET", f"{url}/set-cookie")
+            assert first.headers["set-cookie"].startswith("backend=7")
+            return (await p.send("GET", f"{url}/echo-cookie")).json()
+        finally:
+            await p.aclose()
+
+    with raw_server() as url:
+        assert asyncio.run(exchange(provider(transport, url, monkeypatch), url)) == {"cookie": False}
+        # Control: httpx's own client keeps the cookie and sends it back to the same server.
+        plain = make_client_with_one_connection(transport)
+
+        async def plain_exchange() -> Any:
+            try:
+                await plain.get(f"{url}/set-cookie")
+                return (await plain.get(f"{url}/echo-cookie")).json()
+            finally:
+                await plain.aclose()
+
+        assert asyncio.run(plain_exchange()) == {"cookie": True}
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
