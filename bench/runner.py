@@ -54,6 +54,7 @@ NAN = math.nan
 _GUARD_FACTOR, _GUARD_EXTRA_S = 1.5, 10.0
 _DISPATCH_BATCH = 64
 _BUDGET_WAIT_S = 0.05  # how often a request waiting for the budget to settle looks again
+_RUN_GC_THRESHOLDS = (10_000, 10, 100)  # the cyclic GC's, during a run (see Runner.run)
 
 
 @dataclass
@@ -240,6 +241,11 @@ class Runner:
         # out of the cyclic collector's full passes, which otherwise re-walk that whole heap while
         # requests wait (measured: ~17% of the event loop's CPU per request at concurrency 1000).
         gc.freeze()
+        # And collect young objects less often: at concurrency 1000 most of them belong to requests
+        # still in flight, so each pass re-walks them only to keep them. Measured at C=1000 (3,000
+        # requests, 4.6 s): 0.51 s of collection with Python's (700, 10, 10), 0.2-0.28 s with these.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(*_RUN_GC_THRESHOLDS)
         try:
             for provider in self.providers.values():
                 await provider.warm_up()
@@ -247,6 +253,7 @@ class Runner:
                 self._progress = progress
                 await self._dispatch(plan, finished)
         finally:
+            gc.set_threshold(*thresholds)
             gc.unfreeze()
             await self.store.close()
             if self._checker is not None:

@@ -318,3 +318,37 @@ def test_the_runner_sizes_the_stores_backpressure_to_its_providers(bench_cfg: An
     runner, plan = make_runner(bench_cfg([*SMOKE, "providers.local.concurrency=700"]), store)
     assert asyncio.run(runner.run(plan)).ok == plan.total
     assert store.max_pending_writes == 700
+
+
+def test_a_run_tunes_the_cyclic_gc_only_while_it_runs(bench_cfg: Any, tmp_path: Path) -> None:
+    """During the run the pre-run heap is frozen and young objects are collected less often
+    (the requests in flight are most of them); a program that embeds the runner gets its own
+    collector settings back afterwards, also when the run fails."""
+    import gc
+
+    seen: list[tuple[tuple[int, int, int], int]] = []
+    runner, plan = make_runner(bench_cfg(SMOKE), RunStore(tmp_path / "run"))
+    real_dispatch = runner._dispatch
+
+    async def observing(*args: Any) -> None:
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        await real_dispatch(*args)
+
+    runner._dispatch = observing  # type: ignore[method-assign]
+    before = gc.get_threshold()
+    gc.set_threshold(123, 4, 5)
+    try:
+        asyncio.run(runner.run(plan))
+        assert gc.get_threshold() == (123, 4, 5) and gc.get_freeze_count() == 0
+        assert seen[0][0] == bench.runner._RUN_GC_THRESHOLDS and seen[0][1] > 0
+
+        async def failing(*_: Any) -> None:
+            raise RuntimeError("dispatch failed")
+
+        runner, plan = make_runner(bench_cfg(SMOKE), RunStore(tmp_path / "run2"))
+        runner._dispatch = failing  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="dispatch failed"):
+            asyncio.run(runner.run(plan))
+        assert gc.get_threshold() == (123, 4, 5) and gc.get_freeze_count() == 0
+    finally:
+        gc.set_threshold(*before)

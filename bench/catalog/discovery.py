@@ -125,7 +125,10 @@ class FetchContext:
         where = f"{self.provider}:{model}"
         shown = url  # the query (AKI.IO's key) is never shown
         cap = self.settings.max_response_bytes
-        too_big = CatalogError(response_cap_message(where, f"GET {shown}", self.provider, cap))
+
+        def too_big() -> Exception:
+            return CatalogError(response_cap_message(where, f"GET {shown}", self.provider, cap))
+
         try:
             # Streamed and capped like the adapters' answers (bench.providers.http_common); no
             # redirect is followed, so the key goes to this URL's host and nowhere else.

@@ -119,10 +119,12 @@ class CappedBody:
     counted as it arrives), so a hostile answer of hundreds of MB costs at most `cap` of memory.
     Fed by the async adapters (HttpProvider.send) and the sync catalog fetcher (read_capped) alike."""
 
-    def __init__(self, cap: int, headers: httpx.Headers, too_big: Exception) -> None:
+    def __init__(self, cap: int, headers: httpx.Headers, too_big: Callable[[], Exception]) -> None:
+        # `too_big` makes the error only when needed: its message is redacted, which costs more
+        # than reading a small answer.
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise too_big
+            raise too_big()
         self.cap, self.too_big = cap, too_big
         self.chunks: list[bytes] = []
         self.total = 0
@@ -130,14 +132,14 @@ class CappedBody:
     def add(self, chunk: bytes) -> None:
         self.total += len(chunk)
         if self.total > self.cap:
-            raise self.too_big
+            raise self.too_big()
         self.chunks.append(chunk)
 
     def content(self) -> bytes:
         return b"".join(self.chunks)
 
 
-def read_capped(response: httpx.Response, cap: int, too_big: Exception) -> bytes:
+def read_capped(response: httpx.Response, cap: int, too_big: Callable[[], Exception]) -> bytes:
     """The body of a streamed (sync) response, refused past `cap` bytes."""
     body = CappedBody(cap, response.headers, too_big)
     for chunk in response.iter_bytes():
@@ -258,10 +260,13 @@ class HttpProvider(Provider):
 
     async def _read_capped(self, response: httpx.Response, method: str, url: str) -> bytes:
         cap = self.settings.max_response_bytes
-        too_big = MalformedResponseError(
-            response_cap_message(self.name, f"{method} {self.safe(url)}", self.name, cap),
-            http_status=response.status_code,
-        )
+
+        def too_big() -> Exception:
+            return MalformedResponseError(
+                response_cap_message(self.name, f"{method} {self.safe(url)}", self.name, cap),
+                http_status=response.status_code,
+            )
+
         body = CappedBody(cap, response.headers, too_big)
         async for chunk in response.aiter_bytes():
             body.add(chunk)

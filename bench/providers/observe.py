@@ -31,7 +31,7 @@ class Observation:
     emulated: bool = False
     poll_interval_s: float = math.nan
     # perf_counter() when the attempt got its lane slot, and when its first HTTP request left
-    # (headers written, after a pooled connection was acquired). NaN: no HTTP (local provider).
+    # (it had its connection; bench.providers.transport). NaN: no HTTP (local provider).
     slot_at: float = math.nan
     left_at: float = math.nan
 
@@ -79,7 +79,7 @@ def poll_delays(max_interval_s: float, first_s: float = FIRST_POLL_S) -> Iterato
 
 
 def note_left() -> None:
-    """A request's headers were written: the first one of an attempt marks when it left."""
+    """A request is leaving (it has its connection): the first one of an attempt marks when it left."""
     observation = _current.get()
     if observation is not None and math.isnan(observation.left_at):
         observation.left_at = time.perf_counter()

@@ -6,9 +6,12 @@ takes hundreds of requests at once; aiohttp's does not. `runner.http_transport`
 (or $T2I_BENCH_HTTP_TRANSPORT for code that builds providers directly, like the
 tests) picks `aiohttp` or `httpx`.
 
-Both transports report when a request actually left (its headers were written, after
-a pooled connection was acquired), into the attempt's observation, so the runner can
-separate the provider's latency from time spent waiting inside our own client.
+Both transports report when a request actually left (aiohttp: it got its pooled or new
+connection, and its headers are written next; httpx: its headers started to be written),
+into the attempt's observation, so the runner can separate the provider's latency from
+time spent waiting inside our own client.
+
+The client keeps no cookies between requests (see _StatelessClient).
 """
 
 from __future__ import annotations
