@@ -271,7 +271,8 @@ def main() -> None:
                 else:
                     print(f"{c:>5} {n:>8} LiteLLM: FAILED\n{out.stderr[-2000:]}")
         misses = [v for v in verdicts if v.startswith("!!!")]
-        print("\n".join(verdicts))
+        for verdict in verdicts:
+            print(verdict)
         if not misses:
             print(
                 f"verdict: every goal measured here is met (runner with the default {DEFAULT_TRANSPORT} transport)"
