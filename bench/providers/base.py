@@ -209,7 +209,7 @@ class Provider(abc.ABC):
         """Called before the run, outside the event loop: HTTP adapters build their client here."""
 
     async def warm_up(self) -> None:  # noqa: B027 (an optional hook: most providers need nothing)
-        """Called once before a run's first request; HTTP adapters build their client here."""
+        """Called once before a run's first request, inside the event loop."""
 
     async def aclose(self) -> None:
         if self._client is not None:

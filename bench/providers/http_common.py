@@ -176,7 +176,7 @@ class HttpProvider(Provider):
         # Building the client imports the transport's library and loads the TLS trust store
         # (0.15 s here, about a second on a loaded machine): done lazily, that would stall the
         # event loop while the run's first requests hold their slots, and count as their client
-        # wait. bench.cli.run.prepare calls this, so a missing library is found before any request.
+        # wait. `bench run` calls this before it starts the event loop.
         _ = self.client
 
     async def warm_up(self) -> None:

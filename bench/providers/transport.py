@@ -106,7 +106,7 @@ def _aiohttp_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
     from httpx_aiohttp import AiohttpTransport
 
     class MarkingConnector(aiohttp.TCPConnector):
-        """Notes when a request got its pooled connection: its headers are written right after.
+        """Notes when a request got its connection (pooled or new): its headers are written next.
 
         (aiohttp's TraceConfig would tell the same, but any trace config makes aiohttp build and
         dispatch a dozen signal objects per request: measured at ~5% of the event loop's CPU at
