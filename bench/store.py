@@ -51,7 +51,7 @@ DONE_STATUSES = frozenset({"ok", "refused"})  # errors and skips are tried again
 _PARQUET_BATCH_ROWS = 10_000
 # Requests whose rows wait for the writer. When the disk lags this far behind, the runner stops
 # dispatching new requests (paid images must not pile up in memory, or be bought faster than kept).
-# The runner raises it to the providers' total concurrency (RunStore.absorb_bursts).
+# The runner raises it to twice the providers' total concurrency (RunStore.absorb_bursts).
 MAX_PENDING_WRITES = 256
 
 
@@ -287,17 +287,18 @@ class RunStore:
         self._writer = asyncio.create_task(self._write_loop())
 
     def absorb_bursts(self, concurrency: int) -> None:
-        """Let a whole wave of answers (`concurrency` arriving at once) wait for the disk without
-        stopping the sends; unless a limit was given to the constructor. Call before open().
+        """Let two waves of answers (`concurrency` arriving at once, each) wait for the disk without
+        stopping the sends, unless a limit was given to the constructor. Call before open().
 
-        With the fixed default, a provider answering 1,000 requests within a second filled the 256
-        places while the writer fsynced a batch, and every send waited for the disk: at concurrency
-        1000 that cost a fifth of the throughput (tests/benchmarks/bench_scaling.py). Memory stays
-        bounded by the configured concurrency: at most that many answers wait, and no more are sent
-        while they do.
+        Two, so that one wave can be written while the next arrives. With the fixed default, a
+        provider answering 1,000 requests within a second filled the 256 places while the writer
+        fsynced a batch, and every send waited for the disk: at concurrency 1000 that cost a fifth
+        of the throughput; with one wave's worth, sends still waited in some runs, costing ~4%
+        (tests/benchmarks/bench_scaling.py). Memory stays bounded by the configured concurrency:
+        at most this many answers, plus those in flight, wait for the disk.
         """
         if not self._pending_limit_given:
-            self.max_pending_writes = max(MAX_PENDING_WRITES, concurrency)
+            self.max_pending_writes = max(MAX_PENDING_WRITES, 2 * concurrency)
 
     async def wait_for_room(self) -> None:
         """Backpressure: wait while max_pending_writes requests wait for the disk (or it failed)."""
