@@ -295,7 +295,7 @@ async def _pending_allowed(store: HeldDisk, commits: int) -> tuple[int, bool]:
         await store.close()
 
 
-def test_a_whole_wave_of_answers_may_wait_for_the_disk_without_stopping_sends(tmp_path: Path) -> None:
+def test_two_waves_of_answers_may_wait_for_the_disk_without_stopping_sends(tmp_path: Path) -> None:
     """At concurrency 1000 the fixed 256 places filled while the writer fsynced one batch, and every
     send waited for the disk (a fifth of the throughput). The runner sizes them to two waves."""
     store = HeldDisk(tmp_path / "a")

@@ -180,7 +180,7 @@ class HttpProvider(Provider):
         _ = self.client
 
     async def warm_up(self) -> None:
-        self.prepare_transport()  # a no-op when prepare() has built the client already
+        self.prepare_transport()  # a no-op when `bench run` has built the client already
 
     # ---- configuration -------------------------------------------------------------
     @property
