@@ -16,9 +16,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cli import cluster_env
 from bench.cli.hydra_config import override_problem
-from bench.cli.launchers import with_parallel_jobs
-from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, execute_run, prepare
+from bench.cli.launchers import launcher_config, with_parallel_jobs
+from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, execute_run, metrics_enabled, prepare
 from bench.config import check_writable
 from bench.errors import BenchError, ConfigError
 
@@ -89,10 +90,11 @@ def hydra_app() -> Iterator[Any]:
         GlobalHydra.instance().clear()
 
 
-def validate_jobs(overrides: Sequence[str], jobs: Iterable[Sequence[str]]) -> int:
+def validate_jobs(overrides: Sequence[str], jobs: Iterable[Sequence[str]]) -> tuple[int, set[str]]:
     """Compose each job as Hydra's sweeper will (`load_sweep_config`: its config loader and the
     master config's hydra overrides, e.g. hydra.searchpath) and prepare it as its run would;
-    the first problem is a ConfigError."""
+    the first problem is a ConfigError. Returns the number of jobs and the names of the
+    environment variables holding the keys they need (never the values)."""
     from hydra.errors import HydraException
     from hydra.types import RunMode
     from omegaconf import open_dict
@@ -116,13 +118,24 @@ def validate_jobs(overrides: Sequence[str], jobs: Iterable[Sequence[str]]) -> in
         except (HydraException, OmegaConfBaseException) as exc:
             raise ConfigError("overrides", " ".join(overrides), override_problem(exc)) from None
     # Prepared outside Hydra's global state: preparing may compose configs of its own.
+    names: set[str] = set()
     for job, cfg in composed_jobs:
         try:
-            prepare(cfg, require_keys=True)
+            config, providers, _ = prepare(cfg, require_keys=True)
             check_writable(Path(str(cfg.get("results_dir", "results"))))
         except ConfigError as exc:
             raise ConfigError(exc.key, exc.value, f"{exc.fix} (in the job {' '.join(job)})") from None
-    return len(composed_jobs)
+        names |= cluster_env.key_names(providers.values(), judge_key_env(config))
+    return len(composed_jobs), names
+
+
+def judge_key_env(config: Any) -> str | None:
+    if not metrics_enabled(config.metrics):
+        return None
+    from bench.metrics.config import parse_metrics_config
+
+    judge = parse_metrics_config(config.metrics, config.providers).judge
+    return (judge.api_key_env or None) if judge.enabled else None
 
 
 def multirun_task(cfg: Any) -> int:
@@ -133,8 +146,15 @@ def multirun_task(cfg: Any) -> int:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
+    job_cfg = {str(k): v for k, v in container.items()}
+    cluster_env.write_job_file(run_dir)
     try:
-        return execute_run({str(k): v for k, v in container.items()}, run_dir)
+        try:
+            prepared = prepare(job_cfg, require_keys=True)
+        except ConfigError as exc:  # e.g. a key variable this worker does not have: say which node
+            print(f"bench: {exc} (job on {cluster_env.describe_node()})", file=sys.stderr)
+            return EXIT_USAGE
+        return execute_run(job_cfg, run_dir, prepared)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -143,19 +163,29 @@ def multirun_task(cfg: Any) -> int:
         return EXIT_FAILED
 
 
-def launch(overrides: Sequence[str]) -> list[tuple[str, int]]:
-    """Run the sweep through Hydra's sweeper and launcher; (job folder, exit code) per job."""
+def launch(overrides: Sequence[str], key_names: Iterable[str] = ()) -> list[tuple[str, int]]:
+    """Run the sweep through Hydra's sweeper and launcher; (job folder, exit code) per job.
+
+    Under Ray the jobs run in a cluster's worker processes, which lack this shell's key
+    variables: the task function carries the values of `key_names` (bench.cli.cluster_env).
+    """
     from hydra.core.utils import JobStatus
     from omegaconf import OmegaConf
 
     from bench.cli.hydra_config import CONFIG_NAME
 
-    with hydra_app() as app:
-        returns = app.multirun(
-            config_name=CONFIG_NAME,
-            task_function=multirun_task,
-            overrides=[*overrides, "hydra.mode=MULTIRUN"],
-        )
+    task: Any = multirun_task
+    with contextlib.ExitStack() as stack:
+        launcher = launcher_config(overrides)
+        if cluster_env.is_ray(launcher):
+            stack.enter_context(ray_session(launcher))
+            task = cluster_env.WithKeys(multirun_task, cluster_env.driver_key_values(key_names))
+        with hydra_app() as app:
+            returns = app.multirun(
+                config_name=CONFIG_NAME,
+                task_function=task,
+                overrides=[*overrides, "hydra.mode=MULTIRUN"],
+            )
     outcomes: list[tuple[str, int]] = []
     for batch in returns or []:
         for job in batch:
@@ -172,11 +202,27 @@ def launch(overrides: Sequence[str]) -> list[tuple[str, int]]:
     return outcomes
 
 
+@contextlib.contextmanager
+def ray_session(launcher: dict[str, Any]) -> Iterator[None]:
+    """Ray started (or joined) here, before the plugin would: the plugin's init adds a memory
+    setting that Ray refuses when joining a running cluster (bench.cli.cluster_env)."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(**cluster_env.ray_init_arguments(launcher))
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def run_multirun(overrides: Sequence[str]) -> int:
     """Validate every job, launch the sweep, and exit with the worst job's code."""
     jobs = expand_sweep(overrides)
-    validate_jobs(overrides, jobs)
-    outcomes = launch(with_parallel_jobs(overrides, len(jobs)))
+    _, key_names = validate_jobs(overrides, jobs)
+    outcomes = launch(with_parallel_jobs(overrides, len(jobs)), key_names)
     failed = [(label, code) for label, code in outcomes if code != EXIT_OK]
     for label, code in failed:
         print(f"bench: job {label} exited {code}", file=sys.stderr)
