@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest perf clean browser
+.PHONY: setup demo test lint typecheck pytest perf clean browser cluster-packages
 
 setup: $(STAMP)
 
@@ -33,7 +33,13 @@ typecheck: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; else echo "chromium not installed: the browser test will skip (sudo apt-get install -y chromium)"; fi; }
 
-pytest: setup browser
+# SLURM (slurm-wlm, munge) for the cluster tests, which start a one-node cluster of their own, and
+# iproute2 for the Ray test's loopback-only network namespace: installed when missing and running
+# as root (CI); otherwise those tests skip with their reason.
+cluster-packages:
+	@command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge iproute2 curl >/dev/null; else echo "SLURM not installed: the cluster tests will skip (sudo apt-get install -y slurm-wlm munge iproute2 curl)"; fi; }
+
+pytest: setup browser cluster-packages
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -166,7 +168,8 @@ def test_a_slurm_job_without_its_key_fails_naming_the_variable_and_the_node(
 
 def test_ray_recipe_runs_on_two_nodes_as_written(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[launchers]')")
-    temp = tmp_path / "ray"  # Ray's session folder, searched for the key below
+    # Ray's session folder, searched for the key below (short: Ray's socket paths must fit 107 bytes)
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     script = recipe("ray").replace("--head ", f"--head --temp-dir={temp} ", 1)
     secret = "sk-recipe-" + os.urandom(8).hex()
     script = script.replace("AIMLAPI_API_KEY=sk-anything", f"AIMLAPI_API_KEY={secret}")
@@ -175,6 +178,9 @@ def test_ray_recipe_runs_on_two_nodes_as_written(tmp_path: Path) -> None:
             run_recipe(script, tmp_path, user_env(), prefix=inside)
         finally:
             subprocess.run([*inside, str(BIN / "ray"), "stop", "--force"], capture_output=True, check=False)
+            leftover = subprocess.run(["pgrep", "-f", str(temp)], capture_output=True, text=True).stdout
+            secrets_left = files_holding(temp, secret)
+            shutil.rmtree(temp, ignore_errors=True)
     sweep = tmp_path / "results" / "sweeps" / "ray-study"
     runs = run_folders(sweep)
     assert len(runs) == 2
@@ -183,6 +189,44 @@ def test_ray_recipe_runs_on_two_nodes_as_written(tmp_path: Path) -> None:
     for run in runs:
         assert set(pd.read_parquet(run / "records.parquet").status) == {"ok"}  # the key reached the worker
     assert (sweep / "report.html").is_file()
-    assert files_holding(sweep, secret) == [] and files_holding(temp, secret) == []
-    leftover = subprocess.run(["pgrep", "-f", str(temp)], capture_output=True, text=True).stdout
+    assert files_holding(sweep, secret) == [] and secrets_left == []
     assert leftover == "", f"Ray processes left running: {leftover}"
+
+
+def test_bench_score_over_a_sweep_runs_one_job_per_run_folder(tmp_path: Path) -> None:
+    """`bench score SWEEP` with a launcher scores every run folder in jobs of their own, resumably."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="pip install -e '.[launchers]'")
+    results = tmp_path / "results"
+    code = main(
+        [
+            "run",
+            "-m",
+            "targets=[local:shapes-fast]",
+            "prompts.n=2",
+            "sweep=quick",
+            "sweep.seeds=[1],[2]",
+            "metrics=off",
+            "report.write=false",
+            "report.print_summary=false",
+            "runner.progress=off",
+            f"results_dir={results}",
+            "sweep_name=sc",
+        ]
+    )
+    assert code == 0
+    sweep = results / "sweeps" / "sc"
+    scoring = [
+        "metrics=test",
+        "metrics.fid.enabled=false",
+        "metrics.kid.enabled=false",
+        f"+metrics.cache_dir={tmp_path / 'embeddings'}",
+    ]
+    launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    assert main(["score", str(sweep), *scoring, *launcher]) == 0
+    runs = run_folders(sweep)
+    assert len(runs) == 2
+    for run in runs:
+        assert pd.read_parquet(run / "records.parquet").clip_score.notna().all()
+    jobs = sorted((sweep / ".score-jobs").glob("*/.hydra"))
+    assert len(jobs) == 2  # one scoring job per run folder, through the launcher
+    assert run_folders(sweep) == runs  # the jobs' folders are not taken for run folders

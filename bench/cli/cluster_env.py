@@ -28,9 +28,7 @@ JOB_FILE = "job.json"
 
 def key_names(providers: Iterable[Any], judge_key_env: str | None) -> set[str]:
     """The environment variables holding the keys these providers (and the judge) need."""
-    names = {
-        str(p.settings.api_key_env) for p in providers if p.needs_api_key and p.settings.api_key_env
-    }
+    names = {str(p.settings.api_key_env) for p in providers if p.needs_api_key and p.settings.api_key_env}
     if judge_key_env:
         names.add(judge_key_env)
     return names
@@ -80,7 +78,7 @@ class WithKeys:
         return self.task(cfg)
 
     def __repr__(self) -> str:
-        return f"WithKeys({self.task.__name__}, names={sorted(self._values)})"
+        return f"WithKeys({getattr(self.task, '__name__', type(self.task).__name__)}, names={sorted(self._values)})"
 
 
 def driver_key_values(names: Iterable[str]) -> dict[str, str]:

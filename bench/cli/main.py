@@ -295,14 +295,23 @@ def cmd_compare(args: list[str]) -> int:
 def cmd_score(args: list[str]) -> int:
     from bench.cli.commands import score
     from bench.cli.hydra_config import compose_config
+    from bench.cli.score_jobs import is_sweep_folder, score_sweep
 
-    parser = argparse.ArgumentParser(prog="bench score", description="(re)compute metrics for a run folder")
-    parser.add_argument("run_dir", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="bench score",
+        description="(re)compute metrics for a run folder, or for every run folder of a sweep folder "
+        "(one job per run folder through a Hydra launcher, e.g. hydra/launcher=joblib hydra.launcher.n_jobs=2)",
+    )
+    parser.add_argument("run_dir", type=Path, help="a run folder or a sweep folder")
     parser.add_argument(
-        "overrides", nargs="*", help="Hydra overrides for the metrics block, e.g. metrics=test"
+        "overrides",
+        nargs="*",
+        help="Hydra overrides for the metrics block, e.g. metrics=test; with a sweep folder also a launcher",
     )
     ns = parser.parse_args(args)
     _setup_logging()
+    if is_sweep_folder(ns.run_dir):
+        return score_sweep(ns.run_dir, ns.overrides)
     cfg = compose_config(ns.overrides)
     return score(ns.run_dir, cfg.get("metrics") or {}, cfg.get("providers") or {})
 

@@ -163,23 +163,26 @@ def multirun_task(cfg: Any) -> int:
         return EXIT_FAILED
 
 
-def launch(overrides: Sequence[str], key_names: Iterable[str] = ()) -> list[tuple[str, int]]:
+def launch(
+    overrides: Sequence[str], key_names: Iterable[str] = (), task_function: Any = multirun_task
+) -> list[tuple[str, int]]:
     """Run the sweep through Hydra's sweeper and launcher; (job folder, exit code) per job.
 
     Under Ray the jobs run in a cluster's worker processes, which lack this shell's key
     variables: the task function carries the values of `key_names` (bench.cli.cluster_env).
+    `task_function` returns each job's exit code (`bench score` over a sweep passes its own).
     """
     from hydra.core.utils import JobStatus
     from omegaconf import OmegaConf
 
     from bench.cli.hydra_config import CONFIG_NAME
 
-    task: Any = multirun_task
+    task = task_function
     with contextlib.ExitStack() as stack:
         launcher = launcher_config(overrides)
         if cluster_env.is_ray(launcher):
             stack.enter_context(ray_session(launcher))
-            task = cluster_env.WithKeys(multirun_task, cluster_env.driver_key_values(key_names))
+            task = cluster_env.WithKeys(task_function, cluster_env.driver_key_values(key_names))
         with hydra_app() as app:
             returns = app.multirun(
                 config_name=CONFIG_NAME,

@@ -1,0 +1,83 @@
+"""`bench score SWEEP_FOLDER`: score every run folder of a sweep, one job per run folder.
+
+Scoring a 10k-image sweep on a CPU is the slow step (preference models are ViT-H). Given a
+sweep folder, `bench score` scores its run folders one after another in this process; given
+a Hydra launcher as well (`hydra/launcher=joblib hydra.launcher.n_jobs=2`, `submitit_slurm`,
+`ray`), it sends one scoring job per run folder through that launcher, as `bench run -m`
+sends runs, and exits with the worst job's code. Scores are cached per image (content hash
+and model fingerprint), so an interrupted pass resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.cli.run import EXIT_OK
+
+SCORE_JOB_KEY = "+score_job"
+
+
+def run_folders(sweep: Path) -> list[Path]:
+    return sorted(p.parent for p in sweep.glob("*/records.parquet"))
+
+
+def is_sweep_folder(path: Path) -> bool:
+    return path.is_dir() and not (path / "records.parquet").is_file() and bool(run_folders(path))
+
+
+class ScoreJob:
+    """The task of one scoring job: the run folder with index `score_job` (picklable for launchers)."""
+
+    def __init__(self, runs: list[Path]) -> None:
+        self.runs = [str(r) for r in runs]
+
+    def __call__(self, cfg: Any) -> int:
+        from omegaconf import OmegaConf
+
+        from bench.cli.commands import score
+
+        container = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(container, dict)
+        run = Path(self.runs[int(container["score_job"])])
+        return score(run, container.get("metrics") or {}, container.get("providers") or {})
+
+
+def judge_key_names(cfg: dict[str, Any]) -> list[str]:
+    """The judge's key variable, which scoring jobs on a cluster's workers need (never its value)."""
+    from bench.metrics.config import parse_metrics_config
+
+    judge = parse_metrics_config(cfg.get("metrics") or {}, cfg.get("providers") or {}).judge
+    return [judge.api_key_env] if judge.enabled and judge.api_key_env else []
+
+
+def score_sweep(sweep: Path, overrides: list[str]) -> int:
+    """Score each run folder of `sweep`; through the launcher when the overrides name one."""
+    from bench.cli.commands import score
+    from bench.cli.hydra_config import compose_config
+    from bench.cli.multirun import launch
+
+    runs = run_folders(sweep)
+    launcher = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
+    if not launcher:
+        cfg = compose_config(overrides)
+        codes = [score(run, cfg.get("metrics") or {}, cfg.get("providers") or {}) for run in runs]
+        return max(codes, default=EXIT_OK)
+    jobs = ",".join(str(i) for i in range(len(runs)))
+    cfg = compose_config([o for o in overrides if o not in launcher])
+    outcomes = launch(
+        [
+            *overrides,
+            f"{SCORE_JOB_KEY}={jobs}",
+            f"hydra.sweep.dir={sweep / '.score-jobs'}",
+            "hydra.sweep.subdir=${hydra.job.num}",
+        ],
+        key_names=judge_key_names(cfg),
+        task_function=ScoreJob(runs),
+    )
+    failed = [(label, code) for label, code in outcomes if code != EXIT_OK]
+    for label, code in failed:
+        print(f"bench: scoring job {label} exited {code}", file=sys.stderr)
+    print(f"scored {len(runs)} run folder(s) in {len(outcomes)} job(s); {len(failed)} failed")
+    return max((code for _, code in failed), default=EXIT_OK)
