@@ -77,6 +77,9 @@ class RunnerSettings:
     # hosted providers' concurrency and requests_per_minute are divided among them.
     parallel_jobs: int = 1
     http_transport: str = "aiohttp"  # under the providers' httpx client: aiohttp | httpx
+    # Send again, on resume, requests the provider billed but whose image could not be had
+    # (`bench run --retry-billed`): each is bought again, within max_cost_usd.
+    retry_billed: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ class BenchConfig:
     report: Mapping[str, Any]
     http_debug: bool = False  # bench.http_debug: the HTTP libraries' DEBUG lines (auth redacted)
     cache: CacheSettings = field(default_factory=lambda: CacheSettings(mode="off"))
+    # Targets whose provider publishes its price in a unit bench cannot count ("compute seconds")
+    # and that no price entry covers: target id -> that unit (set by `bench run`'s prepare).
+    unpriced_units: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_target(entry: Any, index: int) -> Target:
@@ -375,7 +381,13 @@ def parse_runner(cfg: Mapping[str, Any]) -> RunnerSettings:
     transport = cfg.get("http_transport") or default_transport()
     if transport not in TRANSPORTS:
         raise ConfigError("runner.http_transport", transport, f"use one of {', '.join(TRANSPORTS)}")
+    retry_billed = cfg.get("retry_billed", False)
+    if not isinstance(retry_billed, bool):
+        raise ConfigError(
+            "runner.retry_billed", retry_billed, "use true or false (or `bench run --retry-billed`)"
+        )
     return RunnerSettings(
+        retry_billed=retry_billed,
         http_transport=str(transport),
         max_attempts=attempts,
         backoff_base_s=float(base),
@@ -431,7 +443,7 @@ def parse_config(cfg: Mapping[str, Any]) -> BenchConfig:
         sweep=parse_sweep(cfg.get("sweep") or {}),
         prompts=dict(cfg.get("prompts") or {}),
         providers=providers,
-        prices=PriceTable.from_config(prices_cfg.get("entries") or []),
+        prices=PriceTable.from_prices_config(prices_cfg),
         runner=parse_runner(cfg.get("runner") or {}),
         max_cost_usd=max_cost,
         results_dir=results_dir,

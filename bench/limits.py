@@ -113,6 +113,10 @@ class CostEstimator:
     this target at another size, scaled by megapixels (never below the price table's
     figure, which may be per image); else the price table or the adapter's guess; else
     the last reported cost of the target as is; else unknown (None).
+
+    Each estimate comes with its basis: "reported" (this setting was billed before), "table",
+    "scaled" or "target" (a guess from another setting: providers round, so the first request at
+    a new setting is a probe), or None (unknown).
     """
 
     def __init__(self) -> None:
@@ -129,26 +133,34 @@ class CostEstimator:
         self._target[key.target] = cost_usd
 
     def estimate(self, key: CostKey, priced: float | None) -> float | None:
+        return self.estimate_with_basis(key, priced)[0]
+
+    def estimate_with_basis(self, key: CostKey, priced: float | None) -> tuple[float | None, str | None]:
         exact = self._exact.get((key.target, key.setting))
         if exact is not None:
-            return exact
+            return exact, "reported"
         has_price = priced is not None and not math.isnan(priced)
         family = self._family.get((key.target, key.family))
         if family is not None and family[1] and key.megapixels:
             scaled = family[0] * key.megapixels / family[1]
-            return max(scaled, priced) if has_price and priced is not None else scaled
+            if has_price and priced is not None:
+                return max(scaled, priced), "table"
+            return scaled, "scaled"
         if has_price:
-            return priced
-        return self._target.get(key.target)
+            return priced, "table"
+        latest = self._target.get(key.target)
+        return (latest, "target") if latest is not None else (None, None)
 
 
 class Budget:
     """The run folder's spend so far plus what requests holding a slot are expected to cost, against a cap.
 
     `spent_usd` starts at what the folder's journal already records (a resume does not get
-    the cap again). A target whose cost nobody can estimate is probed one request at a
-    time; if even that reports no cost, the cap cannot be enforced for it and it gets no
-    more requests.
+    the cap again). Requests go one at a time ("probes") while what they cost is a guess: a
+    target never billed (in this run or earlier in the folder), a target nobody can price, and
+    the first request at a setting whose estimate is only scaled from another size (providers
+    round: fal bills a 512x512 image a whole megapixel). A target that nobody can price and
+    whose probe was billed at an unknown cost gets no more requests: the cap cannot be enforced.
     """
 
     def __init__(self, max_cost_usd: float | None, spent_usd: float = 0.0) -> None:
@@ -156,9 +168,9 @@ class Budget:
         self.spent_usd = spent_usd
         self.reserved_usd = 0.0
         self.estimator = CostEstimator()
-        self._probing: set[str] = set()
+        self._probing: set[str] = set()  # targets, or target+setting, with a probe in flight
         self.settled: set[str] = set()  # targets billed at least once: their cost is calibrated
-        self.unpriceable: set[str] = set()
+        self.unpriceable: set[str] = set()  # billed at a cost nobody knows, and no price to go by
 
     @property
     def enabled(self) -> bool:
@@ -171,28 +183,46 @@ class Budget:
     def estimate(self, key: CostKey, priced: float | None) -> float | None:
         return self.estimator.estimate(key, priced)
 
-    def try_reserve(self, target: str, estimate: float | None) -> tuple[bool, str]:
+    def estimate_with_basis(self, key: CostKey, priced: float | None) -> tuple[float | None, str | None]:
+        return self.estimator.estimate_with_basis(key, priced)
+
+    def refuses_unpriced(self, target: str, estimate: float | None) -> bool:
+        """True when a cap is set and this target can only be sent at an unknown price that was
+        already probed (billed, and nobody said what it cost): refuse it, naming the fix."""
+        return self.max_cost_usd is not None and estimate is None and target in self.unpriceable
+
+    def try_reserve(
+        self, target: str, estimate: float | None, *, probe_setting: str | None = None
+    ) -> tuple[bool, str]:
         """(True, "") if the request may go; (False, "wait") to try again once in-flight work
         settles; else (False, why) and the run stops. Call release() or charge() when it ends.
 
         Until a target has been billed once (in this run or earlier in the folder), its requests
         go one at a time: a stale price table must not send a whole concurrency wave at a
-        price the API then contradicts.
+        price the API then contradicts. `probe_setting`: this request's estimate is a guess from
+        another setting, so it goes alone among requests at that setting.
         """
         if self.max_cost_usd is None:
             return True, ""
-        if target in self.unpriceable:
-            return (
-                False,
-                f"cost of {target} is unknown, so max_cost_usd cannot be enforced; add a price entry",
-            )
-        probe = estimate is None or target not in self.settled
-        if probe and target in self._probing:
-            return False, "wait"  # another request is finding out what this target costs
+        cap = self.max_cost_usd + 1e-12
         if estimate is None:
+            if target in self.unpriceable:
+                return (
+                    False,
+                    f"cost of {target} is unknown, so max_cost_usd cannot be enforced; add a price entry",
+                )
+            if target in self._probing:
+                return False, "wait"  # another request is finding out what this target costs
+            if self.spent_usd >= cap - 1e-12:
+                return False, (
+                    f"max_cost_usd={self.max_cost_usd:g} reached (spent {self.spent_usd:.4f} in this run "
+                    f"folder; the next request's cost is unknown)"
+                )
             self._probing.add(target)
             return True, ""
-        cap = self.max_cost_usd + 1e-12
+        guard = target if target not in self.settled else _probe_key(target, probe_setting)
+        if guard is not None and guard in self._probing:
+            return False, "wait"  # another request is finding out what this costs
         if self.spent_usd + estimate > cap:
             return False, (
                 f"max_cost_usd={self.max_cost_usd:g} reached (spent {self.spent_usd:.4f} in this run "
@@ -200,16 +230,16 @@ class Budget:
             )
         if self.spent_usd + self.reserved_usd + estimate > cap:
             return False, "wait"  # what is in flight may cost less than reserved, or fail unbilled
-        if probe:
-            self._probing.add(target)
+        if guard is not None:
+            self._probing.add(guard)
         self.reserved_usd += estimate
         return True, ""
 
-    def release(self, target: str, estimate: float | None) -> None:
+    def release(self, target: str, estimate: float | None, setting: str | None = None) -> None:
         """The request ended without being billed: give its reservation back."""
         if estimate is not None:
             self.reserved_usd = max(self.reserved_usd - estimate, 0.0)
-        self._probing.discard(target)  # a failed probe tells nothing; the next request probes again
+        self._end_probe(target, setting)  # a failed probe tells nothing; the next request probes again
 
     def charge(
         self,
@@ -223,13 +253,23 @@ class Budget:
         """The request was billed `actual_usd` (NaN: unknown). Reported costs refine later estimates."""
         if estimate is not None:
             self.reserved_usd = max(self.reserved_usd - estimate, 0.0)
-        self._probing.discard(key.target)
         self.settled.add(key.target)
         if not math.isnan(actual_usd):
             self.spent_usd += actual_usd
             if reported:
                 self.estimator.observe(key, actual_usd, megapixels)
-        elif estimate is None and self.max_cost_usd is not None:
+        elif estimate is None:
             self.unpriceable.add(key.target)
         else:
-            self.spent_usd += estimate or 0.0  # billed at an unknown price: count what we expected
+            self.spent_usd += estimate  # billed at an unknown price: count what we expected
+        # Only now: a request waiting on this probe must see its cost first.
+        self._end_probe(key.target, key.setting)
+
+    def _end_probe(self, target: str, setting: str | None) -> None:
+        self._probing.discard(target)
+        if setting is not None:
+            self._probing.discard(_probe_key(target, setting) or "")
+
+
+def _probe_key(target: str, setting: str | None) -> str | None:
+    return None if setting is None else f"{target}\x00{setting}"

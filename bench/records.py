@@ -54,6 +54,14 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     ),  # longest sleep between polls: latency is late by up to this; NaN if not polled
     ("cost_usd", pa.float64()),
     ("cost_source", pa.string()),
+    # The provider billed this request (an answer, or a generation whose download or decode then
+    # failed: a billed failure is final unless `bench run --retry-billed`).
+    ("billed", pa.bool_()),
+    # What a price-table or price-API cost was computed in: unit (image, megapixel, ...) and the
+    # provider's billing rule (fal: megapixels rounded up per image). A unit bench cannot count
+    # ("compute seconds") is named here, with the cost NaN.
+    ("price_unit", pa.string()),
+    ("price_rule", pa.string()),
     ("image_path", pa.string()),
     ("image_sha256", pa.string()),
     ("image_format", pa.string()),

@@ -37,7 +37,7 @@ from bench.errors import (
 )
 from bench.images import CheckedImage, check_images
 from bench.limits import Budget, Clock, CostKey, ProviderLane, cost_key
-from bench.prices import PriceTable, estimate_cost
+from bench.prices import PriceTable, estimate_cost, price_entry_hint
 from bench.progress import RunProgress
 from bench.providers import observe
 from bench.providers.base import GeneratedImage, GenerationResult, Provider
@@ -111,6 +111,9 @@ class RunSummary:
     stop_reason: str = ""
     error_types: dict[str, int] = field(default_factory=dict)
     error_examples: dict[str, str] = field(default_factory=dict)  # the first message of each error type
+    # Targets refused because nobody can price them and their probe was billed at an unknown cost
+    # (a cap is set): target -> the one-line fix. Their requests are skipped, the others go on.
+    unpriced: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -183,6 +186,7 @@ class Runner:
         max_cost_usd: float | None,
         cache: ResponseCache | None = None,
         clock: Clock | None = None,
+        unpriced_units: Mapping[str, str] | None = None,
     ) -> None:
         self.run_id = run_id
         self.cache = cache
@@ -191,6 +195,8 @@ class Runner:
         self.settings = settings
         self.prices = prices
         self.budget = Budget(max_cost_usd)
+        # Targets whose published price is in a unit we cannot count (target id -> that unit).
+        self.unpriced_units = dict(unpriced_units or {})
         self.summary = RunSummary()
         self._lanes = {
             name: ProviderLane(p.settings.concurrency, p.settings.requests_per_minute, clock)
@@ -216,7 +222,14 @@ class Runner:
             history.add(rows)
 
         self.store.scan(visit)
-        finished = latest.finished()
+        finished = latest.finished(retry_billed=self.settings.retry_billed)
+        billed_final = len(latest.billed_failed - latest.finished())
+        if billed_final and not self.settings.retry_billed:
+            log.info(
+                "%d requests were billed but their images could not be had; they are not sent again "
+                "(bench run --retry-billed buys them again, within max_cost_usd)",
+                billed_final,
+            )
         history.seed(self.budget, self._spec_for)
         if self.budget.enabled and history.spent_usd:
             log.info(
@@ -352,6 +365,9 @@ class Runner:
         started_at: dt.datetime | None = None  # when the first attempt was sent, not when it was queued
         priced = expected_cost_usd(self.prices, provider, job)
         key = job_cost_key(job)
+        if self.budget.refuses_unpriced(job.target.id, self.budget.estimate(key, priced)):
+            await self._refuse_unpriced(job)
+            return
         attempts = 0
         while True:
             attempt: _Attempt | None = None
@@ -374,6 +390,9 @@ class Runner:
                     started_at = started_at or dt.datetime.now(dt.UTC)
                     attempt = await self._attempt(provider, job)
             if attempt is None:
+                if why == "unpriced":
+                    await self._refuse_unpriced(job)
+                    return
                 if why != "stopping":
                     self._stop_for_budget(why)
                 if self._budget_stop:
@@ -390,10 +409,10 @@ class Runner:
                 cost_usd, cost_source = self._billed_failure_cost(attempt, estimate)
                 self.budget.charge(key, estimate, cost_usd, reported=cost_source == "reported")
                 await self._commit_failure(
-                    job, started_at, attempts, err, attempt.latency_s, cost_usd, cost_source
+                    job, started_at, attempts, err, attempt.latency_s, cost_usd, cost_source, billed=True
                 )
                 return
-            self.budget.release(job.target.id, estimate)
+            self.budget.release(job.target.id, estimate, key.setting)
             too_long = waits_past_timeout(err, provider.settings.timeout_s)
             if too_long:
                 err.message += (
@@ -411,11 +430,38 @@ class Runner:
 
     def _reserve(self, job: Job, key: CostKey, priced: float | None) -> tuple[float | None, bool, str]:
         """(estimate, allowed, why): why is "wait", "stopping" or the budget's reason to stop."""
-        estimate = self.budget.estimate(key, priced)
+        estimate, basis = self.budget.estimate_with_basis(key, priced)
         if self._stopping:
             return estimate, False, "stopping"
-        allowed, why = self.budget.try_reserve(job.target.id, estimate)
+        if self.budget.refuses_unpriced(job.target.id, estimate):
+            return estimate, False, "unpriced"
+        # An estimate guessed from another setting (scaled by megapixels, or the target's last
+        # cost as is) is checked by one request before others at this setting rely on it.
+        guessed = basis in ("scaled", "target")
+        allowed, why = self.budget.try_reserve(
+            job.target.id, estimate, probe_setting=key.setting if guessed else None
+        )
         return estimate, allowed, why
+
+    async def _refuse_unpriced(self, job: Job) -> None:
+        """A cap is set, nobody can price this target, and a probe of it was billed at an unknown
+        cost: its requests are skipped (the rest of the run goes on), with the fix in one line."""
+        target = job.target
+        message = self.summary.unpriced.get(target.id)
+        if message is None:
+            unit = self.unpriced_units.get(target.id)
+            why = (
+                f"{target.provider} prices it per {unit!r}, a unit bench cannot count"
+                if unit
+                else "no price entry, and its answers report no cost"
+            )
+            message = (
+                f"{target.id}: cost unknown ({why}), so max_cost_usd={self.budget.max_cost_usd:g} "
+                f"cannot be enforced; {price_entry_hint(target.provider, target.model)}"
+            )
+            self.summary.unpriced[target.id] = message
+            log.warning("budget: %s; its requests are skipped", message)
+        await self._commit_skipped(job, "no_price", message)
 
     async def _attempt(self, provider: Provider, job: Job) -> _Attempt:
         """One send, with the images decoded; never raises a ProviderError (it is returned)."""
@@ -467,7 +513,7 @@ class Runner:
         result = attempt.result
         assert result is not None
         pixels = [image.info.width * image.info.height for image in attempt.images]
-        cost_usd, cost_source = self._resolve_cost(job, result, pixels)
+        cost_usd, cost_source, unit, rule = self._resolve_cost(job, result, pixels)
         self.budget.charge(
             key,
             estimate,
@@ -484,6 +530,8 @@ class Runner:
         rows = ok_rows(
             job, self.run_id, started_at, attempts, result, stored, attempt.latency_s, cost_usd, cost_source
         )
+        for row in rows:
+            row.update(billed=True, price_unit=unit, price_rule=rule)
         await self.store.commit(
             rows, files, on_durable=functools.partial(self._count_ok, len(rows), cost_usd)
         )
@@ -560,10 +608,14 @@ class Runner:
             self.cache.remember(rows, cache_endpoint(provider), self.store.run_dir)
 
     # ---- cost --------------------------------------------------------------------------
-    def _resolve_cost(self, job: Job, result: GenerationResult, pixels: list[int]) -> tuple[float, str]:
-        """Reported by the API if it said; else the price table on what came back; else unknown (NaN)."""
+    def _resolve_cost(
+        self, job: Job, result: GenerationResult, pixels: list[int]
+    ) -> tuple[float, str, str | None, str | None]:
+        """(cost, cost_source, price unit, billing rule): reported by the API if it said; else the
+        price table on what came back, with the provider's billing rule; else unknown (NaN), with
+        the unit the provider publishes when bench cannot count it."""
         if not math.isnan(result.cost_usd):
-            return result.cost_usd, "reported"
+            return result.cost_usd, "reported", None, None
         cost = estimate_cost(
             self.prices,
             job.target.provider,
@@ -574,10 +626,13 @@ class Runner:
             seconds=result.timings.inference_s,
             usage=result.usage,
         )
-        if cost is not None and not math.isnan(cost):
-            entry = self.prices.lookup(job.target.provider, job.target.model, job.payload)
-            return cost, entry.source if entry is not None else "price_table"
-        return NAN, "unknown"
+        entry = self.prices.lookup(job.target.provider, job.target.model, job.payload)
+        if cost is not None and not math.isnan(cost) and entry is not None:
+            return cost, entry.source, entry.unit, entry.describe_rule()
+        unit = self.unpriced_units.get(job.target.id)
+        if unit is not None:
+            return NAN, "unknown", unit, "not priced: bench cannot count this unit"
+        return NAN, "unknown", entry.unit if entry else None, entry.describe_rule() if entry else None
 
     # ---- outcomes that are not images ------------------------------------------------
     def _stop_for_budget(self, why: str) -> None:
@@ -608,10 +663,12 @@ class Runner:
         latency_s: float,
         cost_usd: float = NAN,
         cost_source: str = "unknown",
+        *,
+        billed: bool = False,
     ) -> None:
         message = redact(err.message, self._secrets)
         row = failed_row(job, self.run_id, started_at, attempts, err, message, latency_s)
-        row.update(cost_usd=cost_usd, cost_source=cost_source)
+        row.update(cost_usd=cost_usd, cost_source=cost_source, billed=billed)
         status = str(row["status"])
         await self.store.commit(
             [row], on_durable=lambda: self._count_failure(status, err.error_type, message, cost_usd)

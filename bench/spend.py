@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.catalog.spec import ModelSpec
 from bench.limits import Budget, cost_key
-from bench.store import RunStore
+from bench.store import RunStore, row_billed
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,9 @@ class FolderSpend:
     requests: int = 0  # journal lines: requests that were sent and ended
     unknown_cost_requests: int = 0  # ok requests whose cost nobody knows (not in spent_usd)
     observations: list[ReportedCost] = field(default_factory=list)
-    billed_targets: set[str] = field(default_factory=set)  # targets with an ok request on record
+    billed_targets: set[str] = field(default_factory=set)  # targets with a billed request on record
+    # Targets billed at least once at a cost nobody knew (no report, no price): already probed.
+    unknown_cost_targets: set[str] = field(default_factory=set)
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         """Count one journal line (a journal visitor: see RunStore.scan)."""
@@ -46,12 +48,14 @@ class FolderSpend:
         if first["status"] == "skipped" or first.get("cached") is True:
             return  # never sent, or replayed from the response cache at no cost to this folder
         self.requests += 1
-        if first["status"] == "ok":
+        billed = row_billed(first)
+        if billed:
             self.billed_targets.add(str(first.get("target")))
         costs = [c for c in (_number(r.get("cost_usd")) for r in rows) if not math.isnan(c)]
         if not costs:
-            if first["status"] == "ok":
+            if billed:
                 self.unknown_cost_requests += 1
+                self.unknown_cost_targets.add(str(first.get("target")))
             return
         total = sum(costs)
         self.spent_usd += total
@@ -82,6 +86,8 @@ class FolderSpend:
         """Start the budget at this spend, with these reported costs as the latest known."""
         budget.spent_usd += self.spent_usd
         budget.settled |= self.billed_targets
+        # Refused only while nothing prices them (Budget.refuses_unpriced): a price entry added since wins.
+        budget.unpriceable |= self.unknown_cost_targets
         for seen in self.observations:
             spec = spec_for(seen.provider, seen.model)
             if spec is not None:  # a model this run does not know cannot be keyed; its spend still counts

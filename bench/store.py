@@ -199,13 +199,35 @@ class LatestStatus:
 
     def __init__(self) -> None:
         self.latest: dict[str, str] = {}
+        self.billed_failed: set[str] = set()  # keys whose latest outcome is a billed failure
 
     def __call__(self, rows: list[dict[str, Any]]) -> None:
-        self.latest[rows[0]["request_key"]] = rows[0]["status"]
+        key = rows[0]["request_key"]
+        self.latest[key] = rows[0]["status"]
+        if rows[0]["status"] == "error" and row_billed(rows[0]):
+            self.billed_failed.add(key)
+        else:
+            self.billed_failed.discard(key)
 
-    def finished(self) -> set[str]:
-        """Keys whose latest outcome is final (ok or refused): resume does not send these again."""
-        return {key for key, status in self.latest.items() if status in DONE_STATUSES}
+    def finished(self, *, retry_billed: bool = False) -> set[str]:
+        """Keys whose latest outcome is final: ok, refused, or an error the provider billed (the
+        image was made and paid for; only `retry_billed` sends those again, buying them twice).
+        Resume does not send these again."""
+        done = {key for key, status in self.latest.items() if status in DONE_STATUSES}
+        return done if retry_billed else done | self.billed_failed
+
+
+def row_billed(row: dict[str, Any]) -> bool:
+    """Did the provider bill this request? Journals older than the `billed` column: an ok answer,
+    a failed download (always after the generation), or an error that carries a cost."""
+    billed = row.get("billed")
+    if isinstance(billed, bool):
+        return billed
+    if row.get("status") == "ok":
+        return row.get("cached") is not True
+    cost = row.get("cost_usd")
+    has_cost = isinstance(cost, int | float) and not isinstance(cost, bool) and cost == cost
+    return row.get("status") == "error" and (row.get("error_type") == "download" or has_cost)
 
 
 class RunStore:

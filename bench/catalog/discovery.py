@@ -64,10 +64,18 @@ class CatalogError(BenchError):
 
 @dataclass(frozen=True)
 class LivePrice:
-    unit: str  # image | megapixel | second | request
+    # image | megapixel | second | request; or, when `priceable` is false, the provider's own
+    # word for a unit bench cannot turn into a cost ("compute seconds", another currency).
+    unit: str
     usd: float
     source_url: str
     fetched_at: str  # UTC ISO time
+    priceable: bool = True
+
+    def text(self) -> str:
+        if self.priceable:
+            return f"${self.usd:g}/{self.unit}"
+        return f"{self.usd:g} per {self.unit!r} (a unit bench cannot price: cost unknown)"
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,10 @@ class FetchContext:
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        what: str = "schema",
     ) -> Any:
+        """GET a discovery document. `what`: "schema" (a 404 means no such model) or "price"
+        (a 404 means the provider publishes no price for it, not that the model is missing)."""
         where = f"{self.provider}:{model}"
         shown = url  # the query (AKI.IO's key) is never shown
         cap = self.settings.max_response_bytes
@@ -143,6 +154,11 @@ class FetchContext:
                 f"when offline, run `bench catalog pull {where}` once online, or set catalog.fetch=never "
                 "and give the model in a catalog_paths file"
             ) from None
+        if status == 404 and what == "price":
+            raise CatalogError(
+                f"{where}: {self.provider} publishes no price for it ({shown} answered 404); its cost "
+                "comes from the price table (prices.entries) or from what the answers report"
+            )
         if status == 404:
             raise CatalogError(
                 f"{where}: {self.provider} has no such model ({shown} answered 404); "
@@ -194,11 +210,18 @@ PRICE_UNITS = {
 
 
 def live_price(unit: Any, usd: Any, currency: Any, source_url: str) -> LivePrice | None:
-    """A published price we can apply, or None (another currency or unit is not converted)."""
+    """A published price: one we can apply, or one marked unpriceable (a unit we cannot count,
+    such as fal's "compute seconds", or another currency: neither is converted) so that the run
+    can say which unit it was; None when no amount was published."""
     amount = _number(usd)
-    kind = PRICE_UNITS.get(str(unit or "").lower().replace(" ", "_"))
-    if amount is None or kind is None or str(currency or "USD").upper() != "USD":
+    if amount is None:
         return None
+    raw_unit = " ".join(str(unit or "").split()) or "unstated unit"
+    kind = PRICE_UNITS.get(raw_unit.lower().replace(" ", "_"))
+    money = str(currency or "USD").upper()
+    if kind is None or money != "USD":
+        shown = raw_unit if money == "USD" else f"{raw_unit} in {money}"
+        return LivePrice(unit=shown, usd=amount, source_url=source_url, fetched_at=now_iso(), priceable=False)
     return LivePrice(unit=kind, usd=amount, source_url=source_url, fetched_at=now_iso())
 
 
@@ -243,7 +266,11 @@ def fal_price(ctx: FetchContext, model: str) -> LivePrice | None:
     """GET /v1/models/pricing?endpoint_id=ID -> {prices: [{endpoint_id, unit_price, unit, currency}]}."""
     pricing_url = f"{ctx.base(FAL_PRICING_URL)}/v1/models/pricing"
     answer = ctx.get(
-        pricing_url, model, params={"endpoint_id": model}, headers={"Authorization": f"Key {ctx.key}"}
+        pricing_url,
+        model,
+        params={"endpoint_id": model},
+        headers={"Authorization": f"Key {ctx.key}"},
+        what="price",
     )
     rows = answer.get("prices") if isinstance(answer, Mapping) and "prices" in answer else [answer]
     for row in rows if isinstance(rows, list) else []:

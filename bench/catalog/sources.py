@@ -265,7 +265,7 @@ def live_price_entries(resolved: Mapping[str, Resolved]) -> list[PriceEntry]:
     out = []
     for item in resolved.values():
         price = item.price
-        if price is None:
+        if price is None or not price.priceable:  # a unit we cannot count: see unpriced_units
             continue
         out.append(
             PriceEntry(
@@ -280,6 +280,11 @@ def live_price_entries(resolved: Mapping[str, Resolved]) -> list[PriceEntry]:
             )
         )
     return out
+
+
+def unpriced_units(resolved: Mapping[str, Resolved]) -> dict[str, LivePrice]:
+    """Targets whose provider publishes a price in a unit bench cannot count ("compute seconds")."""
+    return {tid: item.price for tid, item in resolved.items() if item.price and not item.price.priceable}
 
 
 def provenance(spec: ModelSpec, detail: str = "") -> dict[str, Any]:

@@ -36,13 +36,17 @@ def param_text(p: ParamSpec) -> str:
 def price_text(spec: ModelSpec, prices: PriceTable, resolved: Resolved | None = None) -> str:
     if resolved is not None and resolved.price is not None:
         p = resolved.price
-        return f"${p.usd:g}/{p.unit} (price API, fetched {p.fetched_at})"
+        if p.priceable:
+            found = prices.rule_for(spec.provider, spec.model, p.unit)
+            rule = f", {found.describe()}" if found is not None else ""
+            return f"${p.usd:g}/{p.unit} (price API, fetched {p.fetched_at}{rule})"
+        return f"{p.text()} (price API, fetched {p.fetched_at})"
     entry = prices.lookup(spec.provider, spec.model)
     if entry is None:
         return "no price entry (reported by the API, or unknown)"
     if entry.unit == "token":
         return f"per token ({entry.effective_date}, {entry.source_url})"
-    return f"${entry.usd:g}/{entry.unit} (table, {entry.effective_date})"
+    return f"${entry.usd:g}/{entry.unit} (table, {entry.effective_date}, {entry.describe_rule()})"
 
 
 def describe(spec: ModelSpec, price: str, out: Any) -> None:
@@ -66,7 +70,7 @@ def _providers(cfg: Mapping[str, Any]) -> dict[str, ProviderConfig]:
 
 
 def _prices(cfg: Mapping[str, Any]) -> PriceTable:
-    return PriceTable.from_config((cfg.get("prices") or {}).get("entries") or [])
+    return PriceTable.from_prices_config(cfg.get("prices") or {})
 
 
 def _split_target(text: str) -> tuple[str, str]:

@@ -33,7 +33,8 @@ _MULTIRUN_FLAGS = {"-m", "--multirun"}
 USAGE = """usage: bench <command> [args]
 
 commands:
-  run [overrides...]        run a sweep (Hydra overrides; -m for multirun; --cfg job to print the config)
+  run [overrides...]        run a sweep (Hydra overrides; -m for multirun; --cfg job to print the config;
+                            --retry-billed: send again requests billed whose image could not be had)
   estimate [overrides...]   count the requests a sweep makes and price it, sending nothing
   ls [--provider NAME] [--search TEXT]
                             providers, models, the parameters each accepts (ranges, options,
@@ -92,9 +93,14 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
 
 
+RETRY_BILLED_FLAG = "--retry-billed"
+
+
 def cmd_run(args: list[str]) -> int:
     from bench.cli.hydra_config import compose_config
 
+    if RETRY_BILLED_FLAG in args:  # our flag, not Hydra's: it is the config key runner.retry_billed
+        args = [a for a in args if a != RETRY_BILLED_FLAG] + ["runner.retry_billed=true"]
     flags = {a.split("=", 1)[0] for a in args if a.startswith("-")}
     overrides = [a for a in args if not a.startswith("-")]
     if flags and flags <= _MULTIRUN_FLAGS:

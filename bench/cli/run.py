@@ -21,10 +21,12 @@ from bench.catalog.sources import (
     live_price_entries,
     parse_catalog_settings,
     provenance,
+    unpriced_units,
 )
 from bench.config import BenchConfig, check_writable, parse_config, share_limits
 from bench.errors import ConfigError
 from bench.http_logging import configure_http_logging
+from bench.prices import price_entry_hint
 from bench.prompts import load_prompts
 from bench.providers.base import Provider
 from bench.providers.registry import adapter_class, create_provider
@@ -36,6 +38,7 @@ from bench.sweep import SweepPlan, plan_sweep
 
 log = logging.getLogger("bench")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_warned_units: set[tuple[str, str]] = set()  # (target, unit): `bench run` plans twice, warns once
 
 
 def build_providers(config: BenchConfig, *, require_keys: bool) -> dict[str, Provider]:
@@ -92,9 +95,37 @@ def prepare(
             if "price_table" in provider.settings.options:
                 options = {**provider.settings.options, "price_table": config.prices}
                 provider.settings = replace(provider.settings, options=options)
+    config = replace(config, unpriced_units=warn_unpriced_units(config, resolved))
     specs = {tid: item.spec for tid, item in resolved.items()}
     plan = plan_sweep(config.targets, providers, prompts, config.sweep, specs)
     return config, providers, plan
+
+
+def warn_unpriced_units(config: BenchConfig, resolved: Mapping[str, Resolved]) -> dict[str, str]:
+    """Targets priced by their provider in a unit bench cannot count ("compute seconds") that no
+    price entry covers: one warning per target naming the unit; target id -> unit."""
+    out: dict[str, str] = {}
+    targets = {t.id: t for t in config.targets}
+    for tid, price in unpriced_units(resolved).items():
+        target = targets[tid]
+        if config.prices.lookup(target.provider, target.model) is not None:
+            continue  # the table prices it; the published unit does not matter
+        out[tid] = price.unit
+        if (tid, price.unit) not in _warned_units:
+            _warned_units.add((tid, price.unit))
+            cap = (
+                "; with max_cost_usd set it is probed once, then refused"
+                if config.max_cost_usd is not None
+                else ""
+            )
+            print(
+                f"bench: warning: {tid}: {target.provider} publishes its price per {price.unit!r} "
+                f"({price.usd:g}, {price.source_url}), a unit bench cannot turn into a cost: its cost is "
+                f"unknown (NaN) unless its answers report one{cap}; "
+                f"{price_entry_hint(target.provider, target.model)}",
+                file=sys.stderr,
+            )
+    return out
 
 
 def resolve_targets(
@@ -178,6 +209,7 @@ def _run_locked(
         prices=config.prices,
         max_cost_usd=config.max_cost_usd,
         cache=ResponseCache(config.cache) if config.cache.mode != "off" else None,
+        unpriced_units=config.unpriced_units,
     )
     log.info("run folder: %s (%d requests planned)", run_dir, plan.total)
     for provider in providers.values():
@@ -212,6 +244,11 @@ def _run_locked(
     failure = run_failure(summary, config.runner.max_error_rate)
     if failure:
         print(f"bench: run failed: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    if summary.unpriced:
+        # Requests were refused for a reason only the user can fix: not what was asked.
+        for message in summary.unpriced.values():
+            print(f"bench: refused: {message}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 
