@@ -206,7 +206,7 @@ class LatestStatus:
         self.latest[key] = rows[0]["status"]
         if rows[0]["status"] == "error" and row_billed(rows[0]):
             self.billed_failed.add(key)
-        else:
+        elif rows[0]["status"] != "skipped":  # a skip (the cap) leaves the billed failure standing
             self.billed_failed.discard(key)
 
     def finished(self, *, retry_billed: bool = False) -> set[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import random
 import threading
 import time
@@ -56,6 +57,9 @@ class Knobs:
     slow_s: float = 1.0
     hang_s: float = 300.0  # how long a hung sync request holds the connection
     report_cost: bool = True
+    # Reported costs count each image's megapixels rounded up to whole units of this many pixels
+    # (a provider that rounds, as fal does with 1024x1024-px megapixels); None: not rounded.
+    cost_round_up_px: int | None = None
     api_key: str | None = None  # None: any non-empty key is accepted
     refuse_word: str = "REFUSE"  # prompts containing this word are refused, whatever the fault
     max_side_px: int = 256  # images are rendered no larger than this (tests use 64)
@@ -127,6 +131,10 @@ class EmulatorState:
         # Jobs that produced images: what a real provider bills for, whether or not the client
         # then managed to download or decode them. Tests count money with these.
         self.billed: dict[str, Job] = {}  # job id -> job, in billing order
+        # Generations being worked on at once, per requested size (sync protocols: while the
+        # request is held), and the most there ever were: tests count concurrency here.
+        self.active: dict[tuple[int, int], int] = {}
+        self.peak_active: dict[tuple[int, int], int] = {}
         self._rng = random.Random(knobs.rng_seed)
         self._lock = threading.Lock()
 
@@ -183,9 +191,17 @@ class EmulatorState:
 
     async def wait_sync(self, job: Job) -> None:
         """For synchronous protocols: hold the request while the job queues and runs."""
-        if job.fault == "hang":
-            await asyncio.sleep(self.knobs.hang_s)
-        await asyncio.sleep(job.queue_s + job.inference_s)  # a "slow" job's inference_s includes slow_s
+        size = (job.width, job.height)
+        with self._lock:
+            self.active[size] = self.active.get(size, 0) + 1
+            self.peak_active[size] = max(self.peak_active.get(size, 0), self.active[size])
+        try:
+            if job.fault == "hang":
+                await asyncio.sleep(self.knobs.hang_s)
+            await asyncio.sleep(job.queue_s + job.inference_s)  # a "slow" job's inference_s includes slow_s
+        finally:
+            with self._lock:
+                self.active[size] -= 1
 
     async def wait_until_done(self, job: Job, limit_s: float) -> None:
         """Prefer: wait style: return when the job is done or `limit_s` has passed."""
@@ -238,7 +254,10 @@ class EmulatorState:
 
     def cost_usd(self, job: Job, per_megapixel: float = 0.003) -> float:
         """A plausible reported cost, deterministic in the size asked for."""
-        return per_megapixel * job.width * job.height / 1e6 * job.num_images
+        unit_px = self.knobs.cost_round_up_px
+        if unit_px is None:
+            return per_megapixel * job.width * job.height / 1e6 * job.num_images
+        return per_megapixel * math.ceil(job.width * job.height / unit_px) * job.num_images
 
 
 def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:

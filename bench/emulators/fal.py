@@ -7,6 +7,7 @@ until COMPLETED (then 200); GET .../requests/{id} gives the result; PUT
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.applications import Starlette
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.emulators.catalog import fal_routes
+from bench.emulators.catalog import fal_routes, find
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -36,6 +37,25 @@ REFUSAL = [
         "type": "content_policy_violation",
     }
 ]
+
+
+# What fal's model pages say about megapixel prices: "Images are billed by rounding up to the
+# nearest megapixel", a megapixel being 1024x1024 px (fal quotes flux/dev at $0.025 a 1024x1024 image).
+FAL_MEGAPIXEL_PX = 1024 * 1024
+
+
+def billed_usd(job: Job) -> float:
+    """What fal bills for one finished job: its endpoint's published price (the pricing API's
+    unit_price and unit), per image or per megapixel of each image rounded up."""
+    model = find("fal", str(job.extra.get("endpoint", "")))
+    if model is None:
+        raise KeyError(f"no published price for {job.extra.get('endpoint')!r}")
+    price, unit = float(model["price"]["unit_price"]), model["price"]["unit"]
+    if unit == "images":
+        return price * job.num_images
+    if unit == "megapixels":
+        return price * math.ceil(job.width * job.height / FAL_MEGAPIXEL_PX) * job.num_images
+    raise ValueError(f"fal emulator: unit {unit!r} has no billing rule")
 
 
 def create_app(knobs: Knobs | None = None) -> Starlette:
@@ -72,6 +92,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             num_images=int_param(body.get("num_images"), 1),
         )
         job.extra["sync_mode"] = body.get("sync_mode") is True
+        job.extra["endpoint"] = request.path_params["model_path"]
         if (failure := transient(job, "submit")) is not None:
             return failure
         app = "/".join(request.path_params["model_path"].split("/")[:2])
