@@ -223,12 +223,17 @@ class Runner:
 
         self.store.scan(visit)
         finished = latest.finished(retry_billed=self.settings.retry_billed)
-        billed_final = len(latest.billed_failed - latest.finished())
-        if billed_final and not self.settings.retry_billed:
+        if latest.billed_failed and not self.settings.retry_billed:
             log.info(
                 "%d requests were billed but their images could not be had; they are not sent again "
                 "(bench run --retry-billed buys them again, within max_cost_usd)",
-                billed_final,
+                len(latest.billed_failed),
+            )
+        elif latest.billed_failed:
+            log.info(
+                "--retry-billed: %d requests billed before without an image are sent again "
+                "(each is bought again, within max_cost_usd)",
+                len(latest.billed_failed),
             )
         history.seed(self.budget, self._spec_for)
         if self.budget.enabled and history.spent_usd:

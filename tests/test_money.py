@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from bench.cli.run import execute_run
 from bench.emulators import fal, openai_compat, replicate
 from bench.emulators.common import EmulatorState, Knobs
 from bench.emulators.serve import running
+from bench.limits import Budget, CostKey
 from bench.prices import PriceTable
 from bench.providers.base import ProviderSettings
 from bench.spend import folder_spend
@@ -128,8 +130,9 @@ def test_billed_failures_are_not_bought_again_on_resume(tmp_path: Path, provider
 
 
 def test_retry_billed_buys_them_again_within_the_cap(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bench.runner")
     target, app, billed_usd = PROVIDERS["aimlapi"]
     run_dir = tmp_path / "r"
     one = 0.003 * MEGAPIXEL_PX / 1e6  # what the emulator bills a 1024x1024 image
@@ -137,7 +140,9 @@ def test_retry_billed_buys_them_again_within_the_cap(
         assert bench_run(target, url, run_dir, "prompts.n=4", "max_cost_usd=0.05") == 1
         assert bench_run(target, url, run_dir, "prompts.n=4", "max_cost_usd=0.05") in (0, 1)
         assert emu.submissions == 4
-        assert "not sent again" in capsys.readouterr().err
+        assert (
+            "4 requests were billed but their images could not be had; they are not sent again" in caplog.text
+        )
         # Asked for: sent again, and charged against the folder's cap ($0.0126 spent + 2.5 more).
         cap = 4 * one + 2.5 * one
         code = main(
@@ -319,3 +324,20 @@ def test_a_pricing_404_is_not_a_missing_model(tmp_path: Path) -> None:
     message = str(info.value)
     assert "no such model" not in message
     assert "publishes no price" in message and "404" in message
+
+
+def test_a_scaled_estimate_probes_its_setting_alone_and_others_go_on() -> None:
+    budget = Budget(1.0)
+    big = CostKey("t", '{"size":"1024"}', "{}", 1.0)
+    small = CostKey("t", '{"size":"512"}', "{}", 0.25)
+    other = CostKey("t", '{"size":"768"}', "{}", 0.59)
+    budget.charge(big, None, 0.004, reported=True)  # one reported answer at 1024
+    estimate, basis = budget.estimate_with_basis(small, None)
+    assert basis == "scaled" and estimate == pytest.approx(0.001)
+    assert budget.try_reserve("t", estimate, probe_setting=small.setting) == (True, "")
+    assert budget.try_reserve("t", estimate, probe_setting=small.setting) == (False, "wait")
+    assert budget.try_reserve("t", 0.004) == (True, "")  # a known setting is not held up
+    assert budget.try_reserve("t", 0.002, probe_setting=other.setting) == (True, "")  # nor another size
+    budget.charge(small, estimate, 0.004, reported=True)  # billed a whole unit, not a quarter
+    assert budget.estimate_with_basis(small, None) == (0.004, "reported")
+    assert budget.try_reserve("t", 0.004) == (True, "")

@@ -156,6 +156,9 @@ def catalog_used(plan: SweepPlan, config: BenchConfig) -> dict[str, Any]:
                 "source_url": entry.source_url,
                 "fetched": entry.note,
             }
+        unit = config.unpriced_units.get(target.id)
+        if unit is not None:  # published in a unit bench cannot count: cost unknown
+            used[target.id]["unpriced_unit"] = unit
     return used
 
 
