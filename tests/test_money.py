@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+import yaml
 from _provider_harness import KEY, KEY_ENV, emulator, knobs
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -200,6 +201,8 @@ def test_fal_megapixel_prices_round_up_per_image(tmp_path: Path) -> None:
     assert set(df.cost_source) == {"price_api"}
     assert df.price_rule.str.contains("rounded up").all()
     assert df.cost_usd.sum() == pytest.approx(fal_bill(emu)) and fal_bill(emu) <= cap
+    used = yaml.safe_load((run_dir / "config.yaml").read_text())["catalog_used"]["fal:fal-ai/flux/dev"]
+    assert used["live_price"]["unit"] == "megapixel" and "rounded up" in used["live_price"]["rule"]
 
 
 def test_billing_rules_come_from_the_price_data() -> None:

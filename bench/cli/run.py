@@ -153,6 +153,7 @@ def catalog_used(plan: SweepPlan, config: BenchConfig) -> dict[str, Any]:
             used[target.id]["live_price"] = {
                 "usd": entry.usd,
                 "unit": entry.unit,
+                "rule": entry.describe_rule(),
                 "source_url": entry.source_url,
                 "fetched": entry.note,
             }
