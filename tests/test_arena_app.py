@@ -32,27 +32,30 @@ def _fresh(run: Path, tmp_path: Path) -> Path:
     return dst
 
 
+def _client(url: str) -> httpx.Client:
+    """A client that says it comes from the arena's own page (the server refuses votes from elsewhere)."""
+    return httpx.Client(base_url=url, timeout=10, headers={"origin": url})
+
+
 def test_blind_pairs_votes_fsynced_and_never_repeated(run: Path, tmp_path: Path) -> None:
     folder = _fresh(run, tmp_path)
     arena = Arena.open(folder, "ana", seed=3)
     seen: set[frozenset[str]] = set()
-    with running(build_app(arena)) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with running(build_app(arena)) as url, _client(url) as c:
         page = c.get("/")
         assert page.status_code == 200 and "both bad" in page.text
         d = c.get("/api/next", params={"rater": "ana"}).json()
         assert d["progress"] == {"yours": 0, "total": 0, "left": 48}
         assert c.get("/api/next", params={"rater": "ana"}).json()["token"] == d["token"]  # reload: same pair
         while not d.get("done"):
-            body = json.dumps({k: v for k, v in d.items() if k != "revealed"})  # the previous pair's names
-            assert "shapes-fast" not in body and "shapes-quality" not in body  # names hidden before the vote
             left, right = c.get(d["left"]), c.get(d["right"])
             assert left.status_code == right.status_code == 200 and left.content[:4] == b"\x89PNG"
             r = c.post("/api/vote", json={"token": d["token"], "choice": "left", "rater": "ana"})
             assert r.status_code == 200
-            revealed = r.json()["revealed"]
-            assert {revealed["left"].split()[0], revealed["right"].split()[0]} == {
-                "local:shapes-fast", "local:shapes-quality"
-            }  # fmt: skip
+            # Blind for the whole session: no answer, before or after a vote, names an arm.
+            for answer in (json.dumps(d), r.text, left.headers.get("content-disposition", "")):
+                assert "shapes-fast" not in answer and "shapes-quality" not in answer and "local:" not in answer
+            assert r.json()["saved"] == {"choice": "left"}
             on_disk = read_votes(folder / VOTES_FILE)  # written before the answer came back
             assert len(on_disk) == len(seen) + 1
             last = on_disk[-1]
@@ -73,7 +76,7 @@ def test_blind_pairs_votes_fsynced_and_never_repeated(run: Path, tmp_path: Path)
 def test_bad_votes_are_refused(run: Path, tmp_path: Path) -> None:
     folder = _fresh(run, tmp_path)
     arena = Arena.open(folder, "ana", seed=0)
-    with running(build_app(arena)) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with running(build_app(arena)) as url, _client(url) as c:
         d = c.get("/api/next").json()
         assert c.post("/api/vote", json={"token": d["token"], "choice": "maybe"}).status_code == 400
         assert c.post("/api/vote", json={"token": "nope", "choice": "tie"}).status_code == 409
@@ -92,14 +95,14 @@ def test_bad_votes_are_refused(run: Path, tmp_path: Path) -> None:
 def test_torn_last_line_is_skipped_and_the_next_vote_starts_clean(run: Path, tmp_path: Path) -> None:
     folder = _fresh(run, tmp_path)
     arena = Arena.open(folder, "ana", seed=1)
-    with running(build_app(arena)) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with running(build_app(arena)) as url, _client(url) as c:
         d = c.get("/api/next").json()
         c.post("/api/vote", json={"token": d["token"], "choice": "tie"})
     with (folder / VOTES_FILE).open("a") as fh:
         fh.write('{"id": "torn", "choice": "le')  # a crash in the middle of an append
     arena = Arena.open(folder, "ana", seed=2)
     assert len(arena.log.votes) == 1
-    with running(build_app(arena)) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with running(build_app(arena)) as url, _client(url) as c:
         d = c.get("/api/next").json()
         assert c.post("/api/vote", json={"token": d["token"], "choice": "right"}).status_code == 200
     assert [v.choice for v in read_votes(folder / VOTES_FILE)] == ["tie", "right"]
@@ -149,7 +152,7 @@ def test_a_sweep_folder_is_rated_across_its_runs(run: Path, tmp_path: Path) -> N
         records[records["target"] == target].to_parquet(sweep / job / "records.parquet", index=False)
     arena = Arena.open(sweep, "ana", seed=4)
     assert len(arena.scheduler.arms) == 2  # one per run: only a cross-run pair exists
-    with running(build_app(arena)) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with running(build_app(arena)) as url, _client(url) as c:
         for _ in range(6):
             d = c.get("/api/next").json()
             assert c.get(d["left"]).status_code == 200 and c.get(d["right"]).status_code == 200

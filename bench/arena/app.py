@@ -1,9 +1,19 @@
 """`bench rate PATH`: a local web page for blind pairwise votes, served on 127.0.0.1.
 
 One prompt, two images of it from two different arms (target + settings), sides
-and seeds random, names hidden until the vote. Keys: ← left, → right, ↓ or T tie,
-B both bad. Each vote is appended to PATH/votes.jsonl and fsynced before the page
-hears back, so killing the server loses nothing that was acknowledged.
+and seeds random. Keys: ← left, → right, ↓ or T tie, B both bad. Each vote is
+appended to PATH/votes.jsonl and fsynced before the page hears back, so killing the
+server loses nothing that was acknowledged.
+
+Blind for the whole session: no answer names an arm (the names appear only in the
+report, `bench report PATH`), image URLs are opaque tokens, and both images are shown
+in boxes of the same size whatever their pixel sizes, so a 768 px image does not
+stand out beside a 256 px one. Revealing names after each vote would unblind every
+later pair that reuses an image the rater has seen named.
+
+The server takes requests only as the guard in bench/local_server.py allows (its own
+Host and Origin, bodies up to 16 KiB), and sends only image files inside the folders
+rated.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from starlette.routing import Route
 from bench.arena.pairs import Offer, Scheduler
 from bench.arena.votes import CHOICES, VOTES_FILE, Vote, VoteLog
 from bench.errors import BenchError
+from bench.local_server import AllowedHost, LocalOnly, confined_file
 from bench.report.runs import RunSet
 
 
@@ -77,7 +88,7 @@ def _rater(value: object, default: str) -> str:
     return name or default
 
 
-def build_app(arena: Arena) -> Starlette:
+def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalOnly:
     def page(request: Request) -> HTMLResponse:
         return HTMLResponse(PAGE.replace("__RATER__", html.escape(arena.default_rater)))
 
@@ -93,8 +104,11 @@ def build_app(arena: Arena) -> Starlette:
         if offer is None or side not in ("left", "right"):
             return JSONResponse({"error": "unknown pair"}, status_code=404)
         img = offer.left if side == "left" else offer.right
+        path = confined_file(img.root or arena.root, img.relpath)
+        if path is None:  # missing, or a link/path leading out of the folder
+            return JSONResponse({"error": "image not found in the folder rated"}, status_code=404)
         # Served by token, not by file name: the URL says nothing about the model.
-        return FileResponse(arena.root / img.relpath, headers={"Cache-Control": "no-store"})
+        return FileResponse(path, headers={"Cache-Control": "no-store"})
 
     async def vote(request: Request) -> JSONResponse:
         try:
@@ -124,10 +138,10 @@ def build_app(arena: Arena) -> Starlette:
             arena.log.append(v)  # fsynced before we answer
             nxt = arena.scheduler.next_offer(rater, arena.log.votes)
             reply = arena.offer_json(nxt, rater)
-        reply["revealed"] = {"left": offer.left.arm, "right": offer.right.arm, "choice": choice}
+        reply["saved"] = {"choice": choice}  # no names: they stay hidden until the report
         return JSONResponse(reply)
 
-    return Starlette(
+    routes = Starlette(
         routes=[
             Route("/", page),
             Route("/api/next", next_pair),
@@ -135,6 +149,7 @@ def build_app(arena: Arena) -> Starlette:
             Route("/image/{token}/{side}", image),
         ]
     )
+    return LocalOnly(routes, extra_hosts)
 
 
 PAGE = """<!doctype html>
@@ -142,11 +157,14 @@ PAGE = """<!doctype html>
 <style>
  body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
  #prompt { font-size: 1.25rem; margin: .5rem 0 1rem; min-height: 1.5em; }
- .pair { display: flex; gap: 1rem; }
- .pair figure { flex: 1; margin: 0; text-align: center; }
- .pair img { max-width: 100%; max-height: 62vh; border: 1px solid #bbb; image-rendering: auto; }
+ .pair { display: flex; gap: 1rem; justify-content: center; }
+ .pair figure { margin: 0; text-align: center; }
+ /* Both sides in the same square box whatever the pixel size (a 256 px image is scaled up, a 768 px
+    one down, non-square ones letterboxed): the size of an image must not tell which model made it. */
+ .pair img { display: block; width: min(44vw, 62vh); height: min(44vw, 62vh); object-fit: contain;
+   background: #f4f4f4; border: 1px solid #bbb; image-rendering: auto; }
  .keys { margin-top: 1rem; } .keys kbd { border: 1px solid #999; border-radius: 3px; padding: 0 .3em; }
- button { margin-right: .5rem; } #reveal { color: #555; margin-top: .8rem; min-height: 1.2em; }
+ button { margin-right: .5rem; } #status { color: #555; margin-top: .8rem; min-height: 1.2em; }
  #progress { float: right; }
 </style></head>
 <body data-votes="0">
@@ -163,7 +181,7 @@ PAGE = """<!doctype html>
  <button data-choice="tie"><kbd>↓</kbd>/<kbd>T</kbd> tie</button>
  <button data-choice="both_bad"><kbd>B</kbd> both bad</button>
 </div>
-<div id="reveal"></div>
+<div id="status"></div>
 <script>
 const raterBox = document.getElementById("rater");
 raterBox.value = localStorage.getItem("t2i-rater") || raterBox.value;
@@ -176,7 +194,8 @@ function show(d) {
   document.body.dataset.votes = p.yours;
   if (d.done) {
     token = null;
-    document.getElementById("prompt").textContent = "Nothing left to rate for you. Thank you!";
+    document.getElementById("prompt").textContent =
+      "Nothing left to rate for you. Thank you! The ratings and model names are in the report (bench report).";
     document.getElementById("left").removeAttribute("src");
     document.getElementById("right").removeAttribute("src");
     return;
@@ -197,9 +216,9 @@ async function vote(choice) {
     const r = await fetch("/api/vote", {method: "POST", headers: {"content-type": "application/json"},
       body: JSON.stringify({token, choice, rater: raterBox.value})});
     const d = await r.json();
-    if (!r.ok) { document.getElementById("reveal").textContent = d.error; await load(); return; }
-    const v = d.revealed;
-    document.getElementById("reveal").textContent = `last pair: left was ${v.left}, right was ${v.right} (you chose ${v.choice})`;
+    if (!r.ok) { document.getElementById("status").textContent = d.error; await load(); return; }
+    // Which model made which image stays hidden: only the report names them.
+    document.getElementById("status").textContent = `vote saved (${d.saved.choice})`;
     show(d);
   } finally { busy = false; }
 }

@@ -1,13 +1,13 @@
-"""`bench rate PATH [--rater NAME] [--port N] [--seed N]`: serve the arena until Ctrl-C."""
+"""`bench rate PATH [--rater NAME] [--port N] [--seed N] [--host NAME[:PORT]]`: serve the arena until Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import socket
 import sys
 from pathlib import Path
 
+from bench.local_server import HOST_HELP, AllowedHost, BadHostOption, bind_loopback
 from bench.report.runs import NotARunFolder
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -41,16 +41,16 @@ def main(args: list[str]) -> int:
         default=None,
         help="a baseline run or sweep folder: its groups join as 'baseline: ...' arms (for the gate's Elo check)",
     )
+    parser.add_argument("--host", action="append", default=[], metavar="NAME[:PORT]", help=HOST_HELP)
     ns = parser.parse_args(args)
     try:
+        hosts = tuple(AllowedHost.parse(h) for h in ns.host)
         arena = Arena.open(ns.path, ns.rater or _default_rater(), ns.seed, ns.against)
-    except (NotARunFolder, NothingToRate) as exc:
+    except (BadHostOption, NotARunFolder, NothingToRate) as exc:
         print(f"bench rate: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", ns.port))
+        sock = bind_loopback(ns.port)
     except OSError as exc:
         print(
             f"bench rate: --port {ns.port}: cannot listen on 127.0.0.1 ({exc.strerror}); try --port 0",
@@ -64,6 +64,6 @@ def main(args: list[str]) -> int:
         f"votes go to {arena.log.path}; Ctrl-C to stop)",
         flush=True,
     )
-    config = uvicorn.Config(build_app(arena), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(build_app(arena, hosts), log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
     return EXIT_OK

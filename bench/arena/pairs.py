@@ -31,12 +31,13 @@ EXPLORE = 0.02  # floor on a pair's weight: a lopsided pair still gets an occasi
 @dataclass(frozen=True)
 class Image:
     sha256: str
-    relpath: str  # relative to the folder rated
+    relpath: str  # relative to `root`
     arm: str
     target: str
     settings: dict[str, Any]
     run_path: str
     seed: float | None
+    root: Path | None = None  # the folder the image must stay inside; None: the folder rated
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,13 @@ def _add_images(
         out[str(row["prompt_id"])][arm].append(
             Image(
                 str(row["image_sha256"]),
-                str(row[relcol]) if root is None else str(root / str(row[relcol])),
+                str(row[relcol]),
                 arm,
                 str(row["target"]),
                 settings,
                 run_path if root is None else f"{BASELINE_PREFIX}{root / run_path}",
                 None if seed is None else float(seed),
+                root,
             )
         )
 

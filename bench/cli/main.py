@@ -329,6 +329,7 @@ def cmd_emulate(args: list[str]) -> int:
 
 
 def cmd_view(args: list[str]) -> int:
+    from bench.local_server import HOST_HELP, AllowedHost, BadHostOption
     from bench.view.serve import serve
 
     parser = argparse.ArgumentParser(
@@ -338,11 +339,17 @@ def cmd_view(args: list[str]) -> int:
     )
     parser.add_argument("paths", type=Path, nargs="+", help="one or two run or sweep folders")
     parser.add_argument("--port", type=int, default=8777, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--host", action="append", default=[], metavar="NAME[:PORT]", help=HOST_HELP)
     ns = parser.parse_args(args)
     if len(ns.paths) > 2:
         print(f"bench view: {len(ns.paths)} folders given; give one, or two to compare", file=sys.stderr)
         return EXIT_USAGE
-    return serve(ns.paths, ns.port)
+    try:
+        hosts = tuple(AllowedHost.parse(h) for h in ns.host)
+    except BadHostOption as exc:
+        print(f"bench view: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return serve(ns.paths, ns.port, hosts)
 
 
 def cmd_rate(args: list[str]) -> int:

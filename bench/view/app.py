@@ -1,8 +1,9 @@
 """The viewer's Starlette app: a JSON API over the records of one or two run/sweep folders, their
 images and thumbnails, and one static page (viewer.html) that filters, compares and zooms.
 
-Served on 127.0.0.1 only. Files are served only from inside the folders given (paths are
-resolved and checked), and only those records.parquet name.
+Served on 127.0.0.1 only, behind the guard in bench/local_server.py (its own Host and Origin,
+small bodies). Files are served only from inside the folders given (paths are resolved, links
+followed, and checked by the same helper `bench rate` uses).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from bench.local_server import AllowedHost, LocalOnly, confined_file
 from bench.report.runs import RunSet
 from bench.report.summary import DEFAULT_GROUP_KEYS, group_label
 from bench.report.thumbs import thumbnail_bytes
@@ -99,13 +101,7 @@ def quality_drops(a: LoadedRun, b: LoadedRun, limit: int = 50) -> list[dict[str,
     ]
 
 
-def _inside(root: Path, rel: str) -> Path | None:
-    """root/rel if it resolves inside root and is a file, else None (no ../ escapes)."""
-    path = (root / rel).resolve()
-    return path if path.is_relative_to(root) and path.is_file() else None
-
-
-def create_app(paths: list[Path]) -> Starlette:
+def create_app(paths: list[Path], extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalOnly:
     runs = [load_run(p, f"{'AB'[i]}: {p}") for i, p in enumerate(paths)]
     thumbs: OrderedDict[tuple[int, str], bytes] = OrderedDict()
 
@@ -127,14 +123,14 @@ def create_app(paths: list[Path]) -> Starlette:
 
     async def image(request: Request) -> Response:
         run = run_of(request)
-        path = _inside(run.root, request.path_params["path"]) if run else None
+        path = confined_file(run.root, request.path_params["path"]) if run else None
         return FileResponse(path) if path else Response("not found", status_code=404)
 
     async def thumb(request: Request) -> Response:
         run = run_of(request)
         key = (int(request.path_params["run"]), str(request.path_params["path"]))
         if key not in thumbs:
-            path = _inside(run.root, key[1]) if run else None
+            path = confined_file(run.root, key[1]) if run else None
             data = thumbnail_bytes(path) if path else None
             if data is None:
                 return Response("not found", status_code=404)
@@ -144,7 +140,7 @@ def create_app(paths: list[Path]) -> Starlette:
         thumbs.move_to_end(key)
         return Response(thumbs[key], media_type="image/webp", headers={"cache-control": "max-age=3600"})
 
-    return Starlette(
+    routes = Starlette(
         routes=[
             Route("/", page),
             Route("/api/meta", meta),
@@ -154,3 +150,4 @@ def create_app(paths: list[Path]) -> Starlette:
             Route("/thumb/{run:int}/{path:path}", thumb),
         ]
     )
+    return LocalOnly(routes, extra_hosts)

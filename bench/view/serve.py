@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 import uvicorn
 
+from bench.local_server import AllowedHost, bind_loopback
 from bench.metrics.errors import FingerprintMismatch
 from bench.report.runs import NotARunFolder
 from bench.view.app import create_app
@@ -15,19 +15,16 @@ from bench.view.app import create_app
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
-def serve(paths: list[Path], port: int) -> int:
+def serve(paths: list[Path], port: int, extra_hosts: tuple[AllowedHost, ...] = ()) -> int:
     try:
-        app = create_app(paths)
+        app = create_app(paths, extra_hosts)
     except (NotARunFolder, FingerprintMismatch) as exc:
         print(f"bench view: {exc}", file=sys.stderr)
         return EXIT_USAGE
     # Bind here, so the URL printed is the real one (also with --port 0) and a busy port is one line.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", port))
+        sock = bind_loopback(port)
     except OSError as exc:
-        sock.close()
         print(
             f"bench view: --port {port}: {exc.strerror}; pick another (--port 0: any free port)",
             file=sys.stderr,
