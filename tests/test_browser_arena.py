@@ -1,5 +1,6 @@
 """`bench rate` in a real browser (Playwright driving Debian's chromium): 20 keyboard votes survive
-a killed server, and the report then shows Elo ratings with intervals.
+a killed server, and the report then shows Elo ratings with intervals; the page never names a model,
+and a 768 px image is shown at the same size as a 256 px one.
 
 Skips where chromium or the playwright package is absent; CI installs both (`make browser`, dev extra).
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _report_runs import BENCH, bench, make_run
+from PIL import Image
 
 from bench.arena.votes import VOTES_FILE, read_votes
 
@@ -77,7 +79,9 @@ def test_twenty_keyboard_votes_survive_a_killed_server_and_reach_the_report(
             page.keyboard.press(keys[i % 4])
             page.wait_for_function(f"document.body.dataset.votes === '{i + 1}'")
         assert "your votes: 20" in page.inner_text("#progress")
-        assert "left was local:" in page.inner_text("#reveal")  # names shown only after the vote
+        assert "vote saved" in page.inner_text("#status")
+        # Blind for the whole session: after 20 votes the page has still named no model.
+        assert "local:" not in page.content() and "shapes-" not in page.inner_text("body")
     finally:
         _kill(proc)
     votes = read_votes(run / VOTES_FILE)
@@ -111,3 +115,41 @@ def test_twenty_keyboard_votes_survive_a_killed_server_and_reach_the_report(
     # The frontier uses the votes as its quality axis (report.quality_metric=auto puts human votes first).
     assert "Quality axis: Arena Elo" in page.inner_text("body")
     assert page.locator("#plot-quality_vs_cost svg").count() == 1
+
+
+def test_both_sides_are_shown_at_the_same_size_whatever_their_pixels(
+    browser: object, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import shutil
+
+    run = make_run(tmp_path_factory.mktemp("browser_arena_sizes"), "rated")
+    folder = tmp_path_factory.mktemp("sizes") / "rated"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns(VOTES_FILE))
+    # One model answers at 768 px, the other at 256 px: the size must not tell them apart.
+    records = pd.read_parquet(folder / "records.parquet")
+    ok = records[records["status"] == "ok"]
+    for target, rel in zip(ok["target"], ok["image_path"], strict=True):
+        side = 768 if target == "local:shapes-quality" else 256
+        with Image.open(folder / rel) as im:
+            im.convert("RGB").resize((side, side)).save(folder / rel, format="PNG")
+    proc, url = _serve(folder)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+        page.goto(url)
+        for i in range(4):
+            page.wait_for_function(
+                "['left', 'right'].every(id => document.getElementById(id).complete "
+                "&& document.getElementById(id).naturalWidth > 0)"
+            )
+            natural = page.evaluate("['left', 'right'].map(id => document.getElementById(id).naturalWidth)")
+            assert sorted(natural) == [256, 768]  # every pair here is one 768 px and one 256 px image
+            boxes = page.evaluate(
+                "['left', 'right'].map(id => { const r = document.getElementById(id).getBoundingClientRect();"
+                " return [r.width, r.height]; })"
+            )
+            assert boxes[0] == boxes[1] and boxes[0][0] > 200, boxes
+            page.keyboard.press("t")
+            page.wait_for_function(f"document.body.dataset.votes === '{i + 1}'")
+        page.screenshot(path=str(tmp_path_factory.mktemp("shots") / "arena_sizes.png"))
+    finally:
+        _kill(proc)
