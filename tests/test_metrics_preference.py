@@ -67,17 +67,19 @@ def test_pickscore_equals_the_model_card_formula(pick: pref.PreferenceModel) -> 
 
 
 def test_hpsv2_equals_the_hpsv2_formula(hps: pref.PreferenceModel) -> None:
-    ims = images()
+    ims = images()  # 96 x 80: not square, so hpsv2's padding matters
     ours = hps.scores(hps.encode_images(ims), hps.encode_texts(PROMPTS))
-    # hpsv2.score: outputs = model(image, text); diag(image_features @ text_features.T), features normalised
+    # hpsv2.score: preprocess_val(image); outputs = model(image, text); diag(image_features @ text_features.T)
+    preprocess_val = _hpsv2_reference_transform()
     with torch.inference_mode():
-        out = hps.model(torch.stack([hps.preprocess(im) for im in ims]), hps.tokenizer(PROMPTS))
+        out = hps.model(torch.stack([preprocess_val(im) for im in ims]), hps.tokenizer(PROMPTS))
         image_features, text_features = (
             (out["image_features"], out["text_features"]) if isinstance(out, dict) else out[:2]
         )
         reference = torch.diagonal(image_features @ text_features.T).numpy()
     np.testing.assert_allclose(ours, reference, atol=1e-5)
     assert hps.scale == 1.0
+    assert "zero pad" in pref.details("hpsv2", HPS, pref.resolve_weights("hpsv2", HPS, None))["preprocess"]["resize"]
 
 
 def test_local_files_load_and_are_fingerprinted_by_content(
@@ -182,3 +184,52 @@ def test_offline_tags_warn_once_give_nan_and_keep_stored_scores(run_dir: Path) -
         pd.testing.assert_series_equal(
             before["pickscore"], pd.read_parquet(run_dir / "records.parquet")["pickscore"]
         )
+
+
+def _hpsv2_reference_transform() -> Any:
+    """hpsv2's own evaluation transform, imported from the installed hpsv2 package (PyPI hpsv2 1.2.0,
+    installed --no-deps by the Makefile; its transform.py is that of github.com/tgxs002/HPSv2 at
+    866735ec, hpsv2/src/open_clip/transform.py). Only constants.py and transform.py are executed:
+    the package's __init__ files import its training stack and download helpers."""
+    import importlib.util
+    import sys
+    import types
+
+    spec = importlib.util.find_spec("hpsv2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("hpsv2 not installed (the Makefile installs it: pip install --no-deps hpsv2==1.2.0)")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "src" / "open_clip"
+    package = types.ModuleType("_hpsv2_open_clip")
+    package.__path__ = [str(folder)]
+    sys.modules["_hpsv2_open_clip"] = package
+    transform = importlib.import_module("_hpsv2_open_clip.transform")
+    # As hpsv2.img_score builds it: create_model_and_transforms('ViT-H-14', ..., light_augmentation=True)
+    # -> image_transform(model.visual.image_size, is_train=False, mean=None, std=None, resize_longest_max=True)
+    return transform.image_transform((224, 224), is_train=False, resize_longest_max=True)
+
+
+def test_hpsv2_preprocessing_is_hpsv2s_own_on_non_square_images() -> None:
+    from PIL import Image
+
+    reference = _hpsv2_reference_transform()
+    ours = pref.hps_transform()
+    rng = np.random.default_rng(0)
+    cases = [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for w, h in ((1024, 576), (576, 1024), (300, 200), (97, 61), (100, 50), (512, 512))
+    ]  # 16:9 and 9:16, odd paddings, an upscale, a square one
+    cases += [
+        render(PROMPTS[0], width=320, height=180, seed=1, steps=8, guidance=7.0, variant="fast"),
+        Image.fromarray(rng.integers(0, 256, (61, 150), dtype=np.uint8)).convert("L"),  # grey: made RGB
+    ]
+    for im in cases:
+        width, height = im.size
+        want, got = reference(im), ours(im)
+        assert got.shape == want.shape == (3, 224, 224), (width, height)
+        assert torch.allclose(got, want, rtol=0, atol=1e-6), (width, height, (got - want).abs().max())
+    # The old preprocessing (CLIP's centre crop) is far from it on a 16:9 image: the test can tell.
+    wide = render(PROMPTS[1], width=320, height=180, seed=0, steps=8, guidance=7.0, variant="fast")
+    assert (pref.preprocess_transform()(wide) - reference(wide)).abs().max() > 0.5
+    # The black bars are there: top and bottom rows of a 16:9 image are padding (0 before normalising).
+    black = torch.tensor([-m / s for m, s in zip(pref.OPENAI_MEAN, pref.OPENAI_STD, strict=True)])
+    assert torch.allclose(ours(wide)[:, 0, :], black[:, None].expand(3, 224), atol=1e-6)

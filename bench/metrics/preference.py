@@ -7,7 +7,10 @@ embedding:
 - PickScore (Kirstain et al. 2023, yuvalkirstain/PickScore_v1, a CLIP ViT-H-14 in
   transformers format): logit_scale.exp() * cos(image, text), as in the model card.
 - HPSv2.1 (Wu et al. 2023, xswu/HPSv2 HPS_v2.1_compressed.pt, an open_clip ViT-H-14
-  checkpoint): cos(image, text), as hpsv2's `score` computes it.
+  checkpoint): cos(image, text), as hpsv2's `score` computes it, on HPSv2's own
+  preprocessing: the longest side scaled to 224 and the short side padded with black to
+  a square (hpsv2/src/open_clip/transform.py, `image_transform(resize_longest_max=True)`),
+  not CLIP's centre crop, which cut the sides off 16:9 images and moved scores by 0.01-0.02.
 
 Weights are resolved before anything heavy is imported, from the local Hugging Face
 cache, a local file or folder, or a download when the host answers. Offline without
@@ -176,18 +179,19 @@ def resolve_weights(kind: str, cfg: PreferenceConfig, cache_dir: Path | None) ->
     return PreferenceWeights(folder, cfg.pretrained, _folder_sha256(folder, cache_dir))
 
 
+RESIZE = {
+    "pickscore": "shortest-side bicubic + center crop",
+    "hpsv2": "longest-side bicubic (on the tensor) + zero pad to square, as hpsv2 image_transform(resize_longest_max=True)",
+}
+
+
 def details(kind: str, cfg: PreferenceConfig, weights: PreferenceWeights) -> dict[str, Any]:
     """Everything that changes the numbers (batch size and device do not: scores are per image)."""
     return {
         "backbone": f"{kind}/{cfg.backbone}" if weights.path is None else kind,
         "weights": weights.label,
         "weights_sha256": weights.sha256,
-        "preprocess": {
-            "image_size": 224,
-            "resize": "shortest-side bicubic + center crop",
-            "mean": OPENAI_MEAN,
-            "std": OPENAI_STD,
-        },
+        "preprocess": {"image_size": 224, "resize": RESIZE[kind], "mean": OPENAI_MEAN, "std": OPENAI_STD},
         "text": "user prompt; open_clip BPE tokens, 77 context, EOT kept",
         "score": "logit_scale.exp()*cos" if kind == "pickscore" else "cos",
         "dtype": "float32",
@@ -200,7 +204,8 @@ def fingerprint(kind: str, cfg: PreferenceConfig, weights: PreferenceWeights) ->
 
 
 def preprocess_transform(image_size: int = 224) -> Any:
-    """CLIP's eval preprocessing: shortest side to 224 (bicubic), center crop, OpenAI mean/std."""
+    """CLIP's eval preprocessing (PickScore's processor): shortest side to 224 (bicubic), center crop,
+    OpenAI mean/std."""
     from torchvision import transforms
 
     return transforms.Compose(
@@ -209,6 +214,45 @@ def preprocess_transform(image_size: int = 224) -> Any:
             transforms.CenterCrop(image_size),
             transforms.Lambda(lambda im: im.convert("RGB")),
             transforms.ToTensor(),
+            transforms.Normalize(OPENAI_MEAN, OPENAI_STD),
+        ]
+    )
+
+
+def hps_transform(image_size: int = 224) -> Any:
+    """HPSv2's evaluation preprocessing, step for step as hpsv2 builds it (`create_model_and_transforms(...,
+    light_augmentation=True)` -> `image_transform(224, is_train=False, resize_longest_max=True)`):
+    to RGB, to a [0, 1] tensor, longest side to 224 by bicubic resize *of the tensor* (torchvision's
+    default antialias), the short side padded with 0 (black, before normalising) centred with the odd
+    pixel at the bottom/right, then OpenAI mean/std. tests/test_metrics_preference.py compares it with
+    hpsv2's own transform on non-square images.
+
+    Two deliberate differences, both where hpsv2's transform gives a tensor its model cannot take:
+    an RGBA image loses its alpha here (hpsv2 passes 4 channels on), and an image whose longest
+    side is already 224 but is not square is padded here (hpsv2 skips the padding when no resize is
+    needed).
+    """
+    import torch
+    from torchvision import transforms
+    from torchvision.transforms import functional as tf
+
+    def longest_side_and_pad(tensor: torch.Tensor) -> torch.Tensor:
+        height, width = tensor.shape[1:]
+        scale = image_size / float(max(height, width))
+        if scale != 1.0:
+            new_h, new_w = round(height * scale), round(width * scale)
+            tensor = tf.resize(tensor, [new_h, new_w], transforms.InterpolationMode.BICUBIC)
+            height, width = new_h, new_w
+        pad_h, pad_w = image_size - height, image_size - width
+        if pad_h or pad_w:
+            tensor = tf.pad(tensor, [pad_w // 2, pad_h // 2, pad_w - pad_w // 2, pad_h - pad_h // 2], fill=0)
+        return tensor
+
+    return transforms.Compose(
+        [
+            transforms.Lambda(lambda im: im.convert("RGB")),
+            transforms.ToTensor(),
+            transforms.Lambda(longest_side_and_pad),
             transforms.Normalize(OPENAI_MEAN, OPENAI_STD),
         ]
     )
@@ -323,4 +367,5 @@ def load_model(kind: str, cfg: PreferenceConfig, weights: PreferenceWeights) -> 
     # Both models use CLIP's BPE vocabulary; open_clip ships it (transformers' tokenizer needs a download).
     tokenizer = open_clip.get_tokenizer("ViT-H-14")
     scale = float(model.logit_scale.exp().item()) if kind == "pickscore" else 1.0
-    return PreferenceModel(kind, cfg, model, preprocess_transform(), tokenizer, scale)
+    preprocess = hps_transform() if kind == "hpsv2" else preprocess_transform()
+    return PreferenceModel(kind, cfg, model, preprocess, tokenizer, scale)
