@@ -145,3 +145,37 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
         score_run(
             run, {"clip": {"enabled": False}, "fid": {"group_by": ["nope"]}, "cache_dir": str(tmp_path)}
         )
+
+
+def test_bench_score_refreshes_summary_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli import main
+
+    run = tmp_path / "run"
+    write_synthetic_run(run, per_target=3, size=48)
+    score = ["score", str(run), "metrics=test", "metrics.fid.enabled=false", "metrics.kid.enabled=false",
+             f"+metrics.cache_dir={tmp_path / 'cache'}", "report.n_boot=200"]  # fmt: skip
+    assert main(["report", str(run), "report.n_boot=200"]) == 0
+    assert pd.read_parquet(run / "summary.parquet")["clip_mean"].isna().all()  # not scored yet
+    stale_html = (run / "report.html").read_text(encoding="utf-8")
+
+    assert main(score) == 0
+    records = pd.read_parquet(run / "records.parquet")
+    summary = pd.read_parquet(run / "summary.parquet")
+    means = records[records["status"] == "ok"].groupby("target")["clip_score"].mean()
+    assert means.notna().all() and len(means) == 2
+    for target, mean in means.items():
+        assert summary.loc[summary["target"] == target, "clip_mean"].item() == pytest.approx(mean)
+    html = (run / "report.html").read_text(encoding="utf-8")
+    fingerprint = str(records["clip_fingerprint"].dropna().iloc[0])
+    assert "No CLIP scores" in stale_html and fingerprint not in stale_html
+    assert "No CLIP scores" not in html and f"CLIP fingerprint: {fingerprint}" in html
+    assert "refreshed" in capsys.readouterr().err
+
+    # Written whether or not they existed before; report.write=false leaves them alone, as for `bench run`.
+    (run / "summary.parquet").unlink()
+    (run / "report.html").unlink()
+    assert main([*score, "report.write=false"]) == 0
+    assert not (run / "summary.parquet").exists() and not (run / "report.html").exists()
+    assert main(score) == 0
+    assert pd.read_parquet(run / "summary.parquet")["clip_mean"].notna().all()
+    assert (run / "report.html").is_file()

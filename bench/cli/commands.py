@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache import ResponseCache
-from bench.cli.run import EXIT_OK, EXIT_USAGE, prepare
+from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, prepare
 from bench.errors import BenchError
 from bench.report.summary import format_table
 from bench.runlock import run_folder_lock
@@ -130,13 +130,22 @@ def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None, *, rebuil
     # --- end report wiring
 
 
-def score(run_dir: Path, metrics_cfg: Mapping[str, Any], providers: Mapping[str, Any] | None = None) -> int:
+def score(
+    run_dir: Path,
+    metrics_cfg: Mapping[str, Any],
+    providers: Mapping[str, Any] | None = None,
+    report_cfg: Mapping[str, Any] | None = None,
+) -> int:
+    """Score the run, then rewrite summary.parquet, plots/ and report.html from the new scores (as
+    `bench run` does after scoring), so they are never older than records.parquet; report.write=false
+    leaves them alone."""
     from bench.metrics.errors import WeightsError
     from bench.metrics.score import score_run
 
     if not run_dir.is_dir():
         print(f"bench: {run_dir} not found: is it a run folder?", file=sys.stderr)
         return EXIT_USAGE
+    report_cfg = report_cfg or {}
     with run_folder_lock(run_dir, "score"):  # RunFolderBusy (exit 2) while a run writes here
         if not (run_dir / "records.parquet").is_file():
             print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
@@ -147,5 +156,26 @@ def score(run_dir: Path, metrics_cfg: Mapping[str, Any], providers: Mapping[str,
             # Nothing was written: scores from an earlier pass stay as they were.
             print(f"bench: {exc} (stored scores in {run_dir} are unchanged)", file=sys.stderr)
             return EXIT_USAGE
-    print(result)
+        print(result)
+        if not report_cfg.get("write", True):
+            return EXIT_OK
+        return write_report_after_scoring(run_dir, report_cfg)
+
+
+def write_report_after_scoring(folder: Path, report_cfg: Mapping[str, Any]) -> int:
+    """summary.parquet, plots/ and report.html of `folder` again, from the scores just written."""
+    from bench.metrics.errors import FingerprintMismatch
+    from bench.report.build import write_report
+    from bench.report.runs import NotARunFolder
+
+    try:
+        out = write_report(folder, report_cfg)
+    except (NotARunFolder, BrokenRecords, FingerprintMismatch) as exc:
+        print(
+            f"bench: scores written, but summary.parquet and report.html were not refreshed: {exc}; "
+            f"fix that, then run `bench report {folder}`",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"bench: refreshed {out.summary_path} and {out.html_path} with the new scores", file=sys.stderr)
     return EXIT_OK

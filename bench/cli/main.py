@@ -45,7 +45,7 @@ commands:
                             (--rebuild: records.parquet again from the journal first)
   compare BASELINE CANDIDATE [gate overrides...]
                             regression gate: exit 0 pass, 1 regression, 2 unusable input
-  score RUN_DIR [overrides] (re)compute metrics for a run without generating anything
+  score RUN_DIR [overrides] (re)compute metrics for a run without generating anything; refreshes its report
   emulate PROVIDER [...]    serve a loopback emulator of a provider's API (see `bench emulate -h`)
   view PATH [PATH2]         browse a run or sweep folder on 127.0.0.1 (two folders: compare them)
   rate PATH [--rater NAME]  blind pairwise voting in the browser (127.0.0.1); votes go to PATH/votes.jsonl
@@ -306,20 +306,22 @@ def cmd_score(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="bench score",
         description="(re)compute metrics for a run folder, or for every run folder of a sweep folder "
-        "(one job per run folder through a Hydra launcher, e.g. hydra/launcher=joblib hydra.launcher.n_jobs=2)",
+        "(one job per run folder through a Hydra launcher, e.g. hydra/launcher=joblib hydra.launcher.n_jobs=2), "
+        "then refresh summary.parquet, plots and report.html from the new scores",
     )
     parser.add_argument("run_dir", type=Path, help="a run folder or a sweep folder")
     parser.add_argument(
         "overrides",
         nargs="*",
-        help="Hydra overrides for the metrics block, e.g. metrics=test; with a sweep folder also a launcher",
+        help="Hydra overrides for the metrics and report blocks, e.g. metrics=test report.n_boot=500; "
+        "with a sweep folder also a launcher",
     )
     ns = parser.parse_args(args)
     _setup_logging()
     if is_sweep_folder(ns.run_dir):
         return score_sweep(ns.run_dir, ns.overrides)
     cfg = compose_config(ns.overrides)
-    return score(ns.run_dir, cfg.get("metrics") or {}, cfg.get("providers") or {})
+    return score(ns.run_dir, cfg.get("metrics") or {}, cfg.get("providers") or {}, cfg.get("report") or {})
 
 
 def cmd_emulate(args: list[str]) -> int:

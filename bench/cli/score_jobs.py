@@ -6,11 +6,16 @@ a Hydra launcher as well (`hydra/launcher=joblib hydra.launcher.n_jobs=2`, `subm
 `ray`), it sends one scoring job per run folder through that launcher, as `bench run -m`
 sends runs, and exits with the worst job's code. Scores are cached per image (content hash
 and model fingerprint), so an interrupted pass resumes where it stopped.
+
+Each job refreshes its run folder's summary.parquet and report.html (as `bench score RUN`
+does); the sweep folder's own summary and report, which `bench report SWEEP` made, are
+refreshed at the end when they exist, so none is left older than the scores.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,12 @@ class ScoreJob:
         container = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(container, dict)
         run = Path(self.runs[int(container["score_job"])])
-        return score(run, container.get("metrics") or {}, container.get("providers") or {})
+        return score(
+            run,
+            container.get("metrics") or {},
+            container.get("providers") or {},
+            container.get("report") or {},
+        )
 
 
 def judge_key_names(cfg: dict[str, Any]) -> list[str]:
@@ -62,8 +72,9 @@ def score_sweep(sweep: Path, overrides: list[str]) -> int:
     launcher = [o for o in overrides if o.lstrip("+~").startswith("hydra")]
     if not launcher:
         cfg = compose_config(overrides)
-        codes = [score(run, cfg.get("metrics") or {}, cfg.get("providers") or {}) for run in runs]
-        return max(codes, default=EXIT_OK)
+        report_cfg = cfg.get("report") or {}
+        codes = [score(run, cfg.get("metrics") or {}, cfg.get("providers") or {}, report_cfg) for run in runs]
+        return max(max(codes, default=EXIT_OK), refresh_sweep_report(sweep, report_cfg))
     jobs = ",".join(str(i) for i in range(len(runs)))
     cfg = compose_config([o for o in overrides if o not in launcher])
     outcomes = launch(
@@ -80,4 +91,20 @@ def score_sweep(sweep: Path, overrides: list[str]) -> int:
     for label, code in failed:
         print(f"bench: scoring job {label} exited {code}", file=sys.stderr)
     print(f"scored {len(runs)} run folder(s) in {len(outcomes)} job(s); {len(failed)} failed")
-    return max((code for _, code in failed), default=EXIT_OK)
+    refreshed = refresh_sweep_report(sweep, cfg.get("report") or {})
+    return max(max((code for _, code in failed), default=EXIT_OK), refreshed)
+
+
+def refresh_sweep_report(sweep: Path, report_cfg: Mapping[str, Any]) -> int:
+    """Rewrite the sweep folder's own summary.parquet and report.html if they exist (made by
+    `bench report SWEEP`; `bench run -m` does not make them, so neither does this)."""
+    from bench.report.build import REPORT_FILE
+    from bench.report.summary import SUMMARY_FILE
+
+    if not report_cfg.get("write", True):
+        return EXIT_OK
+    if not ((sweep / SUMMARY_FILE).is_file() or (sweep / REPORT_FILE).is_file()):
+        return EXIT_OK
+    from bench.cli.commands import write_report_after_scoring
+
+    return write_report_after_scoring(sweep, report_cfg)
