@@ -54,7 +54,9 @@ def test_blind_pairs_votes_fsynced_and_never_repeated(run: Path, tmp_path: Path)
             assert r.status_code == 200
             # Blind for the whole session: no answer, before or after a vote, names an arm.
             for answer in (json.dumps(d), r.text, left.headers.get("content-disposition", "")):
-                assert "shapes-fast" not in answer and "shapes-quality" not in answer and "local:" not in answer
+                assert (
+                    "shapes-fast" not in answer and "shapes-quality" not in answer and "local:" not in answer
+                )
             assert r.json()["saved"] == {"choice": "left"}
             on_disk = read_votes(folder / VOTES_FILE)  # written before the answer came back
             assert len(on_disk) == len(seen) + 1

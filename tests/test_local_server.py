@@ -42,7 +42,9 @@ def _fresh(run: Path, tmp_path: Path) -> Path:
 
 @contextmanager
 def _server(kind: str, folder: Path, hosts: tuple[AllowedHost, ...] = ()) -> Iterator[str]:
-    app = build_app(Arena.open(folder, "ana", seed=0), hosts) if kind == "rate" else create_app([folder], hosts)
+    app = (
+        build_app(Arena.open(folder, "ana", seed=0), hosts) if kind == "rate" else create_app([folder], hosts)
+    )
     with running(app) as url:
         yield url
 
@@ -88,7 +90,10 @@ def test_rate_never_serves_a_file_outside_the_folder(run: Path, tmp_path: Path) 
         (folder / rel).unlink()
         (folder / rel).symlink_to(secret)
     arena = Arena.open(folder, "ana", seed=0)
-    with running(build_app(arena)) as url, httpx.Client(base_url=url, timeout=10, headers={"origin": url}) as c:
+    with (
+        running(build_app(arena)) as url,
+        httpx.Client(base_url=url, timeout=10, headers={"origin": url}) as c,
+    ):
         statuses = []
         for _ in range(6):
             d = c.get("/api/next").json()
@@ -133,7 +138,13 @@ def test_only_the_servers_own_host_names_are_answered(kind: str, run: Path, tmp_
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}", "tunnel.test:9000"):
             assert c.get(page, headers={"host": host}).status_code == 200, host
         # A DNS-rebinding page's requests name its own host; other ports and names are not ours either.
-        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", "localhost", "tunnel.test:9001"):
+        for host in (
+            f"evil.example:{port}",
+            "evil.example",
+            f"127.0.0.1:{port + 1}",
+            "localhost",
+            "tunnel.test:9001",
+        ):
             r = c.get(page, headers={"host": host})
             assert r.status_code == 421 and "prompt" not in r.text, host
         status, _ = _raw(port, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")  # no Host at all
@@ -146,7 +157,12 @@ def test_votes_only_from_the_arenas_own_page(run: Path, tmp_path: Path) -> None:
         port = _port(url)
         token = c.get("/api/next").json()["token"]
         vote = {"token": token, "choice": "left"}
-        for origin in ("http://evil.example", f"http://evil.example:{port}", "null", f"http://127.0.0.1:{port + 1}"):
+        for origin in (
+            "http://evil.example",
+            f"http://evil.example:{port}",
+            "null",
+            f"http://127.0.0.1:{port + 1}",
+        ):
             assert c.post("/api/vote", json=vote, headers={"origin": origin}).status_code == 403, origin
         assert c.post("/api/vote", json=vote).status_code == 403  # no Origin: not from our page
         # A forged Host with a matching Origin (a rebinding page) stops at the Host check.
@@ -168,14 +184,18 @@ def test_request_bodies_are_capped_while_reading(kind: str, run: Path, tmp_path:
     folder = _fresh(run, tmp_path)
     with _server(kind, folder) as url:
         port = _port(url)
-        own = f"Host: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        own = (
+            f"Host: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        )
         path = "/api/vote" if kind == "rate" else "/api/records"
         # 200 MB declared, none of it sent: only a server that never waits for the body can answer.
         status, answer = _raw(port, f"POST {path} HTTP/1.1\r\n{own}Content-Length: {200 * 2**20}\r\n\r\n")
         assert status == 413 and b"too large" in answer
         # No length, chunked: 4 x 8 KiB chunks (twice the cap) and no final chunk; refused mid-body.
         chunk = b"2000\r\n" + b"x" * 0x2000 + b"\r\n"
-        status, _ = _raw(port, f"POST {path} HTTP/1.1\r\n{own}Transfer-Encoding: chunked\r\n\r\n", (chunk,) * 4)
+        status, _ = _raw(
+            port, f"POST {path} HTTP/1.1\r\n{own}Transfer-Encoding: chunked\r\n\r\n", (chunk,) * 4
+        )
         assert status == 413
         status, _ = _raw(port, f"POST {path} HTTP/1.1\r\n{own}Content-Length: nonsense\r\n\r\n")
         assert status in (400, 413)

@@ -79,7 +79,10 @@ def test_hpsv2_equals_the_hpsv2_formula(hps: pref.PreferenceModel) -> None:
         reference = torch.diagonal(image_features @ text_features.T).numpy()
     np.testing.assert_allclose(ours, reference, atol=1e-5)
     assert hps.scale == 1.0
-    assert "zero pad" in pref.details("hpsv2", HPS, pref.resolve_weights("hpsv2", HPS, None))["preprocess"]["resize"]
+    assert (
+        "zero pad"
+        in pref.details("hpsv2", HPS, pref.resolve_weights("hpsv2", HPS, None))["preprocess"]["resize"]
+    )
 
 
 def test_local_files_load_and_are_fingerprinted_by_content(
