@@ -179,3 +179,19 @@ def test_bench_score_refreshes_summary_and_report(tmp_path: Path, capsys: pytest
     assert main(score) == 0
     assert pd.read_parquet(run / "summary.parquet")["clip_mean"].notna().all()
     assert (run / "report.html").is_file()
+
+
+def test_bench_score_of_a_sweep_refreshes_each_run_and_the_sweeps_own_report(tmp_path: Path) -> None:
+    from bench.cli import main
+
+    sweep = tmp_path / "sweep"
+    for i, job in enumerate(("job-a", "job-b")):
+        write_synthetic_run(sweep / job, targets=(f"model-{job}",), per_target=2, size=40, failed=0, seed=i)
+    assert main(["report", str(sweep), "report.n_boot=100"]) == 0  # the sweep's own summary, unscored
+    assert pd.read_parquet(sweep / "summary.parquet")["clip_mean"].isna().all()
+    score = ["score", str(sweep), "metrics=test", "metrics.fid.enabled=false", "metrics.kid.enabled=false",
+             f"+metrics.cache_dir={tmp_path / 'cache'}", "report.n_boot=100"]  # fmt: skip
+    assert main(score) == 0
+    for folder in (sweep, sweep / "job-a", sweep / "job-b"):
+        assert pd.read_parquet(folder / "summary.parquet")["clip_mean"].notna().all(), folder
+        assert "No CLIP scores" not in (folder / "report.html").read_text(encoding="utf-8"), folder
