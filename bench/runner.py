@@ -222,6 +222,7 @@ class Runner:
             history.add(rows)
 
         self.store.scan(visit)
+        history.add_judge(self.store.run_dir)  # judge calls of earlier passes spent from the same cap
         finished = latest.finished(retry_billed=self.settings.retry_billed)
         if latest.billed_failed and not self.settings.retry_billed:
             log.info(

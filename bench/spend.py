@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.catalog.spec import ModelSpec
@@ -41,6 +42,18 @@ class FolderSpend:
     billed_targets: set[str] = field(default_factory=set)  # targets with a billed request on record
     # Targets billed at least once at a cost nobody knew (no report, no price): already probed.
     unknown_cost_targets: set[str] = field(default_factory=set)
+    judge_usd: float = 0.0  # of spent_usd: what the VLM judge's calls cost (bench/judge/journal.py)
+    judge_calls: int = 0
+
+    def add_judge(self, run_dir: Path) -> None:
+        """Count the judge's billed calls in this folder (its own journal) into the folder's spend."""
+        from bench.judge.journal import judge_spend
+
+        judge = judge_spend(run_dir)
+        self.spent_usd += judge.spent_usd
+        self.judge_usd += judge.spent_usd
+        self.judge_calls += judge.calls
+        self.unknown_cost_requests += judge.unknown_cost_calls
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         """Count one journal line (a journal visitor: see RunStore.scan)."""
@@ -103,4 +116,5 @@ def folder_spend(store: RunStore) -> FolderSpend:
     out = FolderSpend()
     for rows in store.iter_journal():
         out.add(rows)
+    out.add_judge(store.run_dir)
     return out

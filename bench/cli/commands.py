@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.cache import ResponseCache
 from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, prepare
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
 from bench.report.summary import format_table
 from bench.runlock import run_folder_lock
 from bench.runner import cache_endpoint, expected_cost_usd
@@ -130,11 +130,27 @@ def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None, *, rebuil
     # --- end report wiring
 
 
+def folder_cap(run_dir: Path, given: Any) -> float | None:
+    """The cap a later pass over a run folder spends under: max_cost_usd as given on the command line,
+    else the one the run recorded in its config.yaml (the folder's cap still holds), else none."""
+    import yaml
+
+    if given is None and (run_dir / "config.yaml").is_file():
+        recorded = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        given = recorded.get("max_cost_usd") if isinstance(recorded, Mapping) else None
+    if given is None:
+        return None
+    if isinstance(given, bool) or not isinstance(given, int | float) or given < 0:
+        raise ConfigError("max_cost_usd", given, "use a non-negative number of US dollars, or null")
+    return float(given)
+
+
 def score(
     run_dir: Path,
     metrics_cfg: Mapping[str, Any],
     providers: Mapping[str, Any] | None = None,
     report_cfg: Mapping[str, Any] | None = None,
+    max_cost_usd: Any = None,
 ) -> int:
     """Score the run, then rewrite summary.parquet, plots/ and report.html from the new scores (as
     `bench run` does after scoring), so they are never older than records.parquet; report.write=false
@@ -151,7 +167,13 @@ def score(
             print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
             return EXIT_USAGE
         try:
-            result = score_run(run_dir, metrics_cfg, require_weights=True, providers=providers)
+            result = score_run(
+                run_dir,
+                metrics_cfg,
+                require_weights=True,
+                providers=providers,
+                max_cost_usd=folder_cap(run_dir, max_cost_usd),
+            )
         except WeightsError as exc:
             # Nothing was written: scores from an earlier pass stay as they were.
             print(f"bench: {exc} (stored scores in {run_dir} are unchanged)", file=sys.stderr)

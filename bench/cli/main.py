@@ -321,7 +321,13 @@ def cmd_score(args: list[str]) -> int:
     if is_sweep_folder(ns.run_dir):
         return score_sweep(ns.run_dir, ns.overrides)
     cfg = compose_config(ns.overrides)
-    return score(ns.run_dir, cfg.get("metrics") or {}, cfg.get("providers") or {}, cfg.get("report") or {})
+    return score(
+        ns.run_dir,
+        cfg.get("metrics") or {},
+        cfg.get("providers") or {},
+        cfg.get("report") or {},
+        max_cost_usd=cfg.get("max_cost_usd"),
+    )
 
 
 def cmd_emulate(args: list[str]) -> int:

@@ -297,7 +297,7 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
             from bench.metrics.score import METRICS_FILE, score_run
 
             report = score_run(
-                run_dir, config.metrics, providers=config.providers, budget_usd=_left_of_cap(run_dir, config)
+                run_dir, config.metrics, providers=config.providers, max_cost_usd=config.max_cost_usd
             )
             print(f"bench: {report}", file=sys.stderr)
             written.append(METRICS_FILE)
@@ -318,16 +318,6 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
         print(table)
     # --- end report wiring
     return written, table
-
-
-def _left_of_cap(run_dir: Path, config: BenchConfig) -> float | None:
-    """What the judge may still spend under max_cost_usd: the cap minus what generation cost."""
-    if config.max_cost_usd is None:
-        return None
-    import pandas as pd
-
-    cost = pd.read_parquet(run_dir / "records.parquet", columns=["cost_usd"])["cost_usd"]
-    return max(config.max_cost_usd - float(cost.sum(skipna=True)), 0.0)
 
 
 def metrics_enabled(metrics_cfg: Mapping[str, Any]) -> bool:

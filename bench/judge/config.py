@@ -11,6 +11,34 @@ from typing import Any
 from bench.errors import ConfigError
 
 MODES = ("adherence", "rubric")
+# In a judge fingerprint id, after the target: the answers came from `bench emulate chat`
+# (the built-in chat emulator, a pixel-measuring stand-in for a VLM), not from a model.
+EMULATED_MARK = "emulated"
+EMULATED_LABEL = "emulated judge"
+
+
+def endpoint_id(base_url: str | None) -> str:
+    """scheme://host[:port]/path of the judge's base URL: what the cache key and fingerprint carry.
+
+    Credentials in the URL and its query string are left out (they may hold a key); the port
+    stays in, because two servers on one host are two judges.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit((base_url or "").strip())
+    host = (parts.hostname or "").lower()
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return f"{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
+
+
+def is_emulated(fingerprint: str | None) -> bool:
+    """True when a judge fingerprint id says its answers came from the built-in chat emulator."""
+    return (
+        bool(fingerprint)
+        and f":{EMULATED_MARK}:" in str(fingerprint)
+        and str(fingerprint).startswith("judge:")
+    )
 
 
 @dataclass(frozen=True)

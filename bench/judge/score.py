@@ -1,14 +1,17 @@
 """Score a run's images with a VLM judge: adherence (share of yes answers) and a 1-10 rubric.
 
 Per image: `judge_adherence`, `judge_rubric`, `judge_fingerprint`, `judge_cost_usd` (what
-its answers cost when they were bought). Per question: `judge_answers.parquet` in the run
-folder. Every answer is cached (bench/judge/cache.py), so re-scoring an unchanged run
-sends no request.
+its answers cost when they were bought, divided among the records that share the image, so
+sums over records or groups count each answer once). Per question: `judge_answers.parquet`
+in the run folder. Every readable answer is cached (bench/judge/cache.py) under the judge's
+endpoint, model and templates, so re-scoring an unchanged run at the same endpoint sends no
+request; unreadable answers and errors are never cached.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -21,12 +24,20 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import ProviderError
+from bench.judge.answers import READERS, UnreadableAnswerError
 from bench.judge.cache import JudgeCache, answer_key
-from bench.judge.client import BudgetStop, ChatAnswer, ChatJudgeClient, png_data_uri
-from bench.judge.config import JudgeConfig
+from bench.judge.client import (
+    EMULATED_SUFFIX,
+    BudgetStop,
+    ChatAnswer,
+    ChatJudgeClient,
+    JudgeBudget,
+    png_data_uri,
+)
+from bench.judge.config import EMULATED_MARK, JudgeConfig, endpoint_id
+from bench.judge.journal import JudgeJournal
 from bench.judge.questions import Question, geneval_questions, judge_written
 from bench.judge.templates import ANSWER, QUESTIONS, RUBRIC, template_hash
-from bench.limits import Budget
 from bench.metrics.fingerprint import fingerprint_id
 
 log = logging.getLogger("bench.judge")
@@ -34,9 +45,12 @@ ANSWERS_FILE = "judge_answers.parquet"
 COLUMNS = ("judge_adherence", "judge_rubric", "judge_fingerprint", "judge_cost_usd")
 
 
-def judge_details(cfg: JudgeConfig) -> dict[str, Any]:
-    return {
+def judge_details(cfg: JudgeConfig, endpoint_kind: str | None = None) -> dict[str, Any]:
+    """What a judge score depends on. Without `endpoint_kind`: the cache's fingerprint (known before
+    any answer); with it ("emulator" or "remote", learnt from the answers): the records' fingerprint."""
+    details: dict[str, Any] = {
         "backbone": cfg.target,
+        "endpoint": endpoint_id(cfg.base_url),
         "template_hash": template_hash(
             {
                 "temperature": cfg.temperature,
@@ -48,6 +62,18 @@ def judge_details(cfg: JudgeConfig) -> dict[str, Any]:
         "adherence": "share of yes over GenEval-metadata questions, else judge-written (DSG-style) questions",
         "rubric": "integer 1-10",
     }
+    if endpoint_kind is not None:
+        details["endpoint_kind"] = endpoint_kind
+    return details
+
+
+def judge_fingerprint(details: Mapping[str, Any]) -> str:
+    """The fingerprint id; answers from the built-in chat emulator carry EMULATED_MARK after the target."""
+    fp = fingerprint_id("judge", details)
+    if details.get("endpoint_kind") == "emulator":
+        prefix, digest = fp.rsplit(":", 1)
+        fp = f"{prefix}:{EMULATED_MARK}:{digest}"
+    return fp
 
 
 @dataclass
@@ -61,13 +87,23 @@ class JudgeReport:
     cost_now_usd: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
     stopped: str = ""
+    unreadable: int = 0  # answers still unreadable after every attempt (not cached)
+    emulated: bool = False
+    details: dict[str, Any] = field(default_factory=dict)  # the fingerprint's details
 
     def line(self) -> str:
+        who = "emulated judge (bench emulate chat, not a VLM)" if self.emulated else "judge"
         text = (
-            f"judge [{self.fingerprint}]: adherence on {self.adherence_scored}/{self.images} images, "
+            f"{who} [{self.fingerprint}]: adherence on {self.adherence_scored}/{self.images} images, "
             f"rubric on {self.rubric_scored}/{self.images}; {self.requests} requests sent "
             f"(${self.cost_now_usd:.4f}), {self.cached} answers from cache"
         )
+        if self.unreadable:
+            text += (
+                f"; {self.unreadable} answers unreadable after every attempt "
+                f"({self.failures.get('unreadable_answer', 0)} unreadable replies in all; "
+                "not cached: the next run asks again)"
+            )
         if self.failures:
             text += "; failures: " + ", ".join(f"{k}={v}" for k, v in sorted(self.failures.items()))
         if self.stopped:
@@ -145,34 +181,57 @@ def rubric_score(content: Mapping[str, Any]) -> float:
     return value if 1.0 <= value <= 10.0 else math.nan
 
 
+def cached_outcome(task: str, value: Mapping[str, Any]) -> _Outcome | None:
+    """A cached answer, re-read with today's reader; None (a miss) if it cannot be read."""
+    try:
+        outcome = _Outcome.from_cache(value)
+        if outcome.status == "ok":
+            outcome.content = READERS[task](json.dumps(outcome.content))
+        elif outcome.status != "refused":
+            return None  # only answers and refusals are ever stored
+    except (KeyError, TypeError, ValueError, UnreadableAnswerError):
+        return None
+    return outcome
+
+
 class _Session:
     """One scoring pass: the cache, the client and the tasks that missed the cache."""
 
     def __init__(self, cfg: JudgeConfig, cache: JudgeCache, fingerprint: str, report: JudgeReport) -> None:
         self.cfg, self.cache, self.fp, self.report = cfg, cache, fingerprint, report
         self.client: ChatJudgeClient | None = None
-        self._uris: dict[str, str] = {}
+        self._uris: dict[str, tuple[str, tuple[int, int]]] = {}
         self._stop: str = ""
 
-    async def ask(self, key: str, text: str, image: tuple[str, Path] | None) -> _Outcome:
+    def lookup(self, tasks: Mapping[str, str]) -> dict[str, _Outcome]:
+        """key -> cached outcome, for the keys (key -> task) the cache holds readable answers for."""
+        found: dict[str, _Outcome] = {}
+        for key, value in self.cache.get_many(list(tasks)).items():
+            outcome = cached_outcome(tasks[key], value)
+            if outcome is not None:
+                found[key] = outcome
+        return found
+
+    async def ask(self, task: str, key: str, text: str, image: tuple[str, Path] | None) -> _Outcome:
         assert self.client is not None
         if self._stop:
             return _Outcome("skipped", error=self._stop)
-        uri = None
+        uri, size = None, None
         if image is not None:
             sha, path = image
             if sha not in self._uris:
                 self._uris[sha] = png_data_uri(path.read_bytes(), self.cfg.max_image_side)
-            uri = self._uris[sha]
+            uri, size = self._uris[sha]
         try:
-            outcome = _Outcome.from_answer(await self.client.ask(text, uri))
+            outcome = _Outcome.from_answer(await self.client.ask(task, text, uri, size))
         except BudgetStop as exc:
             self._stop = str(exc)
             return _Outcome("skipped", error=self._stop)
         except ProviderError as exc:
             status = "refused" if exc.error_type == "refused" else "error"
+            self.report.unreadable += int(exc.error_type == UnreadableAnswerError.error_type)
             outcome = _Outcome(status, error=f"{exc.error_type}: {exc.message}")
-        if outcome.status in ("ok", "refused"):
+        if outcome.status in ("ok", "refused"):  # never an error: the next run asks again
             self.cache.put(key, outcome.to_cache())
         return outcome
 
@@ -222,16 +281,19 @@ async def _score(
                 questions[pid] = geneval_questions(metadata[pid])
             else:
                 need_written[pid] = answer_key("questions", prompt, "", fp)
-    cached = session.cache.get_many(list(need_written.values()))
+    cached = session.lookup(dict.fromkeys(need_written.values(), "questions"))
     todo_q = {pid: key for pid, key in need_written.items() if key not in cached}
     results = await asyncio.gather(
         *(
-            session.ask(key, QUESTIONS.format(prompt=prompts[pid], max_questions=cfg.max_questions), None)
+            session.ask(
+                "questions", key, QUESTIONS.format(prompt=prompts[pid], max_questions=cfg.max_questions), None
+            )
             for pid, key in todo_q.items()
         )
     )
+    fresh_q = dict(zip(todo_q, results, strict=True))
     for pid, key in need_written.items():
-        outcome = _Outcome.from_cache(cached[key]) if key in cached else results[list(todo_q).index(pid)]
+        outcome = cached[key] if key in cached else fresh_q[pid]
         written[pid] = outcome
         raw = outcome.content.get("questions") if outcome.status == "ok" else None
         questions[pid] = judge_written(list(raw) if isinstance(raw, list) else [], cfg.max_questions)
@@ -245,7 +307,9 @@ async def _score(
             answer_keys[(sha, q.text)] = answer_key("answer", sha, q.text, fp)
         if "rubric" in cfg.modes:
             rubric_keys[(sha, pid)] = answer_key("rubric", sha, prompts[pid], fp)
-    cached = session.cache.get_many([*answer_keys.values(), *rubric_keys.values()])
+    cached = session.lookup(
+        {**dict.fromkeys(answer_keys.values(), "answer"), **dict.fromkeys(rubric_keys.values(), "rubric")}
+    )
     jobs: list[tuple[str, tuple[str, str], Any]] = []
     for ident, key in answer_keys.items():
         if key not in cached:
@@ -253,7 +317,7 @@ async def _score(
                 (
                     "answer",
                     ident,
-                    session.ask(key, ANSWER.format(question=ident[1]), (ident[0], items[ident[0]])),
+                    session.ask("answer", key, ANSWER.format(question=ident[1]), (ident[0], items[ident[0]])),
                 )
             )
     for ident, key in rubric_keys.items():
@@ -262,7 +326,9 @@ async def _score(
                 (
                     "rubric",
                     ident,
-                    session.ask(key, RUBRIC.format(prompt=prompts[ident[1]]), (ident[0], items[ident[0]])),
+                    session.ask(
+                        "rubric", key, RUBRIC.format(prompt=prompts[ident[1]]), (ident[0], items[ident[0]])
+                    ),
                 )
             )
     fresh = dict(
@@ -273,11 +339,11 @@ async def _score(
         )
     )
     answers = {
-        ident: fresh[("answer", ident)] if ("answer", ident) in fresh else _Outcome.from_cache(cached[key])
+        ident: fresh[("answer", ident)] if ("answer", ident) in fresh else cached[key]
         for ident, key in answer_keys.items()
     }
     rubrics = {
-        ident: fresh[("rubric", ident)] if ("rubric", ident) in fresh else _Outcome.from_cache(cached[key])
+        ident: fresh[("rubric", ident)] if ("rubric", ident) in fresh else cached[key]
         for ident, key in rubric_keys.items()
     }
     return questions, answers, rubrics, written
@@ -288,20 +354,30 @@ def judge_images(
     run_dir: Path,
     cfg: JudgeConfig,
     cache_dir: Path,
-    budget_usd: float | None = None,
+    max_cost_usd: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, JudgeReport]:
-    """(per-image columns aligned with `ok`, judge_answers rows, report). `ok`: ok records with images."""
-    fingerprint = fingerprint_id("judge", judge_details(cfg))
-    report = JudgeReport(fingerprint=fingerprint, images=int(ok["image_sha256"].nunique()))
+    """(per-image columns aligned with `ok`, judge_answers rows, report). `ok`: ok records with images.
+
+    `max_cost_usd` is the run folder's cap: what the folder already spent (generation and every
+    earlier judge pass, from its journals) counts against it; metrics.judge.max_cost_usd caps
+    this pass on top. Every billed call is journaled in the run folder (bench/judge/journal.py).
+    """
+    from bench.spend import folder_spend
+    from bench.store import RunStore
+
+    cache_fp = fingerprint_id("judge", judge_details(cfg))  # the cache's key: endpoint, model, templates
+    report = JudgeReport(fingerprint=cache_fp, images=int(ok["image_sha256"].nunique()))
+    folder_spent = folder_spend(RunStore(run_dir)).spent_usd if max_cost_usd is not None else 0.0
+    budget = JudgeBudget(max_cost_usd, folder_spent, cfg.max_cost_usd)
+    journal = JudgeJournal(run_dir)
     cache = JudgeCache(cache_dir)
-    cap = cfg.max_cost_usd if cfg.max_cost_usd is not None else budget_usd
-    session = _Session(cfg, cache, fingerprint, report)
+    session = _Session(cfg, cache, cache_fp, report)
     items = {str(s): run_dir / str(p) for s, p in zip(ok["image_sha256"], ok["image_path"], strict=True)}
     metadata = _prompt_metadata(run_dir) if "adherence" in cfg.modes else {}
 
     async def go() -> Any:
         async with httpx.AsyncClient(trust_env=False) as http:
-            session.client = ChatJudgeClient(cfg, Budget(cap), http)
+            session.client = ChatJudgeClient(cfg, budget, http, on_billed=journal.append)
             try:
                 return await _score(cfg, session, ok, items, metadata)
             finally:
@@ -314,6 +390,12 @@ def judge_images(
     finally:
         cache.close()
     report.stopped = session._stop
+    # Answers stamped by the built-in chat emulator (its header, kept in the cache) make an
+    # "emulated judge" signal: its own fingerprint, labelled so in the report and plots.
+    everything = [*written.values(), *answers.values(), *rubrics.values()]
+    report.emulated = any(o.answered_by.endswith(EMULATED_SUFFIX) for o in everything)
+    report.details = judge_details(cfg, "emulator" if report.emulated else "remote")
+    fingerprint = report.fingerprint = judge_fingerprint(report.details)
     rows: list[dict[str, Any]] = []
 
     def row(outcome: _Outcome, **extra: Any) -> dict[str, Any]:
@@ -394,12 +476,15 @@ def judge_images(
         # Unknown is NaN: one unpriced answer makes the image's judge cost unknown.
         cost[sha] = float(np.sum(spent)) if spent else math.nan
     shas = ok["image_sha256"].astype(str)
+    # An image shared by several records (two groups that made the same bytes) was judged once:
+    # its cost is divided among them, so any sum over records or groups counts it once.
+    sharing = shas.map(shas.value_counts()).astype(float)
     columns = pd.DataFrame(
         {
             "judge_adherence": shas.map(adherence).astype(float),
             "judge_rubric": shas.map(rubric).astype(float),
             "judge_fingerprint": fingerprint,
-            "judge_cost_usd": shas.map(cost).astype(float),
+            "judge_cost_usd": shas.map(cost).astype(float) / sharing,
         },
         index=ok.index,
     )

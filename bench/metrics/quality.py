@@ -94,7 +94,7 @@ def score_quality(
     ok_positions: np.ndarray[Any, Any],
     notes: list[str],
     *,
-    budget_usd: float | None = None,
+    max_cost_usd: float | None = None,
 ) -> QualityResult:
     result = QualityResult(columns=pd.DataFrame(index=ok.index))
     if ok.empty:
@@ -104,12 +104,12 @@ def score_quality(
         if pcfg.enabled:
             _score_preference(kind, pcfg, run_dir, cfg, ok, notes, result)
     if cfg.judge.enabled:
-        from bench.judge.score import judge_details, judge_images, write_answers
+        from bench.judge.score import judge_images, write_answers
 
-        cols, answers, report = judge_images(ok, run_dir, cfg.judge, cfg.resolved_cache_dir(), budget_usd)
+        cols, answers, report = judge_images(ok, run_dir, cfg.judge, cfg.resolved_cache_dir(), max_cost_usd)
         write_answers(run_dir, answers, ok)
         result.columns = result.columns.join(cols)
-        result.fingerprints[report.fingerprint] = judge_details(cfg.judge)
+        result.fingerprints[report.fingerprint] = report.details
         result.lines.append(report.line())
         notes.append(report.line())
     if len(result.columns.columns):

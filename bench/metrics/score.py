@@ -351,15 +351,15 @@ def score_run(
     *,
     require_weights: bool = False,
     providers: Mapping[str, Any] | None = None,
-    budget_usd: float | None = None,
+    max_cost_usd: float | None = None,
 ) -> ScoreReport:
     """Compute CLIP per ok image and FID/KID/CLIP-mean per group; write records.parquet and metrics.parquet.
 
     With `require_weights` (`bench score`), CLIP weights that fail to load raise WeightsError before
     anything is written, so stored scores are never replaced by NaN; `bench run` scores with NaN and a
     warning instead (a fresh run has no scores to lose). `providers` gives the judge its endpoint and
-    key variable; `budget_usd` caps its spend when metrics.judge.max_cost_usd is not set (bench run
-    passes what is left of max_cost_usd).
+    key variable; `max_cost_usd` is the run folder's cap, which the judge's calls count against together
+    with what the folder already spent (metrics.judge.max_cost_usd caps the judge's pass on top).
     """
     started = time.perf_counter()
     cfg = parse_metrics_config(metrics_cfg, providers)
@@ -409,7 +409,7 @@ def score_run(
             scorer.clip.fingerprint = None
         # Preference models and the VLM judge (bench/metrics/quality.py): their own columns.
         quality = score_quality(
-            run_dir, cfg, ok, np.flatnonzero(ok_mask.to_numpy()), notes, budget_usd=budget_usd
+            run_dir, cfg, ok, np.flatnonzero(ok_mask.to_numpy()), notes, max_cost_usd=max_cost_usd
         )
         for col in quality.columns:
             ok[col] = quality.columns[col]

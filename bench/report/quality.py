@@ -59,8 +59,14 @@ def self_referenced(metrics: pd.DataFrame | None) -> bool:
 
 
 def axis_of(summary: pd.DataFrame, name: str) -> QualityAxis:
-    column, low, high, label, better, _ = AXES[name]
+    column, low, high, label, better, fp_col = AXES[name]
     low, high = _interval(summary, column, low, high)
+    if fp_col == "judge_fingerprint" and fp_col in summary:
+        from bench.judge.config import EMULATED_LABEL, is_emulated
+
+        if any(is_emulated(str(f)) for f in summary[fp_col].dropna()):
+            # The built-in chat emulator measured pixels: never let a plot pass that off as a VLM.
+            label = label.replace("VLM judge", f"{EMULATED_LABEL} (bench emulate chat, not a VLM)")
     return QualityAxis(name, column, low, high, label, better)
 
 
