@@ -95,3 +95,58 @@ def paid_config(compose: Any, url: str, *extra: str) -> dict[str, Any]:
     cfg["targets"] = ["paid:dall-e-3"]
     cfg["runner"].update(backoff_base_s=0.05, backoff_max_s=0.2)
     return cfg
+
+
+# ---- a scripted chat-completions server (the VLM judge's endpoint) --------------------------------
+
+
+@dataclass
+class ChatScript:
+    """`reply(text, index)` gives each request's message content; None: the chat emulator's own
+    (measured, valid) answer. Every request is counted in `texts`, at the server."""
+
+    reply: Callable[[str, int], str | None]
+    texts: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def chat_app_for(script: ChatScript) -> Starlette:
+    import json
+
+    from bench.emulators.chat import _content_for, _parts
+
+    async def completions(request: Request) -> JSONResponse:
+        body = await request.json()
+        parsed = _parts(body)
+        assert parsed is not None, body
+        text, images = parsed
+        with script.lock:
+            index = len(script.texts)
+            script.texts.append(text)
+        content = script.reply(text, index)
+        if content is None:
+            content = json.dumps(_content_for(text, images))
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{index}",
+                "object": "chat.completion",
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 100 + 85 * len(images), "completion_tokens": 10},
+            }
+        )
+
+    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+
+
+@contextmanager
+def scripted_chat(reply: Callable[[str, int], str | None]) -> Iterator[tuple[str, ChatScript]]:
+    script = ChatScript(reply)
+    with running(chat_app_for(script)) as url:
+        yield url, script

@@ -23,6 +23,7 @@ from bench.emulators.chat import create_app
 from bench.emulators.chat_vision import ImageMeasure, answer_question
 from bench.emulators.common import Knobs
 from bench.emulators.serve import running
+from bench.judge.config import is_emulated
 from bench.judge.questions import geneval_questions
 from bench.providers.local_render import encode_png, render
 
@@ -166,8 +167,13 @@ def test_run_scores_adherence_and_rubric_and_records_cost(judged_runs: dict[str,
     metrics = pd.read_parquet(judged_runs["base"] / "metrics.parquet")
     assert metrics["judge_adherence_mean"].notna().all() and metrics["judge_rubric_mean"].notna().all()
     assert metrics["judge_cost_usd"].iloc[0] == pytest.approx(ok["judge_cost_usd"].sum())
-    # the run's report plots its frontiers against the judge: the best quality signal it has
-    assert "Quality axis: VLM judge adherence" in (judged_runs["base"] / "report.html").read_text()
+    # the run's report plots its frontiers against the judge: the best quality signal it has, and
+    # says the built-in emulator made it (never passed off as a VLM)
+    html = (judged_runs["base"] / "report.html").read_text()
+    assert "Quality axis: emulated judge (bench emulate chat, not a VLM) adherence" in html
+    assert "Quality axis: VLM judge" not in html
+    assert ok["judge_fingerprint"].map(is_emulated).all()
+    assert metrics["judge_fingerprint"].map(is_emulated).all()
     nocolor = pd.read_parquet(judged_runs["nocolor"] / "records.parquet")
     assert nocolor["judge_adherence"].mean() < ok["judge_adherence"].mean() - 0.2
     for path in judged_runs["base"].rglob("*"):
@@ -253,13 +259,17 @@ def _rescore(run: Path, tmp_path: Path, knobs: Knobs, **judge: Any) -> tuple[Any
     return report, app.state.emu, pd.read_parquet(copy / "records.parquet")
 
 
+def judge_line(report: Any) -> str:
+    return next(n for n in report.notes if "[judge:" in n)
+
+
 def test_rate_limits_are_retried_with_retry_after(judged_runs: dict[str, Path], tmp_path: Path) -> None:
     report, emu, records = _rescore(
         judged_runs["base"],
         tmp_path,
         Knobs(api_key=KEY, fault="rate_limit", fault_first=3, retry_after_s=0.05),
     )
-    line = next(n for n in report.notes if n.startswith("judge"))
+    line = judge_line(report)
     assert "rate_limited=3" in line and "adherence on 12/12 images" in line
     assert emu.submissions == len(emu.calls)  # every 429 was followed by a retry that succeeded
     assert records["judge_adherence"].notna().all()
@@ -277,12 +287,268 @@ def test_refusals_are_recorded_not_retried(judged_runs: dict[str, Path], tmp_pat
 
 
 def test_judge_spend_stays_under_its_cap(judged_runs: dict[str, Path], tmp_path: Path) -> None:
-    cap = 0.0002
-    report, _emu, records = _rescore(
+    cap = 0.002  # about half of what judging the 12 images costs
+    report, emu, records = _rescore(
         judged_runs["base"], tmp_path, Knobs(api_key=KEY), max_cost_usd=cap, concurrency=1
     )
     answers = pd.read_parquet(tmp_path / "run" / "judge_answers.parquet")
     sent = answers[~answers["cached"] & (answers["status"] == "ok")]
     assert 0 < sent["cost_usd"].sum() <= cap
     assert (answers["status"] == "skipped").any() and records["judge_adherence"].isna().any()
-    assert "stopped: max_cost_usd" in next(n for n in report.notes if n.startswith("judge"))
+    assert "stopped: metrics.judge.max_cost_usd" in judge_line(report)
+    # every call the emulator answered is in the folder's judge journal, with its cost
+    journal = [json.loads(line) for line in (tmp_path / "run" / "judge_spend.jsonl").open()]
+    copied = sum(1 for _ in (judged_runs["base"] / "judge_spend.jsonl").open())
+    assert len(journal) - copied == len(emu.calls) == len(sent)
+    assert sum(e["cost_usd"] for e in journal[copied:]) == pytest.approx(sent["cost_usd"].sum())
+
+
+# ---- verdicts that cannot lie (issue 19 section 3): readable answers only, the endpoint in the key,
+# ---- judge money inside max_cost_usd. Cheap run folders, scored in process against 127.0.0.1.
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three local images (three prompts), generated without metrics: the judge scores copies of it."""
+    from bench.cli.main import main
+
+    root = tmp_path_factory.mktemp("small")
+    code = main(
+        [
+            "run",
+            "targets=[local:shapes-fast]",
+            "sweep=quick",
+            "prompts.n=3",
+            'sweep.sizes=["128x128"]',
+            "metrics=off",
+            "report.write=false",
+            "report.print_summary=false",
+            "runner.progress=off",
+            f"results_dir={root}",
+            "run_name=r",
+        ]
+    )
+    assert code == 0
+    return root / "r"
+
+
+def _judge_cfg(url: str, cache: Path, **judge: Any) -> dict[str, Any]:
+    return {
+        "clip": {"enabled": False},
+        "fid": {"enabled": False},
+        "kid": {"enabled": False},
+        "stats": {"n_boot": 50},
+        "cache_dir": str(cache),
+        "judge": {
+            "enabled": True,
+            "target": "openai:gpt-4.1-mini",
+            "base_url": url,
+            "api_key_env": "",  # a keyless local server
+            "backoff_base_s": 0.001,
+            "backoff_max_s": 0.01,
+            "prices": {"openai:gpt-4.1-mini": {"input_usd_per_million": 0.4, "output_usd_per_million": 1.6}},
+            **judge,
+        },
+    }
+
+
+def _copy(run: Path, dest: Path) -> Path:
+    import shutil
+
+    shutil.copytree(run, dest)
+    return dest
+
+
+def _cached_values(cache: Path) -> list[dict[str, Any]]:
+    import sqlite3
+
+    with sqlite3.connect(cache / "judge.sqlite") as conn:
+        return [json.loads(v) for (v,) in conn.execute("SELECT value FROM answers")]
+
+
+def test_tolerant_answer_forms_are_read_and_the_rest_refused() -> None:
+    from bench.judge.answers import UnreadableAnswerError, read_questions, read_score, read_yes_no
+
+    for raw, want in [
+        ('{"answer": "yes"}', "yes"),
+        ('{"answer": "Yes."}', "yes"),
+        ('{"answer": " NO! "}', "no"),
+        ('{"answer": "\'yes\'"}', "yes"),
+        ('{"answer": true}', "yes"),
+        ("Yes.", "yes"),
+        ('"no"', "no"),
+        ("  No  ", "no"),
+    ]:
+        assert read_yes_no(raw) == {"answer": want}, raw
+    for raw, score in [
+        ('{"score": 7, "reason": "ok"}', 7.0),
+        ('{"score": "7/10"}', 7.0),
+        ('{"score": "7 / 10"}', 7.0),
+        ('{"score": "7."}', 7.0),
+        ('{"score": "8 out of 10"}', 8.0),
+        ("7/10", 7.0),
+        ('{"score": 10}', 10.0),
+    ]:
+        assert read_score(raw)["score"] == score, raw
+    assert read_questions('{"questions": ["Is there an apple?"]}') == {"questions": ["Is there an apple?"]}
+    for reader, raw in [
+        (read_yes_no, '{"answer": "maybe"}'),
+        (read_yes_no, "maybe"),
+        (read_yes_no, '{"answer": "yes and no"}'),
+        (read_yes_no, '{"verdict": "yes"}'),
+        (read_yes_no, ""),
+        (read_yes_no, None),
+        (read_score, '{"score": "7/5"}'),
+        (read_score, '{"score": 11}'),
+        (read_score, '{"score": true}'),
+        (read_score, '{"score": "great"}'),
+        (read_questions, '{"questions": "Is there an apple?"}'),
+        (read_questions, '{"questions": [1, 2]}'),
+    ]:
+        with pytest.raises(UnreadableAnswerError):
+            reader(raw)
+
+
+def test_an_unreadable_answer_is_retried_and_never_cached(small_run: Path, tmp_path: Path) -> None:
+    from scripted_server import scripted_chat
+
+    from bench.metrics.score import score_run
+
+    asked: list[int] = []
+
+    def reply(text: str, index: int) -> str | None:
+        if "Question:" in text and not asked:
+            asked.append(index)
+            return '{"answer": "maybe"}'  # the first yes/no question gets an unreadable answer
+        if len(asked) == 1 and text == script.texts[asked[0]]:
+            asked.append(index)
+            return '{"answer": "Yes."}'  # its retry: a tolerant form, read as yes
+        return None
+
+    run = _copy(small_run, tmp_path / "run")
+    with scripted_chat(reply) as (url, script):
+        report = score_run(run, _judge_cfg(url, tmp_path / "cache", modes=["adherence"]))
+    records = pd.read_parquet(run / "records.parquet")
+    assert records["judge_adherence"].notna().all()  # every image scored
+    answers = pd.read_parquet(run / "judge_answers.parquet")
+    # one request per answer, plus exactly one retry of the unreadable one (counted at the server)
+    assert len(script.texts) == len(answers) + 1
+    assert script.texts[asked[0]] == script.texts[asked[1]]
+    assert len(asked) == 2
+    retried = answers[answers["question"] == script.texts[asked[0]].split("Question: ")[1].split("\n")[0]]
+    assert list(retried["answer"]) == ["yes"]
+    cached = _cached_values(tmp_path / "cache")
+    assert len(cached) == len(answers)
+    assert not any(v["content"].get("answer") == "maybe" for v in cached)
+    assert all(v["content"].get("answer") in ("yes", "no") for v in cached if "answer" in v["content"])
+    line = judge_line(report)
+    assert "failures: unreadable_answer=1" in line and "answers unreadable after" not in line
+    # the judge's billed calls, the unreadable one too, are in the run folder's judge journal
+    journal = (run / "judge_spend.jsonl").read_text().splitlines()
+    assert len(journal) == len(script.texts)
+
+
+def test_garbage_answers_leave_images_unscored_until_a_healthy_server_scores_them(
+    small_run: Path, tmp_path: Path
+) -> None:
+    from scripted_server import scripted_chat
+
+    from bench.metrics.score import score_run
+
+    healthy = {"on": False}
+
+    def reply(text: str, index: int) -> str | None:
+        if healthy["on"]:
+            return None
+        return '{"answer": "maybe"}' if "Question:" in text else None
+
+    run = _copy(small_run, tmp_path / "run")
+    cfg = _judge_cfg(url="", cache=tmp_path / "cache", modes=["adherence"], max_attempts=2)
+    with scripted_chat(reply) as (url, script):
+        cfg["judge"]["base_url"] = url
+        report = score_run(run, cfg)
+        records = pd.read_parquet(run / "records.parquet")
+        assert records["judge_adherence"].isna().all()  # unknown, never a made-up score
+        questions = sum("Question:" in t for t in script.texts)
+        line = judge_line(report)
+        assert f"{questions // 2} answers unreadable after every attempt" in line
+        assert f"unreadable_answer={questions}" in line and "adherence on 0/3 images" in line
+        assert not any("answer" in v["content"] for v in _cached_values(tmp_path / "cache"))
+        # the same endpoint, now healthy: nothing was cached from the garbage, so all are asked again
+        healthy["on"] = True
+        before = len(script.texts)
+        report = score_run(run, cfg)
+        assert sum("Question:" in t for t in script.texts[before:]) == questions // 2
+    records = pd.read_parquet(run / "records.parquet")
+    assert records["judge_adherence"].notna().all()
+    assert "adherence on 3/3 images" in judge_line(report)
+
+
+def test_a_dead_endpoint_scores_nothing_from_another_endpoints_answers(
+    small_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from bench.judge.config import endpoint_id
+    from bench.metrics.score import score_run
+
+    run = _copy(small_run, tmp_path / "run")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with running(create_app(Knobs(api_key=KEY))) as url:
+        first = score_run(run, _judge_cfg(url, cache, api_key_env="OPENAI_API_KEY"))
+    scored = pd.read_parquet(run / "records.parquet")
+    assert scored["judge_adherence"].notna().all() and "adherence on 3/3" in judge_line(first)
+    assert scored["judge_fingerprint"].map(is_emulated).all()  # stamped: the built-in emulator answered
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    report = score_run(run, _judge_cfg(dead, cache, api_key_env="OPENAI_API_KEY", max_attempts=1))
+    records = pd.read_parquet(run / "records.parquet")
+    assert records["judge_adherence"].isna().all() and records["judge_rubric"].isna().all()
+    line = judge_line(report)
+    assert "0 answers from cache" in line and "transport=" in line
+    assert not records["judge_fingerprint"].map(is_emulated).any()
+    assert set(records["judge_fingerprint"]).isdisjoint(set(scored["judge_fingerprint"]))
+    assert endpoint_id("https://user:sk-secret@api.example.com:8443/v1/?key=sk-x") == (
+        "https://api.example.com:8443/v1"
+    )
+
+
+def test_a_real_judge_is_labelled_a_vlm_judge(small_run: Path, tmp_path: Path) -> None:
+    from scripted_server import scripted_chat
+
+    from bench.metrics.score import score_run
+    from bench.report.quality import axis_of
+
+    run = _copy(small_run, tmp_path / "run")
+    with scripted_chat(lambda text, index: None) as (url, _script):  # no emulator header
+        score_run(run, _judge_cfg(url, tmp_path / "cache"))
+    metrics = pd.read_parquet(run / "metrics.parquet")
+    assert not metrics["judge_fingerprint"].map(is_emulated).any()
+    assert axis_of(metrics.rename(columns={}), "judge_adherence").label.startswith("VLM judge adherence")
+    emulated = metrics.assign(judge_fingerprint="judge:openai:gpt-4.1-mini:emulated:0123456789abcdef")
+    assert axis_of(emulated, "judge_adherence").label.startswith("emulated judge")
+
+
+def test_a_shared_image_counts_its_judge_cost_once(small_run: Path, tmp_path: Path) -> None:
+    """Two groups that made the same bytes: the answers were bought once, and the sums say so."""
+    from scripted_server import scripted_chat
+
+    from bench.metrics.score import score_run
+
+    run = _copy(small_run, tmp_path / "run")
+    records = pd.read_parquet(run / "records.parquet")
+    twin = records.copy()
+    twin["target"] = "local:shapes-twin"  # another group with the same images
+    pd.concat([records, twin], ignore_index=True).to_parquet(run / "records.parquet", index=False)
+    with scripted_chat(lambda text, index: None) as (url, _script):
+        score_run(run, _judge_cfg(url, tmp_path / "cache"))
+    journal = [json.loads(line) for line in (run / "judge_spend.jsonl").open()]
+    answers = pd.read_parquet(run / "judge_answers.parquet")
+    bought = answers.loc[answers["mode"] != "questions", "cost_usd"].sum()
+    scored = pd.read_parquet(run / "records.parquet")
+    assert scored["judge_cost_usd"].sum() == pytest.approx(bought)
+    metrics = pd.read_parquet(run / "metrics.parquet")
+    assert metrics["judge_cost_usd"].sum() == pytest.approx(bought)
+    assert sum(e["cost_usd"] for e in journal) >= bought  # the journal also holds the question-writing calls

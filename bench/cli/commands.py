@@ -70,6 +70,9 @@ def estimate(cfg: Mapping[str, Any]) -> int:
         + (f" + {unknown} requests of unknown cost" if unknown else "")
         + (f"; {sum(cached.values())} answered by the response cache ($0)" if cached else "")
     )
+    judge = _judge_estimate(config, plan)
+    if judge is not None:
+        print(judge.line(total_cost))
     run_dir = config.results_dir / str(cfg.get("run_name"))
     spent = folder_spend(RunStore(run_dir)) if (run_dir / JOURNAL).is_file() else None
     if spent is not None:
@@ -78,7 +81,10 @@ def estimate(cfg: Mapping[str, Any]) -> int:
             if spent.unknown_cost_requests
             else ""
         )
-        print(f"run folder {run_dir}: ${spent.spent_usd:.4f} spent so far{unknown_note}")
+        judge_note = (
+            f" (judge ${spent.judge_usd:.4f} in {spent.judge_calls} calls)" if spent.judge_calls else ""
+        )
+        print(f"run folder {run_dir}: ${spent.spent_usd:.4f} spent so far{judge_note}{unknown_note}")
     if config.max_cost_usd is not None:
         already = spent.spent_usd if spent is not None else 0.0
         print(
@@ -89,6 +95,23 @@ def estimate(cfg: Mapping[str, Any]) -> int:
     for line in missing_keys:
         print(f"note: {line}", file=sys.stderr)
     return EXIT_OK
+
+
+def _judge_estimate(config: Any, plan: Any) -> Any:
+    """The VLM judge's share (bench/judge/estimate.py) when metrics.judge is on, else None."""
+    judge_raw = config.metrics.get("judge") if isinstance(config.metrics, Mapping) else None
+    if not (isinstance(judge_raw, Mapping) and judge_raw.get("enabled")):
+        return None
+    from bench.judge.config import parse_judge_config
+    from bench.judge.estimate import estimate_judge
+
+    judge_cfg = parse_judge_config(judge_raw, config.providers)
+    images = []
+    for job in plan.jobs():
+        request = job.request
+        size = (request.width, request.height) if request.width and request.height else None
+        images += [(job.prompt.text, job.prompt.metadata, size)] * config.sweep.num_images
+    return estimate_judge(judge_cfg, images)
 
 
 def rebuild_records(run_dir: Path) -> int:
