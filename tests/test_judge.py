@@ -489,7 +489,6 @@ def test_a_dead_endpoint_scores_nothing_from_another_endpoints_answers(
 ) -> None:
     import socket
 
-    from bench.judge.config import endpoint_id
     from bench.metrics.score import score_run
 
     run = _copy(small_run, tmp_path / "run")
@@ -499,7 +498,6 @@ def test_a_dead_endpoint_scores_nothing_from_another_endpoints_answers(
         first = score_run(run, _judge_cfg(url, cache, api_key_env="OPENAI_API_KEY"))
     scored = pd.read_parquet(run / "records.parquet")
     assert scored["judge_adherence"].notna().all() and "adherence on 3/3" in judge_line(first)
-    assert scored["judge_fingerprint"].map(is_emulated).all()  # stamped: the built-in emulator answered
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -510,9 +508,16 @@ def test_a_dead_endpoint_scores_nothing_from_another_endpoints_answers(
     assert "0 answers from cache" in line and "transport=" in line
     assert not records["judge_fingerprint"].map(is_emulated).any()
     assert set(records["judge_fingerprint"]).isdisjoint(set(scored["judge_fingerprint"]))
-    assert endpoint_id("https://user:sk-secret@api.example.com:8443/v1/?key=sk-x") == (
+    assert scored["judge_fingerprint"].map(is_emulated).all()  # stamped: the built-in emulator answered
+
+
+def test_the_endpoint_in_the_key_holds_no_credentials() -> None:
+    from bench.judge.config import endpoint_id
+
+    assert endpoint_id("https://user:sk-secret@API.example.com:8443/v1/?key=sk-x") == (
         "https://api.example.com:8443/v1"
     )
+    assert endpoint_id("http://127.0.0.1:8001") != endpoint_id("http://127.0.0.1:8002")
 
 
 def test_a_real_judge_is_labelled_a_vlm_judge(small_run: Path, tmp_path: Path) -> None:
@@ -544,11 +549,117 @@ def test_a_shared_image_counts_its_judge_cost_once(small_run: Path, tmp_path: Pa
     pd.concat([records, twin], ignore_index=True).to_parquet(run / "records.parquet", index=False)
     with scripted_chat(lambda text, index: None) as (url, _script):
         score_run(run, _judge_cfg(url, tmp_path / "cache"))
-    journal = [json.loads(line) for line in (run / "judge_spend.jsonl").open()]
     answers = pd.read_parquet(run / "judge_answers.parquet")
     bought = answers.loc[answers["mode"] != "questions", "cost_usd"].sum()
     scored = pd.read_parquet(run / "records.parquet")
     assert scored["judge_cost_usd"].sum() == pytest.approx(bought)
     metrics = pd.read_parquet(run / "metrics.parquet")
     assert metrics["judge_cost_usd"].sum() == pytest.approx(bought)
-    assert sum(e["cost_usd"] for e in journal) >= bought  # the journal also holds the question-writing calls
+    journal = [json.loads(line) for line in (run / "judge_spend.jsonl").open()]
+    assert sum(e["cost_usd"] for e in journal) == pytest.approx(answers["cost_usd"].sum())
+
+
+def _paid_run(
+    gen_url: str, chat_url: str, root: Path, n: int, cap: float, *extra: str, command: str = "run"
+) -> int:
+    """`bench run` (in process): AIML API emulator images ($0.003 per megapixel), judged by the chat
+    emulator under one max_cost_usd for the folder. `command="estimate"`: the same sweep estimated."""
+    from _provider_harness import KEY_ENV
+
+    from bench.cli.main import main
+
+    return main(
+        [
+            command,
+            "targets=[aimlapi:flux/schnell]",
+            f"providers.aimlapi.base_url={gen_url}",
+            f"providers.aimlapi.api_key_env={KEY_ENV}",
+            "sweep=quick",  # one 1024x1024 request per prompt and seed: $0.0031 each
+            f"prompts.n={n}",
+            f"max_cost_usd={cap}",
+            *(f"metrics.{m}.enabled=false" for m in ("clip", "fid", "kid", "pickscore", "hpsv2")),
+            *judge_overrides(chat_url),
+            "report.write=false",
+            "report.print_summary=false",
+            "runner.progress=off",
+            "runner.backoff_base_s=0.01",
+            f"results_dir={root}",
+            "run_name=r",
+            *extra,
+        ]
+    )
+
+
+def _judge_journal_usd(run_dir: Path) -> float:
+    path = run_dir / "judge_spend.jsonl"
+    return sum(json.loads(line)["cost_usd"] for line in path.open()) if path.is_file() else 0.0
+
+
+@pytest.fixture
+def paid_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from _provider_harness import KEY as GEN_KEY
+    from _provider_harness import KEY_ENV
+
+    monkeypatch.setenv(KEY_ENV, GEN_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+
+@pytest.mark.usefixtures("paid_keys")
+def test_no_judge_call_goes_out_when_generation_left_too_little(tmp_path: Path) -> None:
+    """The issue's case: cap $0.06, generation $0.0598; the judge's first call no longer goes out."""
+    from _provider_harness import emulator, knobs
+
+    from bench.emulators import openai_compat
+
+    cap = 0.06
+    chat = create_app(Knobs(api_key=KEY))
+    with (
+        emulator(openai_compat.create_app(knobs(), profile="aimlapi")) as (gen_url, gen),
+        running(chat) as url,
+    ):
+        assert _paid_run(gen_url, url, tmp_path, 10, cap, "sweep.seeds=[1,2]") == 0
+    assert len(gen.billed) == 19  # $0.0598; the 20th image did not fit
+    assert chat.state.emu.calls == []  # counted at the judge's server: nothing was sent
+    assert gen.billed_usd() + _judge_journal_usd(tmp_path / "r") <= cap
+    records = pd.read_parquet(tmp_path / "r" / "records.parquet")
+    assert records["judge_adherence"].isna().all()
+
+
+@pytest.mark.usefixtures("paid_keys")
+def test_judge_spend_counts_against_the_cap_on_resume_and_in_estimate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from _provider_harness import emulator, knobs
+
+    from bench.emulators import openai_compat
+
+    # 4 images cost $0.0126 and judging them ~$0.0014: a 5th image ($0.0031) fits what generation
+    # left, but not what generation and the judge left together.
+    cap = 0.0165
+    chat = create_app(Knobs(api_key=KEY))
+    run_dir = tmp_path / "r"
+    with (
+        emulator(openai_compat.create_app(knobs(), profile="aimlapi")) as (gen_url, gen),
+        running(chat) as url,
+    ):
+        assert _paid_run(gen_url, url, tmp_path, 4, cap) == 0
+        judge_usd = _judge_journal_usd(run_dir)
+        calls = len(chat.state.emu.calls)
+        assert len(gen.billed) == 4 and calls > 0 and judge_usd > 0
+        assert pd.read_parquet(run_dir / "records.parquet")["judge_adherence"].notna().all()
+        # every judge call the server answered is in the journal, with the cost the answers list
+        answers = pd.read_parquet(run_dir / "judge_answers.parquet")
+        assert len(run_dir.joinpath("judge_spend.jsonl").read_text().splitlines()) == calls == len(answers)
+        assert judge_usd == pytest.approx(answers["cost_usd"].sum())
+        assert cap - gen.billed_usd() > 0.0031 > cap - gen.billed_usd() - judge_usd
+        # resume one prompt larger under the same cap: the folder's judge spend is counted
+        assert _paid_run(gen_url, url, tmp_path, 5, cap) == 0
+        assert len(gen.billed) == 4  # the 5th image would pass the cap
+        assert len(chat.state.emu.calls) == calls  # the 4 images re-scored from the judge cache
+    assert gen.billed_usd() + _judge_journal_usd(run_dir) <= cap
+    capsys.readouterr()
+    assert _paid_run(gen_url, url, tmp_path, 5, cap, command="estimate") == 0
+    out = capsys.readouterr().out
+    assert "judge openai:gpt-4.1-mini: up to " in out and "counted against max_cost_usd" in out
+    spent = gen.billed_usd() + judge_usd
+    assert f"${spent:.4f} spent so far (judge ${judge_usd:.4f} in {calls} calls)" in out
