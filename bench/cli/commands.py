@@ -72,7 +72,7 @@ def estimate(cfg: Mapping[str, Any]) -> int:
     )
     judge = _judge_estimate(config, plan)
     if judge is not None:
-        print(judge.line(total_cost))
+        print(judge.line(math.nan if sum(unpriced.values()) else total_cost))
     run_dir = config.results_dir / str(cfg.get("run_name"))
     spent = folder_spend(RunStore(run_dir)) if (run_dir / JOURNAL).is_file() else None
     if spent is not None:

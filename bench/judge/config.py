@@ -73,7 +73,7 @@ class JudgeConfig:
     max_attempts: int = 4
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
-    max_cost_usd: float | None = None  # null: what is left of the run's max_cost_usd (bench run), else none
+    max_cost_usd: float | None = None  # this pass's cap; the run folder's max_cost_usd holds as well
     max_questions: int = 8
     image_detail: str = "low"  # OpenAI's image detail: low (85 tokens) | high | auto
     max_image_side: int = 512  # images are sent as PNG data URIs no larger than this

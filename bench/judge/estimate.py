@@ -26,7 +26,7 @@ class JudgeEstimate:
         if math.isnan(self.max_cost_usd):
             cost = f"cost unknown (no metrics.judge.prices entry for {self.target})"
         else:
-            whole = generation_usd + self.max_cost_usd
+            whole = generation_usd + self.max_cost_usd  # NaN when some generation cost is unknown
             share = f", {self.max_cost_usd / whole:.0%} of generation + judge" if whole > 0 else ""
             cost = f"at most ${self.max_cost_usd:.4f}{share}"
         return (
