@@ -663,3 +663,28 @@ def test_judge_spend_counts_against_the_cap_on_resume_and_in_estimate(
     assert "judge openai:gpt-4.1-mini: up to " in out and "counted against max_cost_usd" in out
     spent = gen.billed_usd() + judge_usd
     assert f"${spent:.4f} spent so far (judge ${judge_usd:.4f} in {calls} calls)" in out
+
+
+def test_bench_score_spends_under_the_folders_cap(small_run: Path, tmp_path: Path) -> None:
+    """`bench score` counts judge calls against max_cost_usd too: the recorded one, or one given."""
+    import yaml
+    from scripted_server import scripted_chat
+
+    from bench.cli.main import main
+
+    run = _copy(small_run, tmp_path / "run")
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**recorded, "max_cost_usd": 0.0}))
+    with scripted_chat(lambda text, index: None) as (url, script):
+        overrides = [
+            *(f"metrics.{m}.enabled=false" for m in ("clip", "fid", "kid", "pickscore", "hpsv2")),
+            *judge_overrides(url),
+            "metrics.judge.api_key_env=",
+            f"metrics.cache_dir={tmp_path / 'cache'}",
+        ]
+        assert main(["score", str(run), *overrides]) == 0
+        assert script.texts == []  # the folder's recorded cap ($0) left nothing: nothing was sent
+        assert main(["score", str(run), *overrides, "max_cost_usd=1.0"]) == 0
+        assert len(script.texts) > 0
+    assert pd.read_parquet(run / "records.parquet")["judge_adherence"].notna().all()
+    assert main(["score", str(run), *overrides, "max_cost_usd=-1"]) == 2  # bad input, nothing sent
