@@ -51,6 +51,7 @@ class ScoreJob:
             container.get("metrics") or {},
             container.get("providers") or {},
             container.get("report") or {},
+            max_cost_usd=container.get("max_cost_usd"),
         )
 
 
@@ -73,7 +74,11 @@ def score_sweep(sweep: Path, overrides: list[str]) -> int:
     if not launcher:
         cfg = compose_config(overrides)
         report_cfg = cfg.get("report") or {}
-        codes = [score(run, cfg.get("metrics") or {}, cfg.get("providers") or {}, report_cfg) for run in runs]
+        cap = cfg.get("max_cost_usd")
+        codes = [
+            score(run, cfg.get("metrics") or {}, cfg.get("providers") or {}, report_cfg, max_cost_usd=cap)
+            for run in runs
+        ]
         return max(max(codes, default=EXIT_OK), refresh_sweep_report(sweep, report_cfg))
     jobs = ",".join(str(i) for i in range(len(runs)))
     cfg = compose_config([o for o in overrides if o not in launcher])
