@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.cache import NUMBER_FIELDS, CachedAnswer
 from bench.errors import ProviderError
 from bench.providers import observe
 from bench.providers.base import GenerationResult
@@ -96,6 +97,8 @@ def base_row(job: Job, run_id: str, started_at: dt.datetime, attempts: int) -> d
         "warmup_s": NAN,
         "software": None,
         "cached": False,
+        "cache_age_s": NAN,
+        "cache_origin_run": None,
     }
 
 
@@ -140,6 +143,29 @@ def ok_rows(
                 warmup_s=result.compute.warmup_s,
                 software=json.dumps(dict(result.compute.versions), sort_keys=True),
             )
+        rows.append(row)
+    return rows
+
+
+def replayed_rows(job: Job, run_id: str, answer: CachedAnswer) -> list[dict[str, Any]]:
+    """A cached answer's rows for this run: the response fields from the cache, every request
+    field (prompt id, category, suite, size, steps, seed, target, labels) from the current job."""
+    rows = []
+    for response in answer.responses:
+        row = base_row(job, run_id, dt.datetime.now(dt.UTC), int(response.get("attempts") or 0))
+        row.update(
+            {
+                name: (NAN if value is None else value) if name in NUMBER_FIELDS else value
+                for name, value in response.items()
+            }
+        )
+        row.update(
+            synthetic=bool(job.spec.synthetic or response.get("emulated")),
+            emulated=bool(response.get("emulated")),
+            cached=True,
+            cache_age_s=answer.age_s,
+            cache_origin_run=answer.origin_run or None,
+        )
         rows.append(row)
     return rows
 

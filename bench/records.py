@@ -89,6 +89,8 @@ RECORD_FIELDS: list[tuple[str, pa.DataType]] = [
     # Replayed from the cross-run response cache (bench.cache): not sent by this run; latency,
     # timings and cost are the original request's.
     ("cached", pa.bool_()),
+    ("cache_age_s", pa.float64()),  # how old the replayed answer was when replayed; NaN when sent
+    ("cache_origin_run", pa.string()),  # the run that sent (and paid for) the replayed answer
     # Preference models and the VLM judge (bench/metrics/quality.py); NaN/null until scored.
     ("pickscore", pa.float64()),
     ("pickscore_fingerprint", pa.string()),

@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.cache import ResponseCache
+from bench.cache import CachedAnswer, ResponseCache, format_age
+from bench.cache_claims import Claim, Claims
 from bench.catalog.spec import ModelSpec
 from bench.config import RunnerSettings
 from bench.errors import (
@@ -36,12 +37,12 @@ from bench.errors import (
     RateLimitedError,
 )
 from bench.images import CheckedImage, check_images
-from bench.limits import Budget, Clock, CostKey, ProviderLane, cost_key
+from bench.limits import Budget, Clock, CostKey, MonotonicClock, ProviderLane, cost_key
 from bench.prices import PriceTable, estimate_cost, price_entry_hint
 from bench.progress import RunProgress
 from bench.providers import observe
 from bench.providers.base import GeneratedImage, GenerationResult, Provider
-from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, skipped_row
+from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, replayed_rows, skipped_row
 from bench.redact import redact
 from bench.spend import FolderSpend
 from bench.store import LatestStatus, RunStore, StoreWriteError
@@ -105,6 +106,7 @@ class RunSummary:
     refused: int = 0
     skipped: int = 0
     cached: int = 0  # of ok + refused: replayed from the response cache, not sent
+    cached_oldest_s: float = NAN  # the age of the oldest answer replayed
     images: int = 0
     cost_usd: float = 0.0
     interrupted: bool = False
@@ -125,7 +127,10 @@ class RunSummary:
             f"{self.already_done} already stored",
         ]
         if self.cached:
-            parts.append(f"{self.cached} replayed from the cache (not sent, $0 this run)")
+            parts.append(
+                f"{self.cached} replayed from the cache, oldest {format_age(self.cached_oldest_s)}"
+                " (not sent, $0 this run)"
+            )
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
         parts.append(f"cost ${self.cost_usd:.4f}")
@@ -169,9 +174,7 @@ def expected_cost_usd(prices: PriceTable, provider: Provider, job: Job) -> float
     return provider.estimate_cost_usd(job.spec, request)
 
 
-def cache_endpoint(provider: Provider) -> str:
-    """Whose answers a cache entry holds: the provider's endpoint (in-process ones have none)."""
-    return f"{provider.settings.name}@{provider.settings.base_url or 'in-process'}"
+_HEARTBEATS_PER_STALE = 4  # a claimant touches its claims this often within claim_stale_after
 
 
 class Runner:
@@ -187,9 +190,18 @@ class Runner:
         cache: ResponseCache | None = None,
         clock: Clock | None = None,
         unpriced_units: Mapping[str, str] | None = None,
+        claim_clock: Clock | None = None,
     ) -> None:
         self.run_id = run_id
         self.cache = cache
+        # Claims on a shared cache (bench.cache_claims): one job sends a request, others wait for it.
+        self._claim_clock = claim_clock or MonotonicClock()
+        self._claims = (
+            Claims(cache.root, owner=run_id, clock=self._claim_clock.now)
+            if cache is not None and cache.settings.claims
+            else None
+        )
+        self._scopes: dict[tuple[str, str], asyncio.Future[str | None]] = {}
         self.providers = providers
         self.store = store
         self.settings = settings
@@ -268,9 +280,16 @@ class Runner:
         try:
             for provider in self.providers.values():
                 await provider.warm_up()
-            with RunProgress(todo, self.settings.progress) as progress:
-                self._progress = progress
-                await self._dispatch(plan, finished)
+            heartbeat = asyncio.create_task(self._heartbeat()) if self._claims is not None else None
+            try:
+                with RunProgress(todo, self.settings.progress) as progress:
+                    self._progress = progress
+                    await self._dispatch(plan, finished)
+            finally:
+                if heartbeat is not None:
+                    heartbeat.cancel()
+                if self._claims is not None:
+                    self._claims.release_all()  # claims a cancelled task took in its thread
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
@@ -360,12 +379,26 @@ class Runner:
             raise
 
     async def _run_job(self, job: Job) -> None:
-        if (
-            self.cache is not None
-            and self.cache.settings.covers(job.target.provider)
-            and await self._replay(job)
-        ):
-            return
+        scope: str | None = None
+        claim: Claim | None = None
+        if self.cache is not None and self.cache.settings.covers(job.target.provider):
+            scope = await self._cache_scope(job)
+            if scope is not None:
+                found = await self._from_cache(job, scope)
+                if found is True:
+                    return
+                claim = found if isinstance(found, Claim) else None
+        try:
+            await self._send(job, scope)
+        finally:
+            if claim is not None and self._claims is not None:
+                # After the answer is in the cache (or at once on an error, never cached): a
+                # waiting job then replays it, or sends the request itself. In a thread, not
+                # awaited: an unlink waits for the file system's journal (measured: ~5 ms while
+                # the store fsyncs), which on the event loop would hold up every request.
+                asyncio.get_running_loop().run_in_executor(None, self._claims.release, claim)
+
+    async def _send(self, job: Job, scope: str | None) -> None:
         provider = self.providers[job.target.provider]
         lane = self._lanes[job.target.provider]
         started_at: dt.datetime | None = None  # when the first attempt was sent, not when it was queued
@@ -408,14 +441,22 @@ class Runner:
             err = attempt.error
             if err is None:
                 assert attempt.result is not None
-                await self._commit_ok(job, key, estimate, started_at, attempts, attempt)
+                await self._commit_ok(job, key, estimate, started_at, attempts, attempt, scope)
                 return
             if attempt.billed:
                 # The provider generated (and billed) it; sending it again would buy it again.
                 cost_usd, cost_source = self._billed_failure_cost(attempt, estimate)
                 self.budget.charge(key, estimate, cost_usd, reported=cost_source == "reported")
                 await self._commit_failure(
-                    job, started_at, attempts, err, attempt.latency_s, cost_usd, cost_source, billed=True
+                    job,
+                    started_at,
+                    attempts,
+                    err,
+                    attempt.latency_s,
+                    scope,
+                    cost_usd,
+                    cost_source,
+                    billed=True,
                 )
                 return
             self.budget.release(job.target.id, estimate, key.setting)
@@ -431,7 +472,7 @@ class Runner:
                 log.debug("%s: %s, retry %d in %.2fs", job.target.id, err.error_type, attempts, delay)
                 await asyncio.sleep(delay)
                 continue
-            await self._commit_failure(job, started_at, attempts, err, attempt.latency_s)
+            await self._commit_failure(job, started_at, attempts, err, attempt.latency_s, scope)
             return
 
     def _reserve(self, job: Job, key: CostKey, priced: float | None) -> tuple[float | None, bool, str]:
@@ -515,6 +556,7 @@ class Runner:
         started_at: dt.datetime,
         attempts: int,
         attempt: _Attempt,
+        scope: str | None,
     ) -> None:
         result = attempt.result
         assert result is not None
@@ -541,7 +583,7 @@ class Runner:
         await self.store.commit(
             rows, files, on_durable=functools.partial(self._count_ok, len(rows), cost_usd)
         )
-        self._remember(rows)
+        await self._remember(rows, scope)
 
     # ---- counting (from what reached the journal) ------------------------------------
     # Called by the store once a request's line is fsynced, even when the request's task was
@@ -587,19 +629,103 @@ class Runner:
             raise InternalAdapterError(f"{type(exc).__name__}: {exc}") from exc
 
     # ---- the cross-run response cache (bench.cache) -------------------------------------
-    async def _replay(self, job: Job) -> bool:
-        """Write a cached answer into this run instead of sending; True if there was one."""
-        assert self.cache is not None
-        endpoint = cache_endpoint(self.providers[job.target.provider])
-        rows = await asyncio.to_thread(self.cache.replay, job.key, endpoint, self.run_id, self.store.run_dir)
-        if rows is None:
-            return False
-        status, n_rows = str(rows[0]["status"]), len(rows)
-        await self.store.commit(rows, on_durable=lambda: self._count_replay(status, n_rows))
-        return True
+    async def _cache_scope(self, job: Job) -> str | None:
+        """Whose answers this job may replay (Provider.cache_scope), found once per model and run.
 
-    def _count_replay(self, status: str, n_rows: int) -> None:
+        In a thread: for a local model it hashes the weights (once per file; memoised on disk).
+        """
+        ident = (job.target.provider, job.target.model)
+        found = self._scopes.get(ident)
+        if found is None:
+            provider = self.providers[job.target.provider]
+            found = asyncio.ensure_future(asyncio.to_thread(provider.cache_scope, job.spec))
+            self._scopes[ident] = found
+        try:
+            return await asyncio.shield(found)
+        except OSError as exc:
+            self._scopes[ident] = done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            log.warning(
+                "%s: cannot fingerprint the model (%s); its answers are not cached", job.target.id, exc
+            )
+            return None
+
+    async def _from_cache(self, job: Job, scope: str) -> bool | Claim | None:
+        """True: a cached answer was written into this run. A Claim: send it, others wait for us.
+        None: send it, unclaimed (this cache mode takes no claims)."""
+        assert self.cache is not None
+        name = self.cache.name(job.key, scope)
+        while True:
+            found = await asyncio.to_thread(self._look_or_claim, job.key, scope, name)
+            if isinstance(found, CachedAnswer):
+                await self._commit_replay(job, found)
+                return True
+            if found is not None or self._claims is None:
+                return found
+            if await self._wait_for_claimant(job, scope, name):
+                return True
+            # The claimant released without an answer (it failed) or died: look and claim again.
+
+    def _look_or_claim(self, key: str, scope: str, name: str) -> CachedAnswer | Claim | None:
+        """The cached answer; else our claim on the request; else None (another job holds it)."""
+        assert self.cache is not None
+        answer = self.cache.replay(key, scope, self.store.run_dir)
+        if answer is not None or self._claims is None:
+            return answer
+        claim = self._claims.try_claim(name)
+        if claim is None:
+            return None
+        # An answer may have landed between the look and the claim (its claimant just released).
+        answer = self.cache.replay(key, scope, self.store.run_dir)
+        if answer is not None:
+            self._claims.release(claim)
+            return answer
+        return claim
+
+    async def _wait_for_claimant(self, job: Job, scope: str, name: str) -> bool:
+        """Wait while another job holds the claim; True once its answer was replayed here.
+
+        False when the claim went away without an answer, or was stale (unchanged for
+        cache.claim_stale_after on this job's clock) and was taken over.
+        """
+        assert self.cache is not None and self._claims is not None
+        settings, clock = self.cache.settings, self._claim_clock
+        seen = self._claims.observe(name)
+        since = clock.now()
+        log.debug(
+            "%s: another job is sending request %s; waiting for its answer", job.target.id, job.key[:12]
+        )
+        while seen is not None:
+            await clock.sleep(settings.claim_poll_s)
+            answer = await asyncio.to_thread(self.cache.replay, job.key, scope, self.store.run_dir)
+            if answer is not None:
+                await self._commit_replay(job, answer)
+                return True
+            now_seen = self._claims.observe(name)
+            if now_seen != seen:
+                seen, since = now_seen, clock.now()
+            elif clock.now() - since >= settings.claim_stale_after_s:
+                self._claims.take_over(name, seen)
+                return False
+        return False
+
+    async def _heartbeat(self) -> None:
+        """Keep this run's claims fresh, so no waiting job takes over a request still in flight."""
+        assert self._claims is not None and self.cache is not None
+        every = self.cache.settings.claim_stale_after_s / _HEARTBEATS_PER_STALE
+        while True:
+            await asyncio.sleep(every)
+            await asyncio.to_thread(self._claims.refresh)
+
+    async def _commit_replay(self, job: Job, answer: CachedAnswer) -> None:
+        rows = replayed_rows(job, self.run_id, answer)
+        status, n_rows, age_s = str(rows[0]["status"]), len(rows), answer.age_s
+        await self.store.commit(rows, on_durable=lambda: self._count_replay(status, n_rows, age_s))
+
+    def _count_replay(self, status: str, n_rows: int, age_s: float) -> None:
         self.summary.cached += 1
+        if not self.summary.cached_oldest_s >= age_s:  # NaN until the first replay
+            self.summary.cached_oldest_s = age_s
         if status == "ok":
             self.summary.ok += 1
             self.summary.images += n_rows
@@ -608,10 +734,10 @@ class Runner:
         assert self._progress is not None
         self._progress.advance(status, 0.0)  # this run paid nothing for it
 
-    def _remember(self, rows: list[dict[str, object]]) -> None:
-        if self.cache is not None:
-            provider = self.providers[str(rows[0]["provider"])]
-            self.cache.remember(rows, cache_endpoint(provider), self.store.run_dir)
+    async def _remember(self, rows: list[dict[str, Any]], scope: str | None) -> None:
+        # In a thread: linking the image and writing the entry would hold up every other request.
+        if self.cache is not None and scope is not None and self.cache.settings.writes:
+            await asyncio.to_thread(self.cache.remember, rows, scope, self.store.run_dir)
 
     # ---- cost --------------------------------------------------------------------------
     def _resolve_cost(
@@ -667,6 +793,7 @@ class Runner:
         attempts: int,
         err: ProviderError,
         latency_s: float,
+        scope: str | None,
         cost_usd: float = NAN,
         cost_source: str = "unknown",
         *,
@@ -679,7 +806,7 @@ class Runner:
         await self.store.commit(
             [row], on_durable=lambda: self._count_failure(status, err.error_type, message, cost_usd)
         )
-        self._remember([row])
+        await self._remember([row], scope)
 
     async def _commit_skipped(self, job: Job, reason_type: str, message: str) -> None:
         row = skipped_row(job, self.run_id, reason_type, message)

@@ -94,6 +94,10 @@ def paid_config(compose: Any, url: str, *extra: str) -> dict[str, Any]:
     }
     cfg["targets"] = ["paid:dall-e-3"]
     cfg["runner"].update(backoff_base_s=0.05, backoff_max_s=0.2)
+    # The results_dir is the working directory's `results`, so the response cache would be shared
+    # by every test using this config; a scripted server on a reused port then replayed another
+    # test's answer (a cached refusal where a 401 was scripted). Each test sends its own requests.
+    cfg["cache"]["mode"] = "off"
     return cfg
 
 

@@ -14,7 +14,7 @@ from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, prepare
 from bench.errors import BenchError, ConfigError
 from bench.report.summary import format_table
 from bench.runlock import run_folder_lock
-from bench.runner import cache_endpoint, expected_cost_usd
+from bench.runner import expected_cost_usd
 from bench.spend import folder_spend
 from bench.store import JOURNAL, BrokenRecords, RunStore
 
@@ -39,11 +39,9 @@ def estimate(cfg: Mapping[str, Any]) -> int:
         tid = job.target.id
         counts[tid] += 1
         provider = providers[job.target.provider]
-        if (
-            cache is not None
-            and config.cache.covers(job.target.provider)
-            and cache.lookup(job.key, cache_endpoint(provider)) is not None
-        ):
+        covered = cache is not None and config.cache.covers(job.target.provider)
+        scope = provider.cache_scope(job.spec) if covered else None
+        if cache is not None and scope is not None and cache.lookup(job.key, scope) is not None:
             cached[tid] += 1
             continue
         entry = config.prices.lookup(job.target.provider, job.target.model, job.payload)

@@ -223,6 +223,12 @@ class Provider(abc.ABC):
     ) -> GenerationResult:
         """Run one request. Raise a ProviderError subclass on failure; never return partial junk."""
 
+    def cache_scope(self, spec: ModelSpec) -> str | None:
+        """Whose answers a response-cache entry holds (bench.cache): answers are replayed only within
+        the scope that gave them. A hosted API's is its endpoint, so an emulator's or a proxy's
+        answers never stand in for another's. None: this model's answers cannot be cached now."""
+        return f"{self.settings.name}@{self.settings.base_url or 'in-process'}"
+
     def estimate_cost_usd(self, spec: ModelSpec, request: ImageRequest) -> float | None:
         """A cost a request is expected to have before it is sent, if the adapter knows one."""
         return None

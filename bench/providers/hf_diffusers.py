@@ -7,7 +7,11 @@ cache or the hub) or `diffusers:/models/flux-schnell` (a folder written by
 any catalog model's, and a pipeline without one of them has it left out.
 
 Device and dtype are part of every payload (and so of the request key): a float16
-CUDA image is not a float32 CPU image, and the price table matches on `device`.
+CUDA image is not a float32 CPU image, and the price table matches on `device`. The
+response cache keys answers further by what the model *is* (cache_scope): a content
+fingerprint of the pipeline folder's files, the device's name (the GPU model, not just
+"cuda") and the library versions, so overwritten weights, another GPU or another
+diffusers/torch release never replay old images.
 
 Pipelines are not thread-safe and one device runs one batch at a time, so all work
 runs on one worker thread. Requests that differ only in prompt and seed are grouped
@@ -46,6 +50,7 @@ from bench.providers.base import (
     ProviderSettings,
     Timings,
 )
+from bench.providers.weights_fingerprint import folder_fingerprint
 from bench.request import ImageRequest
 
 NAN = math.nan
@@ -114,6 +119,22 @@ def device_name(device: str) -> str:
     if device == "mps":
         return f"mps ({platform.machine()})"
     return f"cpu ({platform.processor() or platform.machine()})"
+
+
+def model_folder(model: str) -> Path | None:
+    """The folder a model's files are loaded from: the given folder, or the hub id's snapshot in
+    the local Hugging Face cache (None when it is not downloaded yet)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if model.startswith(("/", "./", "~")):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model, local_files_only=True))
+    except Exception:  # not in the local cache (or no hub library): nothing to fingerprint yet
+        return None
 
 
 def synchronize(device: str) -> None:
@@ -287,6 +308,7 @@ class DiffusersProvider(Provider):
         self._device_option = str(options.get("device", "auto"))
         self._dtype_option = str(options.get("dtype", "auto"))
         self._specs: dict[str, ModelSpec] = {}
+        self._scopes: dict[tuple[str, str], str] = {}
         self._pipelines: dict[tuple[str, str, str], tuple[Any, float, float]] = {}
         self._pipelines_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -309,6 +331,26 @@ class DiffusersProvider(Provider):
 
     def check_ready(self) -> None:
         import_diffusers()
+
+    def cache_scope(self, spec: ModelSpec) -> str | None:
+        """What answers this model's requests: its weights' content, the device by name, the
+        library versions. None (not cached) for a hub model not yet in the local cache."""
+        device = str(spec.fixed.get("device", "cpu"))
+        ident = (spec.model, device)
+        if ident not in self._scopes:
+            folder = model_folder(spec.model)
+            if folder is None:
+                return None
+            self._scopes[ident] = json.dumps(
+                {
+                    "provider": self.settings.name,
+                    "weights_sha256": folder_fingerprint(folder),
+                    "device": device_name(device),
+                    "versions": library_versions(),
+                },
+                sort_keys=True,
+            )
+        return self._scopes[ident]
 
     # ---- generation ------------------------------------------------------------------------
     @property

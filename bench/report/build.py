@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bench.arena.report import arena_html, arena_ratings
+from bench.cache import format_age
 from bench.report.html import render_report
 from bench.report.plots import write_plots
 from bench.report.quality import axis_note, choose_axis, plotted, self_referenced
@@ -55,10 +56,13 @@ def _notes(runs: RunSet, include_cached_latency: bool = False) -> list[str]:
     notes = [f"{len(runs.records)} records from {len(runs.run_dirs)} run(s) under {runs.root}"]
     records = runs.records
     if "cached" in records and records["cached"].fillna(False).astype(bool).any():
-        replayed = records[records["cached"].fillna(False).astype(bool)]["request_key"].nunique()
+        replays = records[records["cached"].fillna(False).astype(bool)]
+        replayed = replays["request_key"].nunique()
         how = "included in" if include_cached_latency else "left out of"
+        ages = pd.to_numeric(replays.get("cache_age_s", pd.Series(dtype=float))).dropna()
+        oldest = f", the oldest {format_age(float(ages.to_numpy().max()))} old" if len(ages) else ""
         notes.append(
-            f"{replayed} request(s) were replayed from the response cache (column `replayed`): not sent "
+            f"{replayed} request(s) were replayed from the response cache{oldest} (column `replayed`): not sent "
             f"again, their cost is the original's, and their latencies are {how} the latency statistics "
             "(report.include_cached_latency)."
         )

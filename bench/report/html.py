@@ -12,6 +12,7 @@ decoded (data-images-loaded), which the browser test reads back.
 from __future__ import annotations
 
 import html
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.cache import format_age
 from bench.report.plot_style import SYNTHETIC_NOTE
 from bench.report.plots import PLOTS
 from bench.report.thumbs import thumbnail_data_uri
@@ -108,6 +110,17 @@ HEADER_TITLES = {
     "retries": "extra attempts after a retryable failure (429, 5xx, timeout)",
     "target req/s": "this target's requests finished per wall-clock second (started_at to last finish)",
 }
+
+
+def replay_origin(row: Mapping[str, Any]) -> str:
+    """' (run X, 3.2 days old)' for a replayed image's tooltip, from what the record knows."""
+    parts = []
+    if isinstance(row.get("cache_origin_run"), str):
+        parts.append(f"run {html.escape(row['cache_origin_run'], quote=True)}")
+    age = row.get("cache_age_s")
+    if isinstance(age, float) and math.isfinite(age):
+        parts.append(f"{format_age(age)} old")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _num(v: Any) -> float:
@@ -231,7 +244,8 @@ def image_grid(records: pd.DataFrame, summary: pd.DataFrame, root: Path, max_per
                     if r.get("cached") == True:  # noqa: E712 (numpy bool; None/NaN are live rows)
                         syn += (
                             "<span class='emu' title='replayed from the response cache: not sent by this "
-                            "run; latency and cost are from the original request'>replayed</span><br>"
+                            f"run; latency and cost are from the original request{replay_origin(r)}'>"
+                            "replayed</span><br>"
                         )
                     rel = r.get("image_relpath")
                     if r.get("status") == "ok" and isinstance(rel, str):
