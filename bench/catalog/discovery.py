@@ -10,7 +10,9 @@ CatalogError line naming the provider, the model and what to do.
   GET /v1/models/pricing?endpoint_id=ID (unit price, unit, currency).
 - Replicate: GET /v1/models/{owner}/{name} (latest_version.openapi_schema) or
   /v1/models/{owner}/{name}/versions/{id} for owner/name:version targets.
-- Eachlabs: GET /v1/models/{slug}: `request_schema` and `cost`.
+- Eachlabs: GET /v1/model?slug=SLUG (eachlabs/mintlify-docs openapi_specs/models.json,
+  api/models/get-model.mdx): {title, slug, version, output_type, request_schema}. The answer
+  carries no price: predictions report theirs (metrics.cost), estimates use the price table.
 - OpenAI-compatible (OpenAI, AIML API, APIpie): the model list (APIpie with
   req_price/price_unit); a listed model the snapshot does not know gets the
   OpenAI image parameter schema, marked unverified, with a one-line warning.
@@ -85,6 +87,8 @@ class Discovered:
     source_url: str
     price: LivePrice | None = None
     warning: str | None = None
+    # Where the price comes from when the provider's answer carries none (shown by `bench ls`).
+    price_note: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -319,17 +323,30 @@ def discover_replicate(ctx: FetchContext, model: str) -> Discovered:
 
 
 # ---- Eachlabs --------------------------------------------------------------------------
+EACHLABS_PRICE_NOTE = (
+    "Eachlabs' model API publishes no price; each prediction reports its cost (metrics.cost, "
+    "cost_source=reported), and estimates before a run use the price table (configs/prices) "
+    "or stay unknown"
+)
+
+
+def eachlabs_headers(ctx: FetchContext) -> dict[str, str] | None:
+    # The current docs say Bearer; the older OpenAPI document (eachlabs/docs api.yaml) X-API-Key.
+    return {"Authorization": f"Bearer {ctx.key}", "X-API-Key": ctx.key} if ctx.key else None
+
+
 def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
-    url = f"{ctx.base(REAL_BASE_URLS['eachlabs'])}/v1/models/{model}"
-    raw = ctx.get(url, model, headers={"X-API-Key": ctx.key} if ctx.key else None)
+    url = f"{ctx.base(REAL_BASE_URLS['eachlabs'])}/v1/model"
+    raw = ctx.get(url, model, params={"slug": model}, headers=eachlabs_headers(ctx))
     if not isinstance(raw, Mapping):
-        raise CatalogError(f"{ctx.provider}:{model}: {url} did not answer a model object")
-    # Eachlabs' ModelDetail (mintlify-docs api/models/get-model.mdx, openapi_specs/models.json):
-    # {title, slug, version (deprecated, always "0.0.1"), output_type, request_schema, cost}.
+        raise CatalogError(f"{ctx.provider}:{model}: {url}?slug={model} did not answer a model object")
+    # ModelDetail (openapi_specs/models.json): {title, slug, version (deprecated, always
+    # "0.0.1"), output_type, request_schema}.
     schema = raw.get("request_schema")
     if not isinstance(schema, Mapping):
         raise CatalogError(
-            f"{ctx.provider}:{model}: {url} has no request_schema object; is it Eachlabs' model API?"
+            f"{ctx.provider}:{model}: {url}?slug={model} has no request_schema object; "
+            "is it Eachlabs' model API?"
         )
     entry = schema_entry(
         ctx,
@@ -339,17 +356,18 @@ def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
         title=str(raw.get("title") or model),
         version=str(raw.get("version") or "0.0.1"),
     )
+    # A draft of the docs (never merged) described a `cost` estimate; read it if one ever comes.
     price = eachlabs_cost(raw, url)
-    return Discovered(entry=entry, raw=raw, source_url=url, price=price)
+    note = None if price is not None else EACHLABS_PRICE_NOTE
+    return Discovered(entry=entry, raw=raw, source_url=url, price=price, price_note=note)
 
 
 def eachlabs_cost(raw: Mapping[str, Any], url: str) -> LivePrice | None:
-    """The price in Eachlabs' `cost`, when it is one number.
+    """The price in a `cost` estimate, when the answer has one and it is one number.
 
-    `cost` is null when the model has no pricing document; `fixed` is `amount` per execution
-    (`unit` "execution"); `usage_based` has `amount` null and rates per `unit` from `min` to
-    `max` (by resolution, say). Only a single rate (min == max) prices every request; a range
-    depends on the input, so it is left to the price table.
+    The documented answer has no `cost`. A draft of Eachlabs' docs described one: `fixed`
+    is `amount` per execution; `usage_based` has rates per `unit` from `min` to `max`. Only a
+    single rate (min == max) prices every request; a range depends on the input.
     """
     cost = raw.get("cost")
     if not isinstance(cost, Mapping):
@@ -360,12 +378,6 @@ def eachlabs_cost(raw: Mapping[str, Any], url: str) -> LivePrice | None:
     if cost.get("type") == "usage_based" and low is not None and low == high:
         return live_price(cost.get("unit"), low, cost.get("currency"), url)
     return None
-
-
-def eachlabs_price(ctx: FetchContext, model: str) -> LivePrice | None:
-    url = f"{ctx.base(REAL_BASE_URLS['eachlabs'])}/v1/models/{model}"
-    raw = ctx.get(url, model, headers={"X-API-Key": ctx.key} if ctx.key else None)
-    return eachlabs_cost(raw, url) if isinstance(raw, Mapping) else None
 
 
 # ---- OpenAI-compatible -----------------------------------------------------------------
@@ -449,7 +461,6 @@ def discover_kidjig(ctx: FetchContext, model: str) -> Discovered:
 # Providers that publish prices: a model taken from the shipped snapshot still gets its live price.
 PRICE_FETCHERS: dict[str, Callable[[FetchContext, str], LivePrice | None]] = {
     "fal": fal_price,
-    "eachlabs": eachlabs_price,
     "apipie": apipie_price,
 }
 

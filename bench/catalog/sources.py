@@ -132,6 +132,7 @@ class Resolved:
     spec: ModelSpec
     price: LivePrice | None = None
     source_detail: str = ""  # the file, the cache path or the URL
+    price_note: str | None = None  # where the price comes from when the provider published none
 
 
 class Catalog:
@@ -212,7 +213,8 @@ class Catalog:
             fetched_at=record.get("fetched_at"),
         )
         price = LivePrice(**record["price"]) if isinstance(record.get("price"), Mapping) else None
-        return Resolved(spec, price, str(self.cache.path(provider.name, model)))
+        note = record.get("price_note") if isinstance(record.get("price_note"), str) else None
+        return Resolved(spec, price, str(self.cache.path(provider.name, model)), note)
 
     def pull(self, provider: Provider, model: str) -> Resolved:
         """Fetch the model's schema (and price) from the provider now, cache it, return it."""
@@ -241,6 +243,7 @@ class Catalog:
             "sha256": found.sha256,
             "entry": found.entry,
             "price": found.price.__dict__ if found.price else None,
+            "price_note": found.price_note,
             "raw": found.raw,
         }
         try:
@@ -257,7 +260,7 @@ class Catalog:
         spec = spec_from_entry(
             found.entry, provider.name, catalog_source="fetched", schema_sha256=found.sha256
         )
-        return Resolved(spec, found.price, found.source_url)
+        return Resolved(spec, found.price, found.source_url, found.price_note)
 
 
 def live_price_entries(resolved: Mapping[str, Resolved]) -> list[PriceEntry]:

@@ -42,11 +42,12 @@ def price_text(spec: ModelSpec, prices: PriceTable, resolved: Resolved | None = 
             return f"${p.usd:g}/{p.unit} (price API, fetched {p.fetched_at}{rule})"
         return f"{p.text()} (price API, fetched {p.fetched_at})"
     entry = prices.lookup(spec.provider, spec.model)
+    note = f"; {resolved.price_note}" if resolved is not None and resolved.price_note else ""
     if entry is None:
-        return "no price entry (reported by the API, or unknown)"
+        return "no price entry (reported by the API, or unknown)" + note
     if entry.unit == "token":
         return f"per token ({entry.effective_date}, {entry.source_url})"
-    return f"${entry.usd:g}/{entry.unit} (table, {entry.effective_date}, {entry.describe_rule()})"
+    return f"${entry.usd:g}/{entry.unit} (table, {entry.effective_date}, {entry.describe_rule()}){note}"
 
 
 def describe(spec: ModelSpec, price: str, out: Any) -> None:

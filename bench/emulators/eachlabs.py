@@ -1,5 +1,7 @@
 """Emulator of the Eachlabs predictions API (docs/provider-protocols.md §1).
 
+GET /v1/model?slug=SLUG -> {title, slug, version, output_type, request_schema} (the documented
+answer: no price in it);
 POST /v1/prediction[/] {model, version, input} -> {status, message, predictionID};
 GET /v1/prediction/{id} -> {id, input, status, output, logs, metrics{predict_time, cost}, urls};
 POST /v1/prediction/{id}/cancel. Auth by X-API-Key or Bearer. Run failures are
@@ -144,8 +146,12 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         return JSONResponse({"status": "success", "message": "Prediction cancelled"})
 
     async def get_model(request: Request) -> Response:
+        # GET /v1/model?slug=SLUG (openapi_specs/models.json, api/models/get-model.mdx).
         emu.calls.append(f"GET {request.url.path}")
-        model = find("eachlabs", request.path_params["slug"])
+        slug = request.query_params.get("slug")
+        if not slug:
+            return JSONResponse({"error": "slug parameter is required"}, status_code=400)
+        model = find("eachlabs", slug)
         if model is None:
             return JSONResponse({"error": "Failed to fetch model: model not found"}, status_code=404)
         return JSONResponse(eachlabs_model(model))
@@ -153,7 +159,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
     app = Starlette(
         routes=[
             FILE_ROUTE,
-            Route("/v1/models/{slug}", get_model, methods=["GET"]),
+            Route("/v1/model", get_model, methods=["GET"]),
             Route("/v1/prediction", create, methods=["POST"]),
             Route("/v1/prediction/", create, methods=["POST"]),
             Route("/v1/prediction/{prediction_id}", get, methods=["GET"]),
