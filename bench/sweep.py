@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.catalog.mapping import ParameterError
+from bench.catalog.mapping import ParameterError, check_prompt
 from bench.catalog.spec import ModelSpec
 from bench.config import Size, SweepAxes, Target
 from bench.errors import ConfigError
@@ -161,4 +161,10 @@ def plan_sweep(
         provider = providers[target.provider]
         spec = specs[target.id] if specs is not None else provider.model_spec(target.model)
         planned.append((target, spec, tuple(settings_for(target, spec, provider, target.axes(axes)))))
+        for item in prompts:  # the prompt's own limits (Eachlabs: maxLength 500), before anything is sent
+            problem = check_prompt(spec, item.text)
+            if problem is not None:
+                raise ConfigError(
+                    f"prompts[{item.id}]", f"{len(item.text)} characters", f"{problem}; shorten or drop it"
+                )
     return SweepPlan(prompts=tuple(prompts), targets=tuple(planned), repeats=axes.repeats)

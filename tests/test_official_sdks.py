@@ -24,16 +24,16 @@ PNG_MAGIC = b"\x89PNG"
 def test_openai_sdk_generates_lists_models_and_raises_rate_limit() -> None:
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
-        answer = client.images.generate(model="dall-e-3", prompt="a red cube", size="1024x1024")
-        assert answer.data and answer.data[0].url and answer.data[0].revised_prompt
-        b64 = client.images.generate(model="gpt-image-1", prompt="a red cube", quality="low")
+        b64 = client.images.generate(model="gpt-image-2", prompt="a red cube", quality="low")
         assert b64.data and b64.data[0].b64_json and b64.usage is not None and b64.usage.output_tokens == 272
         ids = {m.id for m in client.models.list()}
-        assert {"dall-e-3", "gpt-image-1"} <= ids and len(ids) >= 10
+        # Today's image models are listed (checked 2026-12-06); the retired ones are not.
+        assert {"gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini"} <= ids
+        assert not ids & {"dall-e-3", "dall-e-2", "gpt-image-1"}
     with emulator(openai_compat.create_app(knobs(fault="rate_limit"), profile="openai")) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
         with pytest.raises(openai.RateLimitError):
-            client.images.generate(model="dall-e-3", prompt="a red cube")
+            client.images.generate(model="gpt-image-2", prompt="a red cube")
 
 
 def test_replicate_sdk_runs_model_and_version_routes_cancels_and_raises_model_error() -> None:

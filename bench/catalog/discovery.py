@@ -34,9 +34,9 @@ from typing import Any
 
 import httpx
 
-from bench.catalog.entries import entry_from_spec
+from bench.catalog.entries import entry_from_spec, spec_from_entry
 from bench.catalog.schema_import import SchemaError, entry_from_input_schema, fal_input_schema
-from bench.catalog.shipped import shipped_specs
+from bench.catalog.shipped import shipped_document, shipped_specs
 from bench.errors import BenchError
 from bench.providers.base import ProviderSettings, key_forms, key_problem, read_api_key
 from bench.providers.http_common import read_capped, response_cap_message
@@ -57,7 +57,7 @@ REAL_BASE_URLS = {
     "akiio": "https://aki.io",
     "kidjig": "https://api.kidjig.com",
 }
-UNCHECKED = "its parameters are unchecked (the OpenAI image schema is assumed)"
+UNCHECKED = "its parameters are unchecked (an OpenAI image schema is assumed)"
 
 
 class CatalogError(BenchError):
@@ -419,13 +419,22 @@ def discover_openai_compat(ctx: FetchContext, model: str) -> Discovered:
 
 
 def generic_openai_entry(catalog: str, model: str) -> dict[str, Any]:
-    """The OpenAI image parameters (as the openai snapshot has them for dall-e-3), marked unverified."""
-    template = next(s for s in shipped_specs("openai", catalog) if s.model == "dall-e-3")
+    """The OpenAI image parameters of the nearest family, marked unverified.
+
+    A gpt-image-* id gets the current GPT image schema (n up to 10, low/medium/high/auto,
+    output formats); any other id the older DALL-E 3 one (n=1, standard/hd), which is what the
+    OpenAI-compatible gateways copied for their own models."""
+    openai_doc = shipped_document("openai")
+    if model.rsplit("/", 1)[-1].startswith("gpt-image"):
+        template = spec_from_entry(openai_doc["models"][0], catalog)  # the newest GPT image model
+    else:
+        (dalle,) = [r["spec"] for r in openai_doc["retired"] if r["model"] == "dall-e-3"]
+        template = spec_from_entry(dalle, catalog)
     spec = replace(
         template,
         model=model,
         title=model,
-        description=f"generic OpenAI image schema: {UNCHECKED}",
+        description=f"generic OpenAI image schema ({template.model}'s): {UNCHECKED}",
         unverified=True,
     )
     return entry_from_spec(spec)

@@ -118,9 +118,13 @@ class Param:
     minimum: float | None
     maximum: float | None
     description: str
+    # String limits (JSON Schema minLength/maxLength/pattern), written only when the source has them.
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "type": self.type,
             "required": self.required,
@@ -131,6 +135,14 @@ class Param:
             "max": self.maximum,
             "description": self.description,
         }
+        for key, value in (
+            ("min_length", self.min_length),
+            ("max_length", self.max_length),
+            ("pattern", self.pattern),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
 
 
 @dataclass

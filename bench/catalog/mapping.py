@@ -11,6 +11,7 @@ Two outcomes are kept apart on purpose:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -75,8 +76,18 @@ def map_request(spec: ModelSpec, request: ImageRequest) -> MappedRequest:
             accepted = ", ".join(sorted(spec.params)) or "no extra parameters"
             raise ParameterError(spec, name, value, f"no such parameter; it has: {accepted}")
         payload[name] = value
-    validate_payload(spec, payload)
+    # An empty prompt is the planner's stand-in (settings are planned before prompts are known);
+    # each real prompt is checked against the prompt parameter's limits by check_prompt.
+    validate_payload(spec, payload, skip=() if request.prompt else (spec.prompt_param,))
     return MappedRequest(payload=payload, left_out=left_out)
+
+
+def check_prompt(spec: ModelSpec, prompt: str) -> str | None:
+    """Why this model's prompt parameter refuses this text (its length or pattern), or None."""
+    param = spec.params.get(spec.prompt_param)
+    if param is None or _string_ok(param, prompt):
+        return None
+    return f"{spec.target_id}: {spec.prompt_param} of {len(prompt)} characters is not accepted; it takes {param.accepts_text()}"
 
 
 def _coerce(param: ParamSpec, value: Any) -> Any:
@@ -218,8 +229,8 @@ def _close_option(options: tuple[Any, ...], mp: float) -> bool:
     return any(math.isclose(float(o), mp, rel_tol=0.1) for o in options)
 
 
-def validate_payload(spec: ModelSpec, payload: Mapping[str, Any]) -> None:
-    """Check every payload value against the model's schema (type, options, range, required)."""
+def validate_payload(spec: ModelSpec, payload: Mapping[str, Any], skip: tuple[str, ...] = ()) -> None:
+    """Check every payload value against the model's schema (type, options, range, length, required)."""
     for name, param in spec.params.items():
         if param.required and name not in payload:
             # Nothing in a normalized request supplies it (an input image, say):
@@ -228,9 +239,22 @@ def validate_payload(spec: ModelSpec, payload: Mapping[str, Any]) -> None:
             raise ParameterError(spec, name, None, accepts)
     for name, value in payload.items():
         listed = spec.params.get(name)
-        if listed is None:
+        if listed is None or name in skip:
             continue  # prompt and fixed parameters a spec did not list
         _check_value(spec, listed, value)
+
+
+def _string_ok(param: ParamSpec, value: str) -> bool:
+    if param.min_length is not None and len(value) < param.min_length:
+        return False
+    if param.max_length is not None and len(value) > param.max_length:
+        return False
+    if param.pattern is not None:
+        try:
+            return re.search(param.pattern, value) is not None
+        except re.error:
+            return True  # a pattern Python cannot read (an ECMA-only construct) is not enforced
+    return True
 
 
 def _check_value(spec: ModelSpec, param: ParamSpec, value: Any) -> None:
@@ -246,6 +270,9 @@ def _check_value(spec: ModelSpec, param: ParamSpec, value: Any) -> None:
         raise ParameterError(spec, param.name, value, param.accepts_text())
     if not param.allows_option(value):
         raise ParameterError(spec, param.name, value, param.accepts_text())
+    if isinstance(value, str) and not _string_ok(param, value):
+        shown = value if len(value) <= 60 else f"{value[:57]}... ({len(value)} characters)"
+        raise ParameterError(spec, param.name, shown, param.accepts_text())
     if (
         isinstance(value, int | float)
         and not isinstance(value, bool)

@@ -109,6 +109,8 @@ def param_from_property(
     if maximum is None and upper is not None:
         maximum = upper - 1 if type_ == "integer" else upper
     description = str(prop.get("description") or prop.get("title") or "")
+    lengths = {k: prop.get(k) for k in ("minLength", "maxLength")}
+    pattern = prop.get("pattern")
     return Param(
         name=name,
         type=str(type_),
@@ -119,7 +121,14 @@ def param_from_property(
         minimum=minimum,
         maximum=maximum,
         description=" ".join(description.split())[:300],
+        min_length=_length(lengths["minLength"]),
+        max_length=_length(lengths["maxLength"]),
+        pattern=pattern if isinstance(pattern, str) and pattern else None,
     )
+
+
+def _length(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _type_of_enum(options: Sequence[Any]) -> str:

@@ -30,10 +30,12 @@ from bench.catalog.discovery import (
     CatalogError,
     Discovered,
     FetchContext,
+    REAL_BASE_URLS,
     LivePrice,
     now_iso,
 )
 from bench.catalog.entries import entry_sha256, spec_from_entry
+from bench.catalog.retired import check_retired
 from bench.catalog.schema_import import SchemaError, entry_from_input_schema
 from bench.catalog.spec import ModelSpec
 from bench.config import parse_http_debug
@@ -153,6 +155,10 @@ class Catalog:
         catalog = provider.catalog_name
         if catalog is None:  # the adapter knows its own models (local)
             return Resolved(provider.model_spec(model))
+        real_host = (provider.settings.base_url or "").rstrip("/") in ("", REAL_BASE_URLS.get(catalog, ""))
+        old = check_retired(provider.name, catalog, model, provider.settings.options, real_host=real_host)
+        if old is not None:  # retirement waived (allow_retired) or only warned (a gateway still lists it)
+            return Resolved(old)
         if self.settings.fetch == "always" and self._may_fetch(catalog):
             return self.pull(provider, model)
         cached = self.from_cache(provider, model)

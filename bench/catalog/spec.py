@@ -40,6 +40,10 @@ class ParamSpec:
     # short with "..."): the listed ones are valid, others may be too, so the
     # options are shown but not enforced.
     options_complete: bool = True
+    # String limits (JSON Schema minLength/maxLength/pattern), checked before anything is sent.
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
 
     def allows_option(self, value: Any) -> bool:
         """Whether `value` passes the options check (always true when there are no known options)."""
@@ -53,6 +57,12 @@ class ParamSpec:
                 return f"{self.type}; known values include {listed}, … (the catalog's list is cut short)"
             return "one of " + listed
         parts: list[str] = [self.type]
+        if self.min_length is not None:
+            parts.append(f"of at least {self.min_length} characters")
+        if self.max_length is not None:
+            parts.append(f"of at most {self.max_length} characters")
+        if self.pattern is not None:
+            parts.append(f"matching {self.pattern}")
         if self.minimum is not None:
             parts.append(f">= {self.minimum:g}")
         if self.maximum is not None:

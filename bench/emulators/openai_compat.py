@@ -53,6 +53,10 @@ def error_body(
     return {"error": {"message": message, "type": err_type, "param": None, "code": code}}
 
 
+def is_gpt_image(model: str) -> bool:
+    return model.rsplit("/", 1)[-1].startswith("gpt-image")
+
+
 def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: bool = False) -> Starlette:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
@@ -88,7 +92,7 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
             status = 500 if job.fault == "server_error" else 503
             return fail(status, "The server had an error while processing your request.", "server_error")
         if job.refused:
-            if body.get("model") == "gpt-image-1":
+            if is_gpt_image(str(body.get("model"))):
                 return JSONResponse(
                     error_body(
                         profile,
@@ -118,7 +122,8 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
 
     async def answer(request: Request, body: Mapping[str, Any], job: Job) -> dict[str, Any]:
         model = str(body["model"])
-        as_b64 = body.get("response_format") == "b64_json" or model == "gpt-image-1"
+        # OpenAI's GPT image models always answer base64; AIML's answer URLs unless asked.
+        as_b64 = body.get("response_format") == "b64_json" or (profile == "openai" and is_gpt_image(model))
         if as_b64:
             items: list[dict[str, Any]] = [{"b64_json": b} for b in await emu.base64s(job)]
         else:
@@ -146,9 +151,10 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         if profile == "aimlapi":
             for item in items:
                 item.setdefault("b64_json", None)
-            if model.rsplit("/", 1)[-1].startswith("gpt-image"):
-                # AIML passes OpenAI's answer through: a token `usage` block, no money, no `meta`
-                # (aimlapi/api-docs image-models/openai/gpt-image-1.md, its response example).
+            if model == "openai/gpt-image-1":
+                # AIML passed OpenAI's answer through: a token `usage` block, no money, no `meta`
+                # (aimlapi/api-docs image-models/openai/gpt-image-1.md, its response example); its
+                # gpt-image-2 page shows meta.usage.usd_spent instead, as for its other models.
                 out.update(gpt_image_usage(job))
             elif emu.knobs.report_cost:
                 usd = emu.cost_usd(job)
@@ -163,12 +169,12 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
             if emu.knobs.report_cost:
                 usage["cost"] = emu.cost_usd(job, per_megapixel=0.04)
             out["usage"] = usage
-        elif model == "gpt-image-1":
+        elif is_gpt_image(model):
             out.update(gpt_image_usage(job))
         return out
 
     def gpt_image_usage(job: Job) -> dict[str, Any]:
-        """gpt-image-1's token usage block and the settings it echoes (OpenAI's and AIML's answers)."""
+        """A GPT image model's token usage block and the settings it echoes (OpenAI's and AIML's answers)."""
         text_tokens = len(job.prompt.split())
         output_tokens = 272 * job.num_images  # OpenAI's count for 1024x1024 at quality=low
         return {
