@@ -8,12 +8,12 @@ import httpx
 import pytest
 import yaml
 
+from bench.catalog.retired import RetiredModelError
 from bench.emulators.cli import EMULATORS, build_app, parser
 from bench.emulators.common import EmulatorState, Knobs, fit_size, size_from_payload
 from bench.emulators.openai_compat import create_app
 from bench.emulators.replicate import prefer_wait_s
 from bench.emulators.serve import running
-from bench.catalog.retired import RetiredModelError
 from bench.prices import PriceEntry, PriceTable
 from bench.providers.base import ProviderSettings
 from bench.providers.registry import create_provider

@@ -27,10 +27,10 @@ from bench.catalog.cache import CatalogCache, cache_root
 from bench.catalog.discovery import (
     DISCOVERERS,
     PRICE_FETCHERS,
+    REAL_BASE_URLS,
     CatalogError,
     Discovered,
     FetchContext,
-    REAL_BASE_URLS,
     LivePrice,
     now_iso,
 )
