@@ -183,3 +183,35 @@ def test_cost_estimates_of_an_unmerged_docs_draft_are_still_read() -> None:
     }
     assert eachlabs_cost({"cost": ranged}, url) is None
     assert eachlabs_cost({}, url) is None
+
+
+def test_a_prompt_longer_than_the_published_maxlength_is_refused_before_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """get-model.mdx's example schema: prompt minLength 10, maxLength 500. A 600-character prompt
+    is exit 2 naming its prompt id, found while planning; a fitting prompt plans fine."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    example = {**published_example(), "slug": "acme-limits"}  # flux-1-1-pro itself is shipped
+    limits = example["request_schema"]["properties"]["prompt"]
+    assert (limits["minLength"], limits["maxLength"]) == (10, 500)
+    suite = tmp_path / "suite.yaml"
+    prompts = [{"id": "fits", "text": "a red cube on a table"}, {"id": "long-one", "text": "x" * 600}]
+    suite.write_text(json.dumps({"suite": "mine", "prompts": prompts}))
+    with serving_published({example["slug"]: example}) as (url, calls):
+        ov = [
+            f"catalog.cache_dir={tmp_path / 'c'}",
+            f"providers.eachlabs.base_url={url}",
+            f"providers.eachlabs.api_key_env={KEY_ENV}",
+            f"targets=[eachlabs:{example['slug']}]",
+            f"prompts.path={suite}",
+            "sweep=quick",
+        ]
+        code = main(["estimate", *ov])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert "prompts[long-one]" in err[0] and "600 characters" in err[0]
+        assert "at most 500 characters" in err[0]
+        assert calls == [f"GET /v1/model?slug={example['slug']}"]  # the schema was asked; nothing else
+        prompts.pop()
+        suite.write_text(json.dumps({"suite": "mine", "prompts": prompts}))
+        assert main(["estimate", *ov]) == 0
