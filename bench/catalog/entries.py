@@ -69,6 +69,7 @@ def spec_from_entry(
         schema_sha256=schema_sha256 or entry_sha256(entry),
         fetched_at=fetched_at,
         unverified=bool(entry.get("unverified", False)),
+        size_object=dict(entry["size_object"]) if isinstance(entry.get("size_object"), Mapping) else None,
     )
 
 
@@ -103,6 +104,8 @@ def entry_from_spec(spec: ModelSpec) -> dict[str, Any]:
     entry["fixed"] = dict(spec.fixed)
     if spec.unverified:
         entry["unverified"] = True
+    if spec.size_object is not None:
+        entry["size_object"] = dict(spec.size_object)
     entry["params"] = [param_to_json(p) for p in spec.params.values()]
     return entry
 

@@ -94,7 +94,7 @@ _DESCRIPTION_RANGES = (
     re.compile(rf"\((?P<min>{_NUM})\s*-\s*(?P<max>{_NUM})\)"),
     re.compile(rf"\bfrom (?P<min>{_NUM}) to (?P<max>{_NUM})\b", re.I),
 )
-_RATIO = re.compile(r"^\d+:\d+$")
+_RATIO = re.compile(r"^\d+(\.\d+)?:\d+(\.\d+)?$")  # 16:9, and 2.4:1 too
 _WXH = re.compile(r"^\d+[x*]\d+$")
 _SLUG_LINE = re.compile(r"^\*\*Slug:\*\*\s*`(?P<slug>[^`]+)`\s*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -389,9 +389,11 @@ def _size_candidates(model: Model) -> tuple[list[_SizeChoice], Param | None]:
         if p.type != "string" or not p.options:
             continue
         values = [str(o) for o in p.options]
-        if any(_RATIO.match(v) for v in values) and all(
-            _RATIO.match(v) or v in ("custom", "auto") for v in values
-        ):
+        ratios = [v for v in values if _RATIO.match(v)]
+        # An aspect-ratio parameter is one listing ratios; an option that is not one ("auto",
+        # "custom", a value nobody foresaw) never disqualifies the parameter (issue 21, defect 3):
+        # the mapping just never picks it.
+        if len(ratios) >= 2 or (ratios and "ratio" in p.name.lower()):
             aspect = aspect or p
         elif all(v in IMAGE_SIZE_PRESETS or v == "auto" for v in values):
             found.append(_SizeChoice(5, "image_size_preset", p.name))

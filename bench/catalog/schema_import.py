@@ -179,9 +179,30 @@ def entry_from_input_schema(
         raise SchemaError(f"{slug}: {str(exc).split(': ', 1)[-1]}") from None
     if version is None:
         entry.pop("version", None)
+    size_param = entry.get("size_param")
+    if entry.get("size_mode") == "image_size_preset" and isinstance(properties.get(size_param), Mapping):
+        size_object = _size_object(document, properties[size_param])
+        if size_object is not None:
+            entry["size_object"] = size_object
     if description:
         entry["description"] = " ".join(description.split())[:300]
     return entry
+
+
+def _size_object(document: Mapping[str, Any], prop: Mapping[str, Any]) -> dict[str, Any] | None:
+    """{max_side_px?} when a preset parameter also takes a {width, height} object (fal's ImageSize)."""
+    for branch in prop.get("anyOf") or prop.get("oneOf") or []:
+        if not isinstance(branch, Mapping):
+            continue
+        flat = _flatten(document, branch, 1)
+        sides = flat.get("properties")
+        if flat.get("type") == "object" and isinstance(sides, Mapping) and {"width", "height"} <= set(sides):
+            maxima = [
+                _number(sides[k].get("maximum")) for k in ("width", "height") if isinstance(sides[k], Mapping)
+            ]
+            known = [m for m in maxima if m is not None]
+            return {"max_side_px": int(min(known))} if known else {}
+    return None
 
 
 def fal_input_schema(document: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any]:

@@ -110,6 +110,9 @@ class ModelSpec:
     fetched_at: str | None = None  # UTC ISO time a fetched schema was fetched
     # True when nobody published this schema: its parameters are a generic guess, not checked.
     unverified: bool = False
+    # The size parameter also takes a {width, height} object (fal's image_size: a preset name or
+    # an ImageSize); {"max_side_px": N} when the schema bounds the sides. None: presets only.
+    size_object: Mapping[str, Any] | None = None
 
     @property
     def target_id(self) -> str:
