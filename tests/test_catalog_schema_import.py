@@ -234,8 +234,13 @@ def test_exclusive_minimum_on_integers_and_unreadable_schemas() -> None:
     }
     spec = spec_from_entry(entry_from_input_schema(schema, schema, slug="m"), "x")
     assert spec.params["width"].minimum == 1 and spec.size_mode == "width_height"
-    with pytest.raises(SchemaError, match="no prompt"):
-        entry_from_input_schema({}, {"properties": {"text": {"type": "string"}}}, slug="m")
+    # a text field not called prompt is the prompt (issue 21); an image field alone is not
+    assert (
+        entry_from_input_schema({}, {"properties": {"text": {"type": "string"}}}, slug="m")["prompt_param"]
+        == "text"
+    )
+    with pytest.raises(SchemaError, match="no text prompt field"):
+        entry_from_input_schema({}, {"properties": {"image": {"type": "string"}}}, slug="m")
     with pytest.raises(SchemaError, match="points nowhere"):
         entry_from_input_schema({}, {"$ref": "#/components/schemas/Missing"}, slug="m")
     with pytest.raises(SchemaError, match="no POST"):

@@ -418,7 +418,7 @@ def test_generator_reads_quoted_defaults_options_and_ranges() -> None:
             + _seed("| `prompt` | string | Yes | — | — | p |"),
             "slug 'm'",
         ),
-        (_seed("| `image` | string | Yes | — | — | p |"), "no prompt parameter"),
+        (_seed("| `image` | string | Yes | — | — | p |"), "no text prompt field"),
     ],
 )
 def test_generator_stops_on_a_malformed_seed(text: str, error: str) -> None:

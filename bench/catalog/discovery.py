@@ -103,6 +103,7 @@ class FetchContext:
     catalog: str  # the protocol's catalog: fal, replicate, eachlabs, openai, aimlapi, apipie, akiio, kidjig
     settings: ProviderSettings
     client: httpx.Client
+    prompt_field: str | None = None  # the user's choice of text field (catalog.prompt_fields)
 
     @property
     def key(self) -> str:
@@ -234,7 +235,7 @@ def schema_entry(
 ) -> dict[str, Any]:
     """The catalog entry of a fetched input schema; an unreadable one is a CatalogError naming the provider."""
     try:
-        return entry_from_input_schema(document, schema, **kw)
+        return entry_from_input_schema(document, schema, prompt_field=ctx.prompt_field, **kw)
     except SchemaError as exc:
         raise CatalogError(f"{ctx.provider}:{exc}") from None
 

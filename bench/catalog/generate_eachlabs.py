@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from bench.catalog.mapping import IMAGE_SIZE_PRESETS, RESOLUTION_TIERS_PX
+from bench.catalog.prompt_field import PromptFieldError, choose_prompt_field
 from bench.catalog.spec import ParamType, SizeMode
 
 GENERATOR_VERSION = 1
@@ -446,9 +447,13 @@ def _implied_minimum(model: Model, name: str | None, what: str) -> None:
         model.notes.append(f"{param.name}: min 1 implied ({what} below one is meaningless)")
 
 
-def model_entry(model: Model, version: str) -> dict[str, Any]:
-    if model.param("prompt") is None:
-        raise SeedFormatError(model.line_no, f"{model.slug}: no prompt parameter")
+def model_entry(model: Model, version: str, prompt_field: str | None = None) -> dict[str, Any]:
+    try:
+        prompt, how = choose_prompt_field(model.params, prompt_field)
+    except PromptFieldError as exc:
+        raise SeedFormatError(model.line_no, f"{model.slug}: {exc}") from None
+    if prompt != "prompt":
+        model.notes.append(f"prompt field {how}")
     steps = _first(model, STEPS_NAMES, ("integer",))
     guidance = _first(model, GUIDANCE_NAMES, ("number", "integer"))
     seed = _first(model, SEED_NAMES, ("integer", "string"))
@@ -458,22 +463,22 @@ def model_entry(model: Model, version: str) -> dict[str, Any]:
     _implied_minimum(model, count, "an image count")
     size = _assign_size(model)
     fixed = {
-        p.name: p.default for p in model.params if p.required and p.name != "prompt" and p.default is not None
+        p.name: p.default for p in model.params if p.required and p.name != prompt and p.default is not None
     }
     for p in model.params:
-        if p.required and p.name != "prompt" and p.default is None:
+        if p.required and p.name != prompt and p.default is None:
             model.notes.append(f"{p.name}: required, no default; the caller must give it")
-        elif p.required and p.name != "prompt":
+        elif p.required and p.name != prompt:
             model.notes.append(
                 f"{p.name}: required with default {p.default!r}; sent unless the request sets it"
             )
-        if p.name == "prompt" and not p.required:
-            model.notes.append("prompt: marked optional in the seed; always sent")
+        if p.name == prompt and not p.required:
+            model.notes.append(f"{prompt}: marked optional in the seed; always sent")
     return {
         "slug": model.slug,
         "title": model.title,
         "version": version,
-        "prompt_param": "prompt",
+        "prompt_param": prompt,
         "negative_prompt_param": negative,
         "steps_param": steps,
         "guidance_param": guidance,

@@ -161,8 +161,12 @@ def entry_from_input_schema(
     title: str = "",
     version: str | None = None,
     description: str = "",
+    prompt_field: str | None = None,
 ) -> dict[str, Any]:
-    """The catalog entry for one model from its input schema (refs resolved against `document`)."""
+    """The catalog entry for one model from its input schema (refs resolved against `document`).
+
+    `prompt_field` names the text field when the schema's is not `prompt` and the choice
+    (bench.catalog.prompt_field) is ambiguous."""
     schema = _flatten(document, input_schema)
     properties = schema.get("properties")
     if not isinstance(properties, Mapping) or not properties:
@@ -174,7 +178,7 @@ def entry_from_input_schema(
         if isinstance(prop, Mapping):
             model.params.append(param_from_property(document, name, prop, name in required, model.notes))
     try:
-        entry = model_entry(model, version or "")
+        entry = model_entry(model, version or "", prompt_field)
     except SeedFormatError as exc:
         raise SchemaError(f"{slug}: {str(exc).split(': ', 1)[-1]}") from None
     if version is None:

@@ -35,6 +35,7 @@ from bench.catalog.discovery import (
     now_iso,
 )
 from bench.catalog.entries import entry_sha256, spec_from_entry
+from bench.catalog.prompt_field import PromptFieldError, choose_prompt_field
 from bench.catalog.retired import check_retired
 from bench.catalog.schema_import import SchemaError, entry_from_input_schema
 from bench.catalog.spec import ModelSpec
@@ -58,6 +59,9 @@ class CatalogSettings:
     paths: tuple[Path, ...] = ()
     cache_dir: Path = field(default_factory=cache_root)
     http_debug: bool = False  # bench.http_debug: the HTTP loggers' policy holds for catalog fetches too
+    # provider:model -> the input field that carries the text prompt, where the schema's is not
+    # `prompt` and the choice is ambiguous (bench.catalog.prompt_field)
+    prompt_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_catalog_settings(cfg: Mapping[str, Any]) -> CatalogSettings:
@@ -70,12 +74,34 @@ def parse_catalog_settings(cfg: Mapping[str, Any]) -> CatalogSettings:
     raw_paths = cfg.get("catalog_paths") or []
     if not isinstance(raw_paths, list | tuple):
         raise ConfigError("catalog_paths", raw_paths, "give a list of spec files, e.g. [my_models.yaml]")
+    prompt_fields = _prompt_fields(block.get("prompt_fields") or {})
     return CatalogSettings(
+        prompt_fields=dict(prompt_fields),
         fetch=str(fetch),
         paths=tuple(Path(str(p)).expanduser() for p in raw_paths),
         cache_dir=cache_root(block.get("cache_dir")),
         http_debug=parse_http_debug(cfg.get("bench") or {}),
     )
+
+
+def _prompt_fields(raw: Any) -> dict[str, str]:
+    """catalog.prompt_fields as {provider:model: field}, from a mapping (YAML) or a list of
+    "provider:model=field" (the command line, where Hydra keys cannot hold ':' or '/')."""
+    pairs: list[tuple[Any, Any]] = [(None, None)]
+    if isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    elif isinstance(raw, list | tuple):
+        pairs = [(str(item).rpartition("=")[0], str(item).rpartition("=")[2]) for item in raw]
+    out: dict[str, str] = {}
+    for target, name in pairs:
+        if not (isinstance(target, str) and ":" in target and isinstance(name, str) and name):
+            raise ConfigError(
+                "catalog.prompt_fields",
+                raw,
+                "map provider:model to the field, e.g. ['replicate:kuprel/min-dalle=text']",
+            )
+        out[target] = name
+    return out
 
 
 def load_user_entries(paths: Sequence[Path]) -> dict[tuple[str, str], tuple[dict[str, Any], Path]]:
@@ -148,6 +174,17 @@ class Catalog:
 
     # ---- resolution --------------------------------------------------------------------
     def resolve(self, provider: Provider, model: str) -> Resolved:
+        resolved = self._resolve(provider, model)
+        named = self.settings.prompt_fields.get(f"{provider.name}:{model}")
+        if named is None or named == resolved.spec.prompt_param:
+            return resolved
+        try:
+            choose_prompt_field(list(resolved.spec.params.values()), named)
+        except PromptFieldError as exc:
+            raise CatalogError(f"{provider.name}:{model}: catalog.prompt_fields: {exc}") from None
+        return replace(resolved, spec=replace(resolved.spec, prompt_param=named))
+
+    def _resolve(self, provider: Provider, model: str) -> Resolved:
         user = self.user.get((provider.name, model))
         if user is not None:
             entry, path = user
@@ -231,9 +268,14 @@ class Catalog:
         settings = provider.settings
         try:
             with self.fetch_client(provider, limit_s=60.0) as client:
-                found: Discovered = discover(
-                    FetchContext(provider.name, str(catalog), settings, client), model
+                context = FetchContext(
+                    provider.name,
+                    str(catalog),
+                    settings,
+                    client,
+                    prompt_field=self.settings.prompt_fields.get(f"{provider.name}:{model}"),
                 )
+                found: Discovered = discover(context, model)
         except CatalogError as exc:
             raise CatalogError(f"{exc} (cache: {self.cache.provider_dir(provider.name)})") from None
         # The provider's answer is kept for provenance; one that echoes the key must not put it in a file.

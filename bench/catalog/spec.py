@@ -128,6 +128,8 @@ class ModelSpec:
             "num_images": self.count_param,
         }
         out = {k: v for k, v in pairs.items() if v is not None}
+        if self.prompt_param != "prompt":  # say which field carries the text
+            out = {"prompt": self.prompt_param, **out}
         if self.size_mode != "none" and self.size_param is not None:
             native = self.size_param
             if self.size_param_2 is not None:
