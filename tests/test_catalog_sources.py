@@ -317,8 +317,19 @@ def test_akiio_endpoints_and_kidjig_generic_schema(
         assert "steps=steps" in capsys.readouterr().out
         assert main(["catalog", "pull", "akiio:no_such_endpoint", *ov]) == 2
         assert "akiio:no_such_endpoint" in capsys.readouterr().err
-    # KidJig publishes nothing: any id gets the generic schema, offline, marked unverified.
-    code = main(
-        ["catalog", "show", "kidjig:some-new-model", "catalog.fetch=never", f"catalog.cache_dir={tmp_path}"]
-    )
-    assert code == 0 and "UNVERIFIED" in capsys.readouterr().out
+    # KidJig publishes nothing: an id nobody can check is refused unless the user flags it (a
+    # typo would reach a paid POST); flagged, it gets the generic schema, offline, marked unverified.
+    base = ["catalog.fetch=never", f"catalog.cache_dir={tmp_path}"]
+    assert main(["catalog", "show", "kidjig:some-new-model", *base]) == 2
+    assert "allow_unverified=true" in capsys.readouterr().err
+    flag = "+providers.kidjig.options.allow_unverified=true"
+    assert main(["catalog", "show", "kidjig:some-new-model", *base, flag]) == 0
+    assert "UNVERIFIED" in capsys.readouterr().out
+
+
+def test_estimate_says_a_schema_is_unverified(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["estimate", "targets=[kidjig:flux-pro-v1.1-ultra]", "prompts.n=1", "sweep=quick"]) == 0
+    out = capsys.readouterr().out
+    assert "note: kidjig:flux-pro-v1.1-ultra: its schema is UNVERIFIED" in out
+    assert main(["estimate", "targets=[kidjig:flux-pro-v1.1-ultr]", "prompts.n=1", "sweep=quick"]) == 2
+    assert "cannot be checked before a paid request" in capsys.readouterr().err

@@ -18,7 +18,8 @@ CatalogError line naming the provider, the model and what to do.
   OpenAI image parameter schema, marked unverified, with a one-line warning.
 - AKI.IO: GET /api/endpoints/{name}?key=...: the endpoint exists; its parameters
   are the standard AKI.IO image parameters (seed 003), as the docs say.
-- KidJig: no published schema: the generic one of seed 000, unverified.
+- KidJig: no published schema or model list: the generic one of seed 000, unverified, and only
+  with providers.<name>.options.allow_unverified=true (nothing checks the id).
 """
 
 from __future__ import annotations
@@ -458,6 +459,14 @@ def discover_akiio(ctx: FetchContext, model: str) -> Discovered:
 
 # ---- KidJig ----------------------------------------------------------------------------
 def discover_kidjig(ctx: FetchContext, model: str) -> Discovered:
+    # KidJig publishes neither a model list nor schemas: nothing can confirm the id, so a typo
+    # would reach a paid POST. Only an explicit flag takes the generic guess.
+    if ctx.settings.options.get("allow_unverified") is not True:
+        raise CatalogError(
+            f"{ctx.provider}:{model}: KidJig publishes no model list or schema, so this id cannot be "
+            f"checked before a paid request; check its spelling and set "
+            f"providers.{ctx.provider}.options.allow_unverified=true to use it with a generic, unverified schema"
+        )
     template = shipped_specs("kidjig", ctx.provider)[0]
     entry = entry_from_spec(replace(template, model=model, title=model, unverified=True))
     return Discovered(
