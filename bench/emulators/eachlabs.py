@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.catalog.eachlabs import load_eachlabs_document
 from bench.emulators.catalog import eachlabs_model, eachlabs_output_type, find
 from bench.emulators.common import (
     FILE_ROUTE,
@@ -33,6 +34,23 @@ from bench.emulators.common import (
     rate_limit_headers,
     size_from_payload,
 )
+from bench.emulators.validate import problems
+
+
+def seed_model(slug: str) -> dict[str, Any] | None:
+    """A model of Eachlabs' published catalog (seed 001) the emulator's own list lacks, in its form."""
+    document = load_eachlabs_document()
+    entry = next((m for m in document["models"] if m["slug"] == slug), None)
+    if entry is None:
+        return None
+    params = []
+    for p in entry["params"]:
+        row: dict[str, Any] = {"name": p["name"], "type": p["type"], "required": p["required"]}
+        if p.get("options") is not None and p.get("options_complete", True):
+            row["enum"] = p["options"]
+        row.update({k: p[k] for k in ("min", "max", "default") if p.get(k) is not None})
+        params.append(row)
+    return {"id": slug, "title": entry.get("title", slug), "params": params}
 
 
 def status_of(job: Job, phase: str) -> str:
@@ -64,6 +82,14 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
             return JSONResponse({"error": "model and input are required"}, status_code=400)
         if not isinstance(payload.get("prompt"), str):
             return JSONResponse({"error": "input.prompt is required"}, status_code=422)
+        known = find("eachlabs", body["model"]) or seed_model(body["model"])
+        if known is None:
+            return JSONResponse({"error": "Failed to fetch model: model not found"}, status_code=404)
+        schema = eachlabs_model(known)["request_schema"]
+        found = problems(schema, schema, dict(payload))
+        if found:  # errors.mdx: 422 with {"error": "..."}
+            text = "; ".join(f"input.{path}: {msg}" for path, _, msg in found)
+            return JSONResponse({"error": f"Input validation failed: {text}"}, status_code=422)
         width, height = size_from_payload(payload)
         job = emu.new_job(
             payload["prompt"],
@@ -151,7 +177,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         slug = request.query_params.get("slug")
         if not slug:
             return JSONResponse({"error": "slug parameter is required"}, status_code=400)
-        model = find("eachlabs", slug)
+        model = find("eachlabs", slug) or seed_model(slug)
         if model is None:
             return JSONResponse({"error": "Failed to fetch model: model not found"}, status_code=404)
         return JSONResponse(eachlabs_model(model))

@@ -8,6 +8,7 @@ until COMPLETED (then 200); GET .../requests/{id} gives the result; PUT
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.emulators.catalog import fal_routes, find
+from bench.emulators.catalog import fal_openapi, fal_routes, find
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -28,6 +29,7 @@ from bench.emulators.common import (
     rate_limit_headers,
     size_from_payload,
 )
+from bench.emulators.validate import problems
 
 TRANSIENT = frozenset({"rate_limit", "server_error", "unavailable"})
 REFUSAL = [
@@ -82,6 +84,9 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         if body is None or not isinstance(body.get("prompt"), str):
             detail = [{"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]
             return JSONResponse({"detail": detail}, status_code=422)
+        refusal = refuse_invalid(request.path_params["model_path"], body)
+        if refusal is not None:
+            return refusal
         width, height = size_from_payload(body)
         job = emu.new_job(
             body["prompt"],
@@ -107,6 +112,22 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                 "status": "IN_QUEUE",
             }
         )
+
+    def refuse_invalid(endpoint: str, body: Mapping[str, Any]) -> JSONResponse | None:
+        """An unknown endpoint (404) or a body its served OpenAPI input refuses (422, fal's
+        {"detail": [{loc, msg, type}]}), as the real queue does."""
+        model = find("fal", endpoint)
+        if model is None:
+            return JSONResponse({"detail": f"Application {endpoint!r} not found"}, status_code=404)
+        document = fal_openapi(model)
+        schema = document["paths"][f"/{endpoint}"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]
+        found = problems(document, schema, dict(body))
+        if not found:
+            return None
+        detail = [{"loc": ["body", *path.split(".")], "msg": msg, "type": kind} for path, kind, msg in found]
+        return JSONResponse({"detail": detail}, status_code=422, headers={"X-Fal-Retryable": "false"})
 
     def transient(job: Job, where: str) -> JSONResponse | None:
         """A rate limit or server error on this call, if the job carries one injected here.

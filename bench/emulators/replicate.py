@@ -31,6 +31,7 @@ from bench.emulators.common import (
     rate_limit_headers,
     size_from_payload,
 )
+from bench.emulators.validate import problems
 
 NSFW_ERROR = "NSFW content detected. Try running it again, or try a different prompt."
 PHASE_STATUS = {"queued": "starting", "running": "processing", "done": "succeeded", "cancelled": "canceled"}
@@ -111,6 +112,21 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                     {"type": "required", "field": "input.prompt", "description": "prompt is required"}
                 ],
             )
+        known = find("replicate", model)
+        if known is None:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        document = replicate_version(known)["openapi_schema"]
+        found = problems(document, document["components"]["schemas"]["Input"], dict(payload))
+        if found:  # Replicate's 422: a detail line per field, and invalid_fields
+            return problem(
+                422,
+                "Input validation failed",
+                "\n".join(f"- input.{path}: {msg}" for path, _, msg in found),
+                invalid_fields=[
+                    {"type": kind, "field": f"input.{path}", "description": f"{path}: {msg}"}
+                    for path, kind, msg in found
+                ],
+            )
         width, height = size_from_payload(payload)
         job = emu.new_job(
             payload["prompt"],
@@ -155,7 +171,13 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         model, _, version_id = version.rpartition(":")
         if not model:  # a bare version id: the model that has it, if the catalog knows it
             known = replicate_model_for_version(version_id)
-            model = str(known["id"]) if known else "unknown/unknown"
+            if known is None:
+                return problem(
+                    422,
+                    "Invalid version or not permitted",
+                    "The specified version does not exist (or perhaps you don't have permission to use it?)",
+                )
+            model = str(known["id"])
         return await create(request, model, body, version_id)
 
     async def create_for_model(request: Request) -> Response:
