@@ -119,3 +119,44 @@ def test_aki_io_cancel_through_progress() -> None:
         # The 30 s job never finished: it was cancelled, and no image was rendered or billed.
         assert emu.cancels and not emu.billed
         assert result.get("job_state") == "canceled" or not result.get("images")
+
+
+def test_replicate_sdk_lists_models_versions_predictions_and_collections() -> None:
+    with emulator(replicate_emulator.create_app(knobs(inference_s=(0.0, 0.0)))) as (url, emu):
+        client = replicate.Client(api_token=KEY, base_url=url)
+        listed = client.models.list()
+        names = {f"{m.owner}/{m.name}" for m in listed.results}
+        assert "black-forest-labs/flux-schnell" in names and listed.next is None
+        model = client.models.get("fofr/sdxl-emoji")
+        versions = model.versions.list()
+        assert model.latest_version is not None and [v.id for v in versions] == [model.latest_version.id]
+        made = client.models.predictions.create(
+            model="black-forest-labs/flux-schnell", input={"prompt": "a cube"}
+        )
+        fetched = client.predictions.get(made.id)
+        assert fetched.id == made.id and fetched.input == {"prompt": "a cube"}
+        assert made.id in {p.id for p in client.predictions.list().results}
+        collections = client.collections.list()
+        assert [c.slug for c in collections.results] == ["text-to-image"]
+        text_to_image = client.collections.get("text-to-image")
+        assert "black-forest-labs/flux-schnell" in {f"{m.owner}/{m.name}" for m in text_to_image.models or []}
+        for path in (
+            "GET /v1/models",
+            "GET /v1/predictions",
+            "GET /v1/collections",
+            "GET /v1/collections/text-to-image",
+        ):
+            assert path in emu.calls
+        assert "GET /v1/models/fofr/sdxl-emoji/versions" in emu.calls
+
+
+def test_fal_client_run_is_synchronous(monkeypatch: pytest.MonkeyPatch) -> None:
+    with emulator(fal.create_app(knobs(inference_s=(0.02, 0.02)))) as (url, emu):
+        monkeypatch.setattr(fal_client.client, "RUN_URL_FORMAT", f"{url}/run/")
+        client = fal_client.SyncClient(key=KEY)
+        result = client.run("fal-ai/flux/schnell", arguments={"prompt": "a red cube", "image_size": "square"})
+        assert httpx.get(result["images"][0]["url"]).content.startswith(PNG_MAGIC)
+        assert emu.calls[0] == "POST /run/fal-ai/flux/schnell"  # one call: no queue, no polling
+        with pytest.raises(fal_client.client.FalClientHTTPError) as info:
+            client.run("fal-ai/flux/schnell", arguments={"prompt": "a cube", "num_inference_steps": 99})
+        assert info.value.status_code == 422  # the same checks as the queue

@@ -216,6 +216,47 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             }
         )
 
+    async def run_sync(request: Request) -> Response:
+        """fal.run's synchronous POST https://fal.run/{model_id}: the result itself, when done.
+
+        Served under /run/ (fal_client: RUN_URL_FORMAT = URL + "/run/"), the queue at the root."""
+        emu.calls.append(f"POST {request.url.path}")
+        if not authorized(request):
+            return unauthorized()
+        body = await json_body(request)
+        if body is None or not isinstance(body.get("prompt"), str):
+            detail = [{"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        refusal = refuse_invalid(request.path_params["model_path"], body)
+        if refusal is not None:
+            return refusal
+        width, height = size_from_payload(body)
+        job = emu.new_job(
+            body["prompt"],
+            width=width,
+            height=height,
+            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
+            steps=int_param(body.get("num_inference_steps"), 4),
+            num_images=int_param(body.get("num_images"), 1),
+        )
+        job.extra["sync_mode"] = body.get("sync_mode") is True
+        await emu.wait_sync(job)
+        if job.refused:
+            return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
+        refs = await (emu.data_uris(job) if job.extra["sync_mode"] else emu.urls(job, request))
+        return JSONResponse(
+            {
+                "images": [
+                    {"url": ref, "width": job.width, "height": job.height, "content_type": "image/png"}
+                    for ref in refs
+                ],
+                "timings": {"inference": job.inference_s},
+                "seed": job.seed,
+                "has_nsfw_concepts": [False] * len(refs),
+                "prompt": job.prompt,
+            }
+        )
+
     async def cancel(request: Request) -> Response:
         emu.calls.append(f"PUT {request.url.path}")
         if not authorized(request):
@@ -235,6 +276,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             Route("/{owner}/{app}/requests/{request_id}/status", status, methods=["GET"]),
             Route("/{owner}/{app}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
             Route("/{owner}/{app}/requests/{request_id}", result, methods=["GET"]),
+            Route("/run/{model_path:path}", run_sync, methods=["POST"]),
             Route("/{model_path:path}", submit, methods=["POST"]),
         ]
     )

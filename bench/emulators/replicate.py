@@ -17,7 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.emulators.catalog import find, replicate_model, replicate_model_for_version, replicate_version
+from bench.emulators.catalog import (
+    find,
+    models_of,
+    replicate_model,
+    replicate_model_for_version,
+    replicate_version,
+)
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -35,6 +41,14 @@ from bench.emulators.validate import problems
 
 NSFW_ERROR = "NSFW content detected. Try running it again, or try a different prompt."
 PHASE_STATUS = {"queued": "starting", "running": "processing", "done": "succeeded", "cancelled": "canceled"}
+
+
+# The one collection the emulator serves: every emulated model (Replicate's own is text-to-image).
+COLLECTION = {
+    "name": "Text to image",
+    "slug": "text-to-image",
+    "description": "Models that generate images from text prompts",
+}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -227,9 +241,61 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             return problem(404, "Not found", "The requested resource could not be found.")
         return JSONResponse(version)
 
+    def page(results: list[Any]) -> JSONResponse:
+        # Replicate's list answers: {next, previous, results}; one page holds everything here.
+        return JSONResponse({"next": None, "previous": None, "results": results})
+
+    async def list_models(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        base = str(request.base_url).rstrip("/")
+        return page([replicate_model(m, base) for m in models_of("replicate")])
+
+    async def list_versions(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
+        if model is None:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        return page([replicate_version(model)])
+
+    async def list_predictions(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        newest_first = sorted(emu.jobs.values(), key=lambda job: -job.created)
+        return page([await prediction(request, job) for job in newest_first])
+
+    def collection(base: str, summary: bool) -> dict[str, Any]:
+        out: dict[str, Any] = dict(COLLECTION)
+        if not summary:
+            out["models"] = [replicate_model(m, base) for m in models_of("replicate")]
+        return out
+
+    async def list_collections(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        return page([collection(str(request.base_url).rstrip("/"), summary=True)])
+
+    async def get_collection(request: Request) -> Response:
+        emu.calls.append(f"GET {request.url.path}")
+        if not emu.key_ok(bearer(request)):
+            return unauthorized()
+        if request.path_params["slug"] != COLLECTION["slug"]:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        return JSONResponse(collection(str(request.base_url).rstrip("/"), summary=False))
+
     app = Starlette(
         routes=[
             FILE_ROUTE,
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{owner}/{name}/versions", list_versions, methods=["GET"]),
+            Route("/v1/predictions", list_predictions, methods=["GET"]),
+            Route("/v1/collections", list_collections, methods=["GET"]),
+            Route("/v1/collections/{slug}", get_collection, methods=["GET"]),
             Route("/v1/models/{owner}/{name}", get_model, methods=["GET"]),
             Route("/v1/models/{owner}/{name}/versions/{version_id}", get_version, methods=["GET"]),
             Route("/v1/predictions", create_versioned, methods=["POST"]),
