@@ -240,6 +240,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             num_images=int_param(body.get("num_images"), 1),
         )
         job.extra["sync_mode"] = body.get("sync_mode") is True
+        job.extra["endpoint"] = request.path_params["model_path"]
         await emu.wait_sync(job)
         if job.refused:
             return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
