@@ -27,12 +27,10 @@ from bench.emulators.common import (
     Job,
     Knobs,
     bearer,
-    int_param,
     json_body,
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
 from bench.emulators.validate import problems
 
@@ -90,15 +88,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         if found:  # errors.mdx: 422 with {"error": "..."}
             text = "; ".join(f"input.{path}: {msg}" for path, _, msg in found)
             return JSONResponse({"error": f"Input validation failed: {text}"}, status_code=422)
-        width, height = size_from_payload(payload)
-        job = emu.new_job(
-            payload["prompt"],
-            width=width,
-            height=height,
-            seed=payload.get("seed") if isinstance(payload.get("seed"), int) else None,
-            steps=int_param(payload.get("num_inference_steps"), 4),
-            num_images=int_param(payload.get("num_images"), 1),
-        )
+        job = emu.job_from_payload(payload)
         job.extra.update(input=payload, model=body["model"])
         if job.fault == "rate_limit":
             return JSONResponse(

@@ -22,12 +22,10 @@ from bench.emulators.common import (
     EmulatorState,
     Job,
     Knobs,
-    int_param,
     json_body,
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
 from bench.emulators.validate import problems
 
@@ -76,7 +74,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
     def not_found() -> JSONResponse:
         return JSONResponse({"detail": "Request not found"}, status_code=404)
 
-    async def submit(request: Request) -> Response:
+    async def accept(request: Request) -> Job | JSONResponse:
+        """A job for a valid request to an endpoint (queue or synchronous), else the refusal."""
         emu.calls.append(f"POST {request.url.path}")
         if not authorized(request):
             return unauthorized()
@@ -87,17 +86,30 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         refusal = refuse_invalid(request.path_params["model_path"], body)
         if refusal is not None:
             return refusal
-        width, height = size_from_payload(body)
-        job = emu.new_job(
-            body["prompt"],
-            width=width,
-            height=height,
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-            steps=int_param(body.get("num_inference_steps"), 4),
-            num_images=int_param(body.get("num_images"), 1),
-        )
+        job = emu.job_from_payload(body)
         job.extra["sync_mode"] = body.get("sync_mode") is True
         job.extra["endpoint"] = request.path_params["model_path"]
+        return job
+
+    async def images_answer(request: Request, job: Job) -> JSONResponse:
+        refs = await (emu.data_uris(job) if job.extra.get("sync_mode") else emu.urls(job, request))
+        return JSONResponse(
+            {
+                "images": [
+                    {"url": ref, "width": job.width, "height": job.height, "content_type": "image/png"}
+                    for ref in refs
+                ],
+                "timings": {"inference": job.inference_s},
+                "seed": job.seed,
+                "has_nsfw_concepts": [False] * len(refs),
+                "prompt": job.prompt,
+            }
+        )
+
+    async def submit(request: Request) -> Response:
+        job = await accept(request)
+        if not isinstance(job, Job):
+            return job
         if (failure := transient(job, "submit")) is not None:
             return failure
         app = "/".join(request.path_params["model_path"].split("/")[:2])
@@ -202,61 +214,19 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             return malformed_json()
         if job.fault == "missing_field":
             return JSONResponse({"timings": {"inference": job.inference_s}, "seed": job.seed})
-        refs = await (emu.data_uris(job) if job.extra.get("sync_mode") else emu.urls(job, request))
-        return JSONResponse(
-            {
-                "images": [
-                    {"url": ref, "width": job.width, "height": job.height, "content_type": "image/png"}
-                    for ref in refs
-                ],
-                "timings": {"inference": job.inference_s},
-                "seed": job.seed,
-                "has_nsfw_concepts": [False] * len(refs),
-                "prompt": job.prompt,
-            }
-        )
+        return await images_answer(request, job)
 
     async def run_sync(request: Request) -> Response:
         """fal.run's synchronous POST https://fal.run/{model_id}: the result itself, when done.
 
         Served under /run/ (fal_client: RUN_URL_FORMAT = URL + "/run/"), the queue at the root."""
-        emu.calls.append(f"POST {request.url.path}")
-        if not authorized(request):
-            return unauthorized()
-        body = await json_body(request)
-        if body is None or not isinstance(body.get("prompt"), str):
-            detail = [{"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]
-            return JSONResponse({"detail": detail}, status_code=422)
-        refusal = refuse_invalid(request.path_params["model_path"], body)
-        if refusal is not None:
-            return refusal
-        width, height = size_from_payload(body)
-        job = emu.new_job(
-            body["prompt"],
-            width=width,
-            height=height,
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-            steps=int_param(body.get("num_inference_steps"), 4),
-            num_images=int_param(body.get("num_images"), 1),
-        )
-        job.extra["sync_mode"] = body.get("sync_mode") is True
-        job.extra["endpoint"] = request.path_params["model_path"]
+        job = await accept(request)
+        if not isinstance(job, Job):
+            return job
         await emu.wait_sync(job)
         if job.refused:
             return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
-        refs = await (emu.data_uris(job) if job.extra["sync_mode"] else emu.urls(job, request))
-        return JSONResponse(
-            {
-                "images": [
-                    {"url": ref, "width": job.width, "height": job.height, "content_type": "image/png"}
-                    for ref in refs
-                ],
-                "timings": {"inference": job.inference_s},
-                "seed": job.seed,
-                "has_nsfw_concepts": [False] * len(refs),
-                "prompt": job.prompt,
-            }
-        )
+        return await images_answer(request, job)
 
     async def cancel(request: Request) -> Response:
         emu.calls.append(f"PUT {request.url.path}")

@@ -31,7 +31,6 @@ from bench.emulators.common import (
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
 from bench.emulators.validate import problems
 
@@ -132,15 +131,7 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         if refusal is not None:
             return refusal
         n = int_param(body.get("n", body.get("num_images", 1)), 1)
-        width, height = size_from_payload(body)
-        job = emu.new_job(
-            body["prompt"],
-            width=width,
-            height=height,
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-            steps=int_param(body.get("num_inference_steps"), 4),
-            num_images=n,
-        )
+        job = emu.job_from_payload(body, count=n)
         if job.fault == "rate_limit":
             return fail(429, "Too Many Requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs))
         if job.fault in ("server_error", "unavailable"):

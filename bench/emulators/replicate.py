@@ -35,7 +35,6 @@ from bench.emulators.common import (
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
 from bench.emulators.validate import problems
 
@@ -115,6 +114,11 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                 out["output"] = urls if job.extra["list_output"] else urls[0]
         return out
 
+    def denied(request: Request, method: str) -> Response | None:
+        """Every call is counted; one without a valid token gets Replicate's 401."""
+        emu.calls.append(f"{method} {request.url.path}")
+        return None if emu.key_ok(bearer(request)) else unauthorized()
+
     async def create(request: Request, model: str, body: Mapping[str, Any], version: str | None) -> Response:
         payload = body.get("input")
         if not isinstance(payload, Mapping) or not isinstance(payload.get("prompt"), str):
@@ -141,15 +145,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                     for path, kind, msg in found
                 ],
             )
-        width, height = size_from_payload(payload)
-        job = emu.new_job(
-            payload["prompt"],
-            width=width,
-            height=height,
-            seed=payload.get("seed") if isinstance(payload.get("seed"), int) else None,
-            steps=int_param(payload.get("num_inference_steps"), 4),
-            num_images=int_param(payload.get("num_outputs"), 1),
-        )
+        job = emu.job_from_payload(payload, count_key="num_outputs")
         # flux-schnell/dev answer a list of URLs; flux-1.1-pro a single URL string.
         job.extra.update(model=model, version=version, input=dict(payload), list_output="pro" not in model)
         if job.fault == "rate_limit":
@@ -168,9 +164,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse(await prediction(request, job), status_code=201)
 
     async def create_versioned(request: Request) -> Response:
-        emu.calls.append(f"POST {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "POST")) is not None:
+            return refusal
         body = await json_body(request) or {}
         version = body.get("version")
         if not isinstance(version, str) or not version:
@@ -195,16 +190,14 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return await create(request, model, body, version_id)
 
     async def create_for_model(request: Request) -> Response:
-        emu.calls.append(f"POST {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "POST")) is not None:
+            return refusal
         model = f"{request.path_params['owner']}/{request.path_params['name']}"
         return await create(request, model, await json_body(request) or {}, None)
 
     async def get(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         job = emu.jobs.get(request.path_params["prediction_id"])
         if job is None:
             return problem(404, "Not found", "The requested resource could not be found.")
@@ -213,9 +206,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse(await prediction(request, job))
 
     async def cancel(request: Request) -> Response:
-        emu.calls.append(f"POST {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "POST")) is not None:
+            return refusal
         job = emu.jobs.get(request.path_params["prediction_id"])
         if job is None:
             return problem(404, "Not found", "The requested resource could not be found.")
@@ -223,18 +215,16 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse(await prediction(request, job))
 
     async def get_model(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
         if model is None:
             return problem(404, "Not found", "The requested resource could not be found.")
         return JSONResponse(replicate_model(model, str(request.base_url).rstrip("/")))
 
     async def get_version(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
         version = replicate_version(model) if model is not None else None
         if version is None or version["id"] != request.path_params["version_id"]:
@@ -246,25 +236,22 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse({"next": None, "previous": None, "results": results})
 
     async def list_models(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         base = str(request.base_url).rstrip("/")
         return page([replicate_model(m, base) for m in models_of("replicate")])
 
     async def list_versions(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
         if model is None:
             return problem(404, "Not found", "The requested resource could not be found.")
         return page([replicate_version(model)])
 
     async def list_predictions(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         newest_first = sorted(emu.jobs.values(), key=lambda job: -job.created)
         return page([await prediction(request, job) for job in newest_first])
 
@@ -275,15 +262,13 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return out
 
     async def list_collections(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         return page([collection(str(request.base_url).rstrip("/"), summary=True)])
 
     async def get_collection(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         if request.path_params["slug"] != COLLECTION["slug"]:
             return problem(404, "Not found", "The requested resource could not be found.")
         return JSONResponse(collection(str(request.base_url).rstrip("/"), summary=False))
