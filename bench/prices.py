@@ -137,8 +137,8 @@ class PriceEntry:
             return math.nan  # e.g. a bare total without a `total` rate: unknown, not free
         total = 0.0
         for kind, count in counts.items():
-            if count is None:
-                continue
+            if count is None or count == 0:
+                continue  # no tokens of this kind cost nothing, priced or not
             rate = self.token_usd_per_million.get(kind)
             if rate is None or not isinstance(count, int | float):
                 return math.nan  # tokens of a kind we have no price for: unknown, not free

@@ -13,11 +13,12 @@ memory; `SweepPlan.total` counts them without building them.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.catalog.mapping import ParameterError
+from bench.catalog.mapping import ParameterError, check_prompt
 from bench.catalog.spec import ModelSpec
 from bench.config import Size, SweepAxes, Target
 from bench.errors import ConfigError
@@ -143,6 +144,22 @@ def make_job(target: Target, spec: ModelSpec, prompt: PromptItem, setting: Setti
     )
 
 
+_warned_left_out: set[tuple[str, str]] = set()
+
+
+def warn_left_out(target_id: str, settings: Sequence[Setting]) -> None:
+    """One stderr line per target naming what the mapping could not carry and why (the records
+    carry it too, in left_out). Once per process: `bench run` plans twice (validate, then run)."""
+    reasons: dict[str, str] = {}
+    for setting in settings:
+        for name, why in setting.left_out.items():
+            reasons.setdefault(name, why)
+    line = "; ".join(f"{name} ({why})" for name, why in reasons.items())
+    if line and (target_id, line) not in _warned_left_out:
+        _warned_left_out.add((target_id, line))
+        print(f"bench: warning: {target_id}: not sent: {line}", file=sys.stderr)
+
+
 def plan_sweep(
     targets: Sequence[Target],
     providers: Mapping[str, Provider],
@@ -160,5 +177,13 @@ def plan_sweep(
     for target in targets:
         provider = providers[target.provider]
         spec = specs[target.id] if specs is not None else provider.model_spec(target.model)
-        planned.append((target, spec, tuple(settings_for(target, spec, provider, target.axes(axes)))))
+        settings = tuple(settings_for(target, spec, provider, target.axes(axes)))
+        for item in prompts:  # the prompt's own limits (Eachlabs: maxLength 500), before anything is sent
+            problem = check_prompt(spec, item.text)
+            if problem is not None:
+                raise ConfigError(
+                    f"prompts[{item.id}]", f"{len(item.text)} characters", f"{problem}; shorten or drop it"
+                )
+        warn_left_out(target.id, settings)
+        planned.append((target, spec, settings))
     return SweepPlan(prompts=tuple(prompts), targets=tuple(planned), repeats=axes.repeats)

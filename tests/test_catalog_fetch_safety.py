@@ -62,9 +62,7 @@ def test_an_oversized_catalog_answer_is_one_line_without_holding_it(
     monkeypatch.setenv(KEY_ENV, KEY)
     size = 32 * 1024 * 1024  # stands in for a 300 MB answer
     cap = 256 * 1024
-    route = huge_json_route(
-        "/v1/models/{slug:path}", "GET", MODEL_HEAD, MODEL_TAIL, size, declare_length=declare_length
-    )
+    route = huge_json_route("/v1/model", "GET", MODEL_HEAD, MODEL_TAIL, size, declare_length=declare_length)
     with running(Starlette(routes=[route])) as url:
         tracemalloc.start()
         try:
@@ -118,7 +116,7 @@ def error_app(body: str) -> Starlette:
     async def model(request: Request) -> Response:
         return PlainTextResponse(body, status_code=500)
 
-    return Starlette(routes=[Route("/v1/models/{slug:path}", model, methods=["GET"])])
+    return Starlette(routes=[Route("/v1/model", model, methods=["GET"])])  # Eachlabs' model API
 
 
 def test_an_error_answer_never_shows_part_of_the_key(

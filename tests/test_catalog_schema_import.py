@@ -185,9 +185,10 @@ def test_fal_openapi_document_reads_order_refs_any_of_and_maps() -> None:
         "seed": 7,
         "image_size": "landscape_16_9",
     }
-    # a size no preset expresses is left out (the model's default), with the reason
+    # a size no preset expresses goes as the ImageSize object the schema also takes (issue 21)
     odd = map_request(spec, ImageRequest(prompt="a fox", width=640, height=480))
-    assert "image_size" not in odd.payload and "size" in odd.left_out
+    assert odd.payload["image_size"] == {"width": 640, "height": 480} and not odd.left_out
+    assert spec.size_object == {"max_side_px": 14142}
 
 
 def test_fal_rejects_a_bad_value_with_the_providers_own_limits() -> None:
@@ -233,8 +234,13 @@ def test_exclusive_minimum_on_integers_and_unreadable_schemas() -> None:
     }
     spec = spec_from_entry(entry_from_input_schema(schema, schema, slug="m"), "x")
     assert spec.params["width"].minimum == 1 and spec.size_mode == "width_height"
-    with pytest.raises(SchemaError, match="no prompt"):
-        entry_from_input_schema({}, {"properties": {"text": {"type": "string"}}}, slug="m")
+    # a text field not called prompt is the prompt (issue 21); an image field alone is not
+    assert (
+        entry_from_input_schema({}, {"properties": {"text": {"type": "string"}}}, slug="m")["prompt_param"]
+        == "text"
+    )
+    with pytest.raises(SchemaError, match="no text prompt field"):
+        entry_from_input_schema({}, {"properties": {"image": {"type": "string"}}}, slug="m")
     with pytest.raises(SchemaError, match="points nowhere"):
         entry_from_input_schema({}, {"$ref": "#/components/schemas/Missing"}, slug="m")
     with pytest.raises(SchemaError, match="no POST"):

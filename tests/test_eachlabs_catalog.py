@@ -305,7 +305,12 @@ def test_size_modes_follow_the_seed() -> None:
 
 def test_presets_use_the_fal_pixel_sizes() -> None:
     assert _size_payload("flux-2", width=1024, height=576)[0]["image_size"] == "landscape_16_9"
+    # No preset is 1000x1000 and the seed lists presets only: the same shape, said (issue 21).
     payload, left_out = _size_payload("flux-2", width=1000, height=1000)
+    assert (
+        payload["image_size"] == "square_hd" and "approximated as square_hd (1024x1024)" in left_out["size"]
+    )
+    payload, left_out = _size_payload("flux-2", width=1000, height=300)  # no preset of that shape
     assert "image_size" not in payload and "cannot be expressed as image_size" in left_out["size"]
 
 
@@ -326,7 +331,9 @@ def test_megapixels_and_tiers_go_with_the_aspect_ratio() -> None:
     payload, _ = _size_payload("flux-schnell", width=512, height=512)
     assert (payload["aspect_ratio"], payload["megapixels"]) == ("1:1", "0.25")
     payload, left_out = _size_payload("flux-schnell", width=1024, height=576)
-    assert payload["aspect_ratio"] == "16:9" and "megapixels" not in payload and not left_out
+    assert payload["aspect_ratio"] == "16:9" and "megapixels" not in payload
+    # The shape went, the size could not (0.59 MP is neither 1 nor 0.25): that is said (issue 21).
+    assert "cannot be expressed as megapixels" in left_out["size"]
     payload, _ = _size_payload("nano-banana-pro", width=2048, height=2048)
     assert (payload["aspect_ratio"], payload["resolution"]) == ("1:1", "2K")
     payload, left_out = _size_payload("nano-banana-pro", width=1000, height=300)
@@ -411,7 +418,7 @@ def test_generator_reads_quoted_defaults_options_and_ranges() -> None:
             + _seed("| `prompt` | string | Yes | — | — | p |"),
             "slug 'm'",
         ),
-        (_seed("| `image` | string | Yes | — | — | p |"), "no prompt parameter"),
+        (_seed("| `image` | string | Yes | — | — | p |"), "no text prompt field"),
     ],
 )
 def test_generator_stops_on_a_malformed_seed(text: str, error: str) -> None:

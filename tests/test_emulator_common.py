@@ -8,6 +8,7 @@ import httpx
 import pytest
 import yaml
 
+from bench.catalog.retired import RetiredModelError
 from bench.emulators.cli import EMULATORS, build_app, parser
 from bench.emulators.common import EmulatorState, Knobs, fit_size, size_from_payload
 from bench.emulators.openai_compat import create_app
@@ -94,14 +95,14 @@ def test_gpt_image_estimate_from_documented_tokens() -> None:
     provider = create_provider(
         "openai_compat", ProviderSettings(name="openai", options={"profile": "openai", "price_table": table})
     )
-    spec = provider.model_spec("gpt-image-1")
+    spec = provider.model_spec("gpt-image-2")
     low = provider.estimate_cost_usd(spec, ImageRequest(prompt="a" * 40, extra={"quality": "low"}))
-    assert low is not None and math.isclose(low, (10 * 5.0 + 272 * 40.0) / 1e6)
-    dalle = provider.estimate_cost_usd(
-        provider.model_spec("dall-e-3"),
-        ImageRequest(prompt="x", width=1792, height=1024, extra={"quality": "hd"}),
-    )
-    assert dalle == 0.12
+    assert low is not None and math.isclose(low, (10 * 5.0 + 272 * 30.0) / 1e6)
+    # Retired at OpenAI: asking its own host for dall-e-3 is one line naming the date and the successor.
+    with pytest.raises(
+        RetiredModelError, match=r"^openai:dall-e-3: retired on 2026-05-12, use openai:gpt-image-2"
+    ):
+        provider.model_spec("dall-e-3")
 
 
 def test_slow_fault_lengthens_inference_for_every_protocol() -> None:

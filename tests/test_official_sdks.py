@@ -24,16 +24,16 @@ PNG_MAGIC = b"\x89PNG"
 def test_openai_sdk_generates_lists_models_and_raises_rate_limit() -> None:
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
-        answer = client.images.generate(model="dall-e-3", prompt="a red cube", size="1024x1024")
-        assert answer.data and answer.data[0].url and answer.data[0].revised_prompt
-        b64 = client.images.generate(model="gpt-image-1", prompt="a red cube", quality="low")
+        b64 = client.images.generate(model="gpt-image-2", prompt="a red cube", quality="low")
         assert b64.data and b64.data[0].b64_json and b64.usage is not None and b64.usage.output_tokens == 272
         ids = {m.id for m in client.models.list()}
-        assert {"dall-e-3", "gpt-image-1"} <= ids and len(ids) >= 10
+        # Today's image models are listed (checked 2026-12-06); the retired ones are not.
+        assert {"gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini"} <= ids
+        assert not ids & {"dall-e-3", "dall-e-2", "gpt-image-1"}
     with emulator(openai_compat.create_app(knobs(fault="rate_limit"), profile="openai")) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
         with pytest.raises(openai.RateLimitError):
-            client.images.generate(model="dall-e-3", prompt="a red cube")
+            client.images.generate(model="gpt-image-2", prompt="a red cube")
 
 
 def test_replicate_sdk_runs_model_and_version_routes_cancels_and_raises_model_error() -> None:
@@ -119,3 +119,44 @@ def test_aki_io_cancel_through_progress() -> None:
         # The 30 s job never finished: it was cancelled, and no image was rendered or billed.
         assert emu.cancels and not emu.billed
         assert result.get("job_state") == "canceled" or not result.get("images")
+
+
+def test_replicate_sdk_lists_models_versions_predictions_and_collections() -> None:
+    with emulator(replicate_emulator.create_app(knobs(inference_s=(0.0, 0.0)))) as (url, emu):
+        client = replicate.Client(api_token=KEY, base_url=url)
+        listed = client.models.list()
+        names = {f"{m.owner}/{m.name}" for m in listed.results}
+        assert "black-forest-labs/flux-schnell" in names and listed.next is None
+        model = client.models.get("fofr/sdxl-emoji")
+        versions = model.versions.list()
+        assert model.latest_version is not None and [v.id for v in versions] == [model.latest_version.id]
+        made = client.models.predictions.create(
+            model="black-forest-labs/flux-schnell", input={"prompt": "a cube"}
+        )
+        fetched = client.predictions.get(made.id)
+        assert fetched.id == made.id and fetched.input == {"prompt": "a cube"}
+        assert made.id in {p.id for p in client.predictions.list().results}
+        collections = client.collections.list()
+        assert [c.slug for c in collections.results] == ["text-to-image"]
+        text_to_image = client.collections.get("text-to-image")
+        assert "black-forest-labs/flux-schnell" in {f"{m.owner}/{m.name}" for m in text_to_image.models or []}
+        for path in (
+            "GET /v1/models",
+            "GET /v1/predictions",
+            "GET /v1/collections",
+            "GET /v1/collections/text-to-image",
+        ):
+            assert path in emu.calls
+        assert "GET /v1/models/fofr/sdxl-emoji/versions" in emu.calls
+
+
+def test_fal_client_run_is_synchronous(monkeypatch: pytest.MonkeyPatch) -> None:
+    with emulator(fal.create_app(knobs(inference_s=(0.02, 0.02)))) as (url, emu):
+        monkeypatch.setattr(fal_client.client, "RUN_URL_FORMAT", f"{url}/run/")
+        client = fal_client.SyncClient(key=KEY)
+        result = client.run("fal-ai/flux/schnell", arguments={"prompt": "a red cube", "image_size": "square"})
+        assert httpx.get(result["images"][0]["url"]).content.startswith(PNG_MAGIC)
+        assert emu.calls[0] == "POST /run/fal-ai/flux/schnell"  # one call: no queue, no polling
+        with pytest.raises(fal_client.client.FalClientHTTPError) as info:
+            client.run("fal-ai/flux/schnell", arguments={"prompt": "a cube", "num_inference_steps": 99})
+        assert info.value.status_code == 422  # the same checks as the queue

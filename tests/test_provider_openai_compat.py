@@ -1,4 +1,8 @@
-"""OpenAI-compatible adapter (openai, aimlapi, apipie profiles) against its emulator."""
+"""OpenAI-compatible adapter (openai, aimlapi, apipie profiles) against its emulator.
+
+Most tests here use dall-e-3 (retired by OpenAI on 2026-05-12) as the plain URL-answering model
+of the protocol: against an emulator a retired model is allowed, with a warning.
+"""
 
 from __future__ import annotations
 
@@ -71,7 +75,7 @@ def test_openai_gpt_image_usage_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     with emulator(create_app(knobs(), profile="openai")) as (url, _):
         provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
         result = generate(
-            provider, "gpt-image-1", ImageRequest(prompt="a lighthouse", extra={"quality": "low"})
+            provider, "gpt-image-2", ImageRequest(prompt="a lighthouse", extra={"quality": "low"})
         )
     assert_images(result)
     assert result.usage["output_tokens"] == 272
@@ -84,7 +88,7 @@ def test_apipie_usage_cost_and_latency(monkeypatch: pytest.MonkeyPatch) -> None:
         provider = make_provider("openai_compat", "apipie", url, monkeypatch, options={"profile": "apipie"})
         result = generate(provider, "dall-e-3", REQ)
     assert_images(result)
-    assert result.cost_usd == pytest.approx(0.04 * 1024 * 1024 / 1e6)
+    assert result.cost_usd == pytest.approx(0.04)  # dall-e-3's flat req_price per image (APIpie's list)
     assert result.timings.inference_s == pytest.approx(0.02)
     assert result.revised_prompt is not None
 
@@ -102,7 +106,7 @@ def test_refusal_is_refused_error_with_reason(monkeypatch: pytest.MonkeyPatch, p
 def test_gpt_image_moderation_blocked_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with emulator(create_app(knobs(), profile="openai")) as (url, _):
         provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
-        error = generate_error(provider, "gpt-image-1", ImageRequest(prompt="REFUSE this"), RefusedError)
+        error = generate_error(provider, "gpt-image-2", ImageRequest(prompt="REFUSE this"), RefusedError)
     assert "moderation_blocked" in error.message
 
 

@@ -16,6 +16,7 @@ from _provider_harness import (
     make_provider,
 )
 
+from bench.emulators.catalog import find, replicate_version
 from bench.emulators.replicate import create_app
 from bench.errors import (
     AuthError,
@@ -44,7 +45,12 @@ def test_prefer_wait_answers_in_one_call(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_polling_without_prefer_wait_and_pinned_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    options = {"prefer_wait_s": 0, "versions": {"black-forest-labs/flux-1.1-pro": "abc123"}}
+    known = find("replicate", "black-forest-labs/flux-1.1-pro")
+    assert known is not None  # a version the emulated API has (an unknown one is a 422, as at Replicate)
+    options = {
+        "prefer_wait_s": 0,
+        "versions": {"black-forest-labs/flux-1.1-pro": replicate_version(known)["id"]},
+    }
     with emulator(create_app(knobs(inference_s=(0.05, 0.05)))) as (url, emu):
         provider = make_provider("replicate", "replicate", url, monkeypatch, options=options)
         result = generate(provider, "black-forest-labs/flux-1.1-pro", REQ)

@@ -10,13 +10,16 @@ CatalogError line naming the provider, the model and what to do.
   GET /v1/models/pricing?endpoint_id=ID (unit price, unit, currency).
 - Replicate: GET /v1/models/{owner}/{name} (latest_version.openapi_schema) or
   /v1/models/{owner}/{name}/versions/{id} for owner/name:version targets.
-- Eachlabs: GET /v1/models/{slug}: `request_schema` and `cost`.
+- Eachlabs: GET /v1/model?slug=SLUG (eachlabs/mintlify-docs openapi_specs/models.json,
+  api/models/get-model.mdx): {title, slug, version, output_type, request_schema}. The answer
+  carries no price: predictions report theirs (metrics.cost), estimates use the price table.
 - OpenAI-compatible (OpenAI, AIML API, APIpie): the model list (APIpie with
   req_price/price_unit); a listed model the snapshot does not know gets the
   OpenAI image parameter schema, marked unverified, with a one-line warning.
 - AKI.IO: GET /api/endpoints/{name}?key=...: the endpoint exists; its parameters
   are the standard AKI.IO image parameters (seed 003), as the docs say.
-- KidJig: no published schema: the generic one of seed 000, unverified.
+- KidJig: no published schema or model list: the generic one of seed 000, unverified, and only
+  with providers.<name>.options.allow_unverified=true (nothing checks the id).
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from typing import Any
 
 import httpx
 
-from bench.catalog.entries import entry_from_spec
+from bench.catalog.entries import entry_from_spec, spec_from_entry
 from bench.catalog.schema_import import SchemaError, entry_from_input_schema, fal_input_schema
-from bench.catalog.shipped import shipped_specs
+from bench.catalog.shipped import shipped_document, shipped_specs
 from bench.errors import BenchError
 from bench.providers.base import ProviderSettings, key_forms, key_problem, read_api_key
 from bench.providers.http_common import read_capped, response_cap_message
@@ -55,7 +58,7 @@ REAL_BASE_URLS = {
     "akiio": "https://aki.io",
     "kidjig": "https://api.kidjig.com",
 }
-UNCHECKED = "its parameters are unchecked (the OpenAI image schema is assumed)"
+UNCHECKED = "its parameters are unchecked (an OpenAI image schema is assumed)"
 
 
 class CatalogError(BenchError):
@@ -85,6 +88,8 @@ class Discovered:
     source_url: str
     price: LivePrice | None = None
     warning: str | None = None
+    # Where the price comes from when the provider's answer carries none (shown by `bench ls`).
+    price_note: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -99,6 +104,7 @@ class FetchContext:
     catalog: str  # the protocol's catalog: fal, replicate, eachlabs, openai, aimlapi, apipie, akiio, kidjig
     settings: ProviderSettings
     client: httpx.Client
+    prompt_field: str | None = None  # the user's choice of text field (catalog.prompt_fields)
 
     @property
     def key(self) -> str:
@@ -230,7 +236,7 @@ def schema_entry(
 ) -> dict[str, Any]:
     """The catalog entry of a fetched input schema; an unreadable one is a CatalogError naming the provider."""
     try:
-        return entry_from_input_schema(document, schema, **kw)
+        return entry_from_input_schema(document, schema, prompt_field=ctx.prompt_field, **kw)
     except SchemaError as exc:
         raise CatalogError(f"{ctx.provider}:{exc}") from None
 
@@ -319,17 +325,30 @@ def discover_replicate(ctx: FetchContext, model: str) -> Discovered:
 
 
 # ---- Eachlabs --------------------------------------------------------------------------
+EACHLABS_PRICE_NOTE = (
+    "Eachlabs' model API publishes no price; each prediction reports its cost (metrics.cost, "
+    "cost_source=reported), and estimates before a run use the price table (configs/prices) "
+    "or stay unknown"
+)
+
+
+def eachlabs_headers(ctx: FetchContext) -> dict[str, str] | None:
+    # The current docs say Bearer; the older OpenAPI document (eachlabs/docs api.yaml) X-API-Key.
+    return {"Authorization": f"Bearer {ctx.key}", "X-API-Key": ctx.key} if ctx.key else None
+
+
 def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
-    url = f"{ctx.base(REAL_BASE_URLS['eachlabs'])}/v1/models/{model}"
-    raw = ctx.get(url, model, headers={"X-API-Key": ctx.key} if ctx.key else None)
+    url = f"{ctx.base(REAL_BASE_URLS['eachlabs'])}/v1/model"
+    raw = ctx.get(url, model, params={"slug": model}, headers=eachlabs_headers(ctx))
     if not isinstance(raw, Mapping):
-        raise CatalogError(f"{ctx.provider}:{model}: {url} did not answer a model object")
-    # Eachlabs' ModelDetail (mintlify-docs api/models/get-model.mdx, openapi_specs/models.json):
-    # {title, slug, version (deprecated, always "0.0.1"), output_type, request_schema, cost}.
+        raise CatalogError(f"{ctx.provider}:{model}: {url}?slug={model} did not answer a model object")
+    # ModelDetail (openapi_specs/models.json): {title, slug, version (deprecated, always
+    # "0.0.1"), output_type, request_schema}.
     schema = raw.get("request_schema")
     if not isinstance(schema, Mapping):
         raise CatalogError(
-            f"{ctx.provider}:{model}: {url} has no request_schema object; is it Eachlabs' model API?"
+            f"{ctx.provider}:{model}: {url}?slug={model} has no request_schema object; "
+            "is it Eachlabs' model API?"
         )
     entry = schema_entry(
         ctx,
@@ -339,17 +358,18 @@ def discover_eachlabs(ctx: FetchContext, model: str) -> Discovered:
         title=str(raw.get("title") or model),
         version=str(raw.get("version") or "0.0.1"),
     )
+    # A draft of the docs (never merged) described a `cost` estimate; read it if one ever comes.
     price = eachlabs_cost(raw, url)
-    return Discovered(entry=entry, raw=raw, source_url=url, price=price)
+    note = None if price is not None else EACHLABS_PRICE_NOTE
+    return Discovered(entry=entry, raw=raw, source_url=url, price=price, price_note=note)
 
 
 def eachlabs_cost(raw: Mapping[str, Any], url: str) -> LivePrice | None:
-    """The price in Eachlabs' `cost`, when it is one number.
+    """The price in a `cost` estimate, when the answer has one and it is one number.
 
-    `cost` is null when the model has no pricing document; `fixed` is `amount` per execution
-    (`unit` "execution"); `usage_based` has `amount` null and rates per `unit` from `min` to
-    `max` (by resolution, say). Only a single rate (min == max) prices every request; a range
-    depends on the input, so it is left to the price table.
+    The documented answer has no `cost`. A draft of Eachlabs' docs described one: `fixed`
+    is `amount` per execution; `usage_based` has rates per `unit` from `min` to `max`. Only a
+    single rate (min == max) prices every request; a range depends on the input.
     """
     cost = raw.get("cost")
     if not isinstance(cost, Mapping):
@@ -360,12 +380,6 @@ def eachlabs_cost(raw: Mapping[str, Any], url: str) -> LivePrice | None:
     if cost.get("type") == "usage_based" and low is not None and low == high:
         return live_price(cost.get("unit"), low, cost.get("currency"), url)
     return None
-
-
-def eachlabs_price(ctx: FetchContext, model: str) -> LivePrice | None:
-    url = f"{ctx.base(REAL_BASE_URLS['eachlabs'])}/v1/models/{model}"
-    raw = ctx.get(url, model, headers={"X-API-Key": ctx.key} if ctx.key else None)
-    return eachlabs_cost(raw, url) if isinstance(raw, Mapping) else None
 
 
 # ---- OpenAI-compatible -----------------------------------------------------------------
@@ -407,13 +421,22 @@ def discover_openai_compat(ctx: FetchContext, model: str) -> Discovered:
 
 
 def generic_openai_entry(catalog: str, model: str) -> dict[str, Any]:
-    """The OpenAI image parameters (as the openai snapshot has them for dall-e-3), marked unverified."""
-    template = next(s for s in shipped_specs("openai", catalog) if s.model == "dall-e-3")
+    """The OpenAI image parameters of the nearest family, marked unverified.
+
+    A gpt-image-* id gets the current GPT image schema (n up to 10, low/medium/high/auto,
+    output formats); any other id the older DALL-E 3 one (n=1, standard/hd), which is what the
+    OpenAI-compatible gateways copied for their own models."""
+    openai_doc = shipped_document("openai")
+    if model.rsplit("/", 1)[-1].startswith("gpt-image"):
+        template = spec_from_entry(openai_doc["models"][0], catalog)  # the newest GPT image model
+    else:
+        (dalle,) = [r["spec"] for r in openai_doc["retired"] if r["model"] == "dall-e-3"]
+        template = spec_from_entry(dalle, catalog)
     spec = replace(
         template,
         model=model,
         title=model,
-        description=f"generic OpenAI image schema: {UNCHECKED}",
+        description=f"generic OpenAI image schema ({template.model}'s): {UNCHECKED}",
         unverified=True,
     )
     return entry_from_spec(spec)
@@ -436,6 +459,14 @@ def discover_akiio(ctx: FetchContext, model: str) -> Discovered:
 
 # ---- KidJig ----------------------------------------------------------------------------
 def discover_kidjig(ctx: FetchContext, model: str) -> Discovered:
+    # KidJig publishes neither a model list nor schemas: nothing can confirm the id, so a typo
+    # would reach a paid POST. Only an explicit flag takes the generic guess.
+    if ctx.settings.options.get("allow_unverified") is not True:
+        raise CatalogError(
+            f"{ctx.provider}:{model}: KidJig publishes no model list or schema, so this id cannot be "
+            f"checked before a paid request; check its spelling and set "
+            f"providers.{ctx.provider}.options.allow_unverified=true to use it with a generic, unverified schema"
+        )
     template = shipped_specs("kidjig", ctx.provider)[0]
     entry = entry_from_spec(replace(template, model=model, title=model, unverified=True))
     return Discovered(
@@ -449,7 +480,6 @@ def discover_kidjig(ctx: FetchContext, model: str) -> Discovered:
 # Providers that publish prices: a model taken from the shipped snapshot still gets its live price.
 PRICE_FETCHERS: dict[str, Callable[[FetchContext, str], LivePrice | None]] = {
     "fal": fal_price,
-    "eachlabs": eachlabs_price,
     "apipie": apipie_price,
 }
 

@@ -69,6 +69,7 @@ def spec_from_entry(
         schema_sha256=schema_sha256 or entry_sha256(entry),
         fetched_at=fetched_at,
         unverified=bool(entry.get("unverified", False)),
+        size_object=dict(entry["size_object"]) if isinstance(entry.get("size_object"), Mapping) else None,
     )
 
 
@@ -84,6 +85,9 @@ def param_from_json(p: Mapping[str, Any]) -> ParamSpec:
         maximum=p.get("max"),
         description=str(p.get("description") or ""),
         options_complete=bool(p.get("options_complete", True)),
+        min_length=p.get("min_length"),
+        max_length=p.get("max_length"),
+        pattern=p.get("pattern"),
     )
 
 
@@ -100,21 +104,28 @@ def entry_from_spec(spec: ModelSpec) -> dict[str, Any]:
     entry["fixed"] = dict(spec.fixed)
     if spec.unverified:
         entry["unverified"] = True
-    entry["params"] = [
-        {
-            "name": p.name,
-            "type": p.type,
-            "required": p.required,
-            "default": p.default,
-            "options": list(p.options) if p.options is not None else None,
-            "options_complete": p.options_complete,
-            "min": p.minimum,
-            "max": p.maximum,
-            "description": p.description,
-        }
-        for p in spec.params.values()
-    ]
+    if spec.size_object is not None:
+        entry["size_object"] = dict(spec.size_object)
+    entry["params"] = [param_to_json(p) for p in spec.params.values()]
     return entry
+
+
+def param_to_json(p: ParamSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": p.name,
+        "type": p.type,
+        "required": p.required,
+        "default": p.default,
+        "options": list(p.options) if p.options is not None else None,
+        "options_complete": p.options_complete,
+        "min": p.minimum,
+        "max": p.maximum,
+        "description": p.description,
+    }
+    for key, value in (("min_length", p.min_length), ("max_length", p.max_length), ("pattern", p.pattern)):
+        if value is not None:  # written only when set, so older entries hash the same
+            out[key] = value
+    return out
 
 
 def renamed(spec: ModelSpec, model: str, title: str | None = None) -> ModelSpec:

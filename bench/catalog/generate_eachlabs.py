@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from bench.catalog.mapping import IMAGE_SIZE_PRESETS, RESOLUTION_TIERS_PX
+from bench.catalog.prompt_field import PromptFieldError, choose_prompt_field
 from bench.catalog.spec import ParamType, SizeMode
 
 GENERATOR_VERSION = 1
@@ -94,7 +95,7 @@ _DESCRIPTION_RANGES = (
     re.compile(rf"\((?P<min>{_NUM})\s*-\s*(?P<max>{_NUM})\)"),
     re.compile(rf"\bfrom (?P<min>{_NUM}) to (?P<max>{_NUM})\b", re.I),
 )
-_RATIO = re.compile(r"^\d+:\d+$")
+_RATIO = re.compile(r"^\d+(\.\d+)?:\d+(\.\d+)?$")  # 16:9, and 2.4:1 too
 _WXH = re.compile(r"^\d+[x*]\d+$")
 _SLUG_LINE = re.compile(r"^\*\*Slug:\*\*\s*`(?P<slug>[^`]+)`\s*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -118,9 +119,13 @@ class Param:
     minimum: float | None
     maximum: float | None
     description: str
+    # String limits (JSON Schema minLength/maxLength/pattern), written only when the source has them.
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "type": self.type,
             "required": self.required,
@@ -131,6 +136,14 @@ class Param:
             "max": self.maximum,
             "description": self.description,
         }
+        for key, value in (
+            ("min_length", self.min_length),
+            ("max_length", self.max_length),
+            ("pattern", self.pattern),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
 
 
 @dataclass
@@ -377,9 +390,11 @@ def _size_candidates(model: Model) -> tuple[list[_SizeChoice], Param | None]:
         if p.type != "string" or not p.options:
             continue
         values = [str(o) for o in p.options]
-        if any(_RATIO.match(v) for v in values) and all(
-            _RATIO.match(v) or v in ("custom", "auto") for v in values
-        ):
+        ratios = [v for v in values if _RATIO.match(v)]
+        # An aspect-ratio parameter is one listing ratios; an option that is not one ("auto",
+        # "custom", a value nobody foresaw) never disqualifies the parameter (issue 21, defect 3):
+        # the mapping just never picks it.
+        if len(ratios) >= 2 or (ratios and "ratio" in p.name.lower()):
             aspect = aspect or p
         elif all(v in IMAGE_SIZE_PRESETS or v == "auto" for v in values):
             found.append(_SizeChoice(5, "image_size_preset", p.name))
@@ -432,9 +447,13 @@ def _implied_minimum(model: Model, name: str | None, what: str) -> None:
         model.notes.append(f"{param.name}: min 1 implied ({what} below one is meaningless)")
 
 
-def model_entry(model: Model, version: str) -> dict[str, Any]:
-    if model.param("prompt") is None:
-        raise SeedFormatError(model.line_no, f"{model.slug}: no prompt parameter")
+def model_entry(model: Model, version: str, prompt_field: str | None = None) -> dict[str, Any]:
+    try:
+        prompt, how = choose_prompt_field(model.params, prompt_field)
+    except PromptFieldError as exc:
+        raise SeedFormatError(model.line_no, f"{model.slug}: {exc}") from None
+    if prompt != "prompt":
+        model.notes.append(f"prompt field {how}")
     steps = _first(model, STEPS_NAMES, ("integer",))
     guidance = _first(model, GUIDANCE_NAMES, ("number", "integer"))
     seed = _first(model, SEED_NAMES, ("integer", "string"))
@@ -444,22 +463,22 @@ def model_entry(model: Model, version: str) -> dict[str, Any]:
     _implied_minimum(model, count, "an image count")
     size = _assign_size(model)
     fixed = {
-        p.name: p.default for p in model.params if p.required and p.name != "prompt" and p.default is not None
+        p.name: p.default for p in model.params if p.required and p.name != prompt and p.default is not None
     }
     for p in model.params:
-        if p.required and p.name != "prompt" and p.default is None:
+        if p.required and p.name != prompt and p.default is None:
             model.notes.append(f"{p.name}: required, no default; the caller must give it")
-        elif p.required and p.name != "prompt":
+        elif p.required and p.name != prompt:
             model.notes.append(
                 f"{p.name}: required with default {p.default!r}; sent unless the request sets it"
             )
-        if p.name == "prompt" and not p.required:
-            model.notes.append("prompt: marked optional in the seed; always sent")
+        if p.name == prompt and not p.required:
+            model.notes.append(f"{prompt}: marked optional in the seed; always sent")
     return {
         "slug": model.slug,
         "title": model.title,
         "version": version,
-        "prompt_param": "prompt",
+        "prompt_param": prompt,
         "negative_prompt_param": negative,
         "steps_param": steps,
         "guidance_param": guidance,

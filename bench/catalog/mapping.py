@@ -11,6 +11,7 @@ Two outcomes are kept apart on purpose:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -75,8 +76,18 @@ def map_request(spec: ModelSpec, request: ImageRequest) -> MappedRequest:
             accepted = ", ".join(sorted(spec.params)) or "no extra parameters"
             raise ParameterError(spec, name, value, f"no such parameter; it has: {accepted}")
         payload[name] = value
-    validate_payload(spec, payload)
+    # An empty prompt is the planner's stand-in (settings are planned before prompts are known);
+    # each real prompt is checked against the prompt parameter's limits by check_prompt.
+    validate_payload(spec, payload, skip=() if request.prompt else (spec.prompt_param,))
     return MappedRequest(payload=payload, left_out=left_out)
+
+
+def check_prompt(spec: ModelSpec, prompt: str) -> str | None:
+    """Why this model's prompt parameter refuses this text (its length or pattern), or None."""
+    param = spec.params.get(spec.prompt_param)
+    if param is None or _string_ok(param, prompt):
+        return None
+    return f"{spec.target_id}: {spec.prompt_param} of {len(prompt)} characters is not accepted; it takes {param.accepts_text()}"
 
 
 def _coerce(param: ParamSpec, value: Any) -> Any:
@@ -117,9 +128,20 @@ def _map_size(
             left_out["size"] = f"{label} cannot be expressed as {ratio_param} ({accepts}); model default used"
             return
         payload[ratio_param] = shape
-        magnitude = _size_value(spec, request) if spec.size_mode in ("megapixels", "resolution") else None
-        if magnitude is not None:
-            payload[spec.size_param] = magnitude
+        if spec.size_mode in ("megapixels", "resolution") and request.width is not None:
+            magnitude = _size_value(spec, request)
+            if magnitude is not None:
+                payload[spec.size_param] = magnitude
+            else:  # the shape went; the magnitude is the model's own: say so
+                param = spec.params.get(spec.size_param)
+                accepts = param.accepts_text() if param else spec.size_mode
+                left_out["size"] = (
+                    f"{label}: its shape went as {ratio_param}={shape!r}, but its size cannot be "
+                    f"expressed as {spec.size_param} ({accepts}); the model's default size is used"
+                )
+        return
+    if spec.size_mode == "image_size_preset":
+        _map_preset(spec, request, payload, left_out)
         return
     value = _size_value(spec, request)
     if value is None:
@@ -133,6 +155,44 @@ def _map_size(
         payload[spec.size_param], payload[spec.size_param_2] = value
     else:
         payload[spec.size_param] = value
+
+
+def _map_preset(
+    spec: ModelSpec, request: ImageRequest, payload: dict[str, Any], left_out: dict[str, str]
+) -> None:
+    """fal-style image_size: the exact preset, else a {width, height} object where the schema takes
+    one, else the preset of the same shape (said in left_out: the size is approximated)."""
+    assert spec.size_param is not None
+    param = spec.params.get(spec.size_param)
+    presets = {n: wh for n, wh in IMAGE_SIZE_PRESETS.items() if param is None or param.allows_option(n)}
+    ratio = _ratio(request)
+    same_shape = [n for n, (w, h) in presets.items() if ratio is not None and Fraction(w, h) == ratio]
+    same_shape.sort(key=lambda n: -presets[n][0] * presets[n][1])  # the larger first: square_hd over square
+    label = request.size_label
+    if request.width is not None and request.height is not None:
+        exact = [n for n, wh in presets.items() if wh == (request.width, request.height)]
+        limit = (spec.size_object or {}).get("max_side_px")
+        if exact:
+            payload[spec.size_param] = exact[0]
+        elif spec.size_object is not None and (limit is None or max(request.width, request.height) <= limit):
+            payload[spec.size_param] = {"width": request.width, "height": request.height}
+        elif same_shape:
+            w, h = presets[same_shape[0]]
+            payload[spec.size_param] = same_shape[0]
+            left_out["size"] = (
+                f"{label} approximated as {same_shape[0]} ({w}x{h}): the model takes only presets"
+            )
+        else:
+            accepts = param.accepts_text() if param else "presets"
+            left_out["size"] = (
+                f"{label} cannot be expressed as {spec.size_param} ({accepts}); model default used"
+            )
+        return
+    if same_shape:  # a shape alone: the preset of that shape
+        payload[spec.size_param] = same_shape[0]
+    else:
+        accepts = param.accepts_text() if param else "presets"
+        left_out["size"] = f"{label} cannot be expressed as {spec.size_param} ({accepts}); model default used"
 
 
 def _ratio(request: ImageRequest) -> Fraction | None:
@@ -151,12 +211,21 @@ def _ratio_option(param: ParamSpec | None, ratio: Fraction | None) -> Any:
     options = param.options if param is not None else None
     candidates = options if options is not None else (f"{ratio.numerator}:{ratio.denominator}",)
     for option in candidates:
-        a, sep, b = str(option).partition(":")
-        if sep and a.isdigit() and b.isdigit() and int(b) and Fraction(int(a), int(b)) == ratio:
+        if _parse_ratio(option) == ratio:
             return option
     if param is not None and not param.options_complete:
         return f"{ratio.numerator}:{ratio.denominator}"
     return None
+
+
+def _parse_ratio(option: Any) -> Fraction | None:
+    """ "16:9" -> 16/9, "2.4:1" -> 12/5; None for anything else ("auto", "custom")."""
+    a, sep, b = str(option).partition(":")
+    try:
+        ratio = Fraction(a) / Fraction(b) if sep else None
+    except (ValueError, ZeroDivisionError):
+        return None
+    return ratio if ratio is not None and ratio > 0 else None
 
 
 def _size_value(spec: ModelSpec, request: ImageRequest) -> Any:
@@ -218,8 +287,8 @@ def _close_option(options: tuple[Any, ...], mp: float) -> bool:
     return any(math.isclose(float(o), mp, rel_tol=0.1) for o in options)
 
 
-def validate_payload(spec: ModelSpec, payload: Mapping[str, Any]) -> None:
-    """Check every payload value against the model's schema (type, options, range, required)."""
+def validate_payload(spec: ModelSpec, payload: Mapping[str, Any], skip: tuple[str, ...] = ()) -> None:
+    """Check every payload value against the model's schema (type, options, range, length, required)."""
     for name, param in spec.params.items():
         if param.required and name not in payload:
             # Nothing in a normalized request supplies it (an input image, say):
@@ -228,12 +297,33 @@ def validate_payload(spec: ModelSpec, payload: Mapping[str, Any]) -> None:
             raise ParameterError(spec, name, None, accepts)
     for name, value in payload.items():
         listed = spec.params.get(name)
-        if listed is None:
+        if listed is None or name in skip:
             continue  # prompt and fixed parameters a spec did not list
         _check_value(spec, listed, value)
 
 
+def _string_ok(param: ParamSpec, value: str) -> bool:
+    if param.min_length is not None and len(value) < param.min_length:
+        return False
+    if param.max_length is not None and len(value) > param.max_length:
+        return False
+    if param.pattern is not None:
+        try:
+            return re.search(param.pattern, value) is not None
+        except re.error:
+            return True  # a pattern Python cannot read (an ECMA-only construct) is not enforced
+    return True
+
+
 def _check_value(spec: ModelSpec, param: ParamSpec, value: Any) -> None:
+    if param.name == spec.size_param and spec.size_object is not None and isinstance(value, Mapping):
+        sides = [value.get("width"), value.get("height")]
+        limit = spec.size_object.get("max_side_px")
+        if set(value) != {"width", "height"} or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v <= (limit or v) for v in sides
+        ):
+            raise ParameterError(spec, param.name, value, f"a preset or {{width, height}} up to {limit} px")
+        return
     ok_type = {
         "string": isinstance(value, str),
         "integer": isinstance(value, int) and not isinstance(value, bool),
@@ -246,6 +336,9 @@ def _check_value(spec: ModelSpec, param: ParamSpec, value: Any) -> None:
         raise ParameterError(spec, param.name, value, param.accepts_text())
     if not param.allows_option(value):
         raise ParameterError(spec, param.name, value, param.accepts_text())
+    if isinstance(value, str) and not _string_ok(param, value):
+        shown = value if len(value) <= 60 else f"{value[:57]}... ({len(value)} characters)"
+        raise ParameterError(spec, param.name, shown, param.accepts_text())
     if (
         isinstance(value, int | float)
         and not isinstance(value, bool)

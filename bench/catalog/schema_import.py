@@ -109,6 +109,8 @@ def param_from_property(
     if maximum is None and upper is not None:
         maximum = upper - 1 if type_ == "integer" else upper
     description = str(prop.get("description") or prop.get("title") or "")
+    lengths = {k: prop.get(k) for k in ("minLength", "maxLength")}
+    pattern = prop.get("pattern")
     return Param(
         name=name,
         type=str(type_),
@@ -119,7 +121,14 @@ def param_from_property(
         minimum=minimum,
         maximum=maximum,
         description=" ".join(description.split())[:300],
+        min_length=_length(lengths["minLength"]),
+        max_length=_length(lengths["maxLength"]),
+        pattern=pattern if isinstance(pattern, str) and pattern else None,
     )
+
+
+def _length(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _type_of_enum(options: Sequence[Any]) -> str:
@@ -152,8 +161,12 @@ def entry_from_input_schema(
     title: str = "",
     version: str | None = None,
     description: str = "",
+    prompt_field: str | None = None,
 ) -> dict[str, Any]:
-    """The catalog entry for one model from its input schema (refs resolved against `document`)."""
+    """The catalog entry for one model from its input schema (refs resolved against `document`).
+
+    `prompt_field` names the text field when the schema's is not `prompt` and the choice
+    (bench.catalog.prompt_field) is ambiguous."""
     schema = _flatten(document, input_schema)
     properties = schema.get("properties")
     if not isinstance(properties, Mapping) or not properties:
@@ -165,14 +178,35 @@ def entry_from_input_schema(
         if isinstance(prop, Mapping):
             model.params.append(param_from_property(document, name, prop, name in required, model.notes))
     try:
-        entry = model_entry(model, version or "")
+        entry = model_entry(model, version or "", prompt_field)
     except SeedFormatError as exc:
         raise SchemaError(f"{slug}: {str(exc).split(': ', 1)[-1]}") from None
     if version is None:
         entry.pop("version", None)
+    size_param = entry.get("size_param")
+    if entry.get("size_mode") == "image_size_preset" and isinstance(properties.get(size_param), Mapping):
+        size_object = _size_object(document, properties[size_param])
+        if size_object is not None:
+            entry["size_object"] = size_object
     if description:
         entry["description"] = " ".join(description.split())[:300]
     return entry
+
+
+def _size_object(document: Mapping[str, Any], prop: Mapping[str, Any]) -> dict[str, Any] | None:
+    """{max_side_px?} when a preset parameter also takes a {width, height} object (fal's ImageSize)."""
+    for branch in prop.get("anyOf") or prop.get("oneOf") or []:
+        if not isinstance(branch, Mapping):
+            continue
+        flat = _flatten(document, branch, 1)
+        sides = flat.get("properties")
+        if flat.get("type") == "object" and isinstance(sides, Mapping) and {"width", "height"} <= set(sides):
+            maxima = [
+                _number(sides[k].get("maximum")) for k in ("width", "height") if isinstance(sides[k], Mapping)
+            ]
+            known = [m for m in maxima if m is not None]
+            return {"max_side_px": int(min(known))} if known else {}
+    return None
 
 
 def fal_input_schema(document: Mapping[str, Any], endpoint_id: str) -> Mapping[str, Any]:

@@ -27,6 +27,7 @@ from bench.catalog.cache import CatalogCache, cache_root
 from bench.catalog.discovery import (
     DISCOVERERS,
     PRICE_FETCHERS,
+    REAL_BASE_URLS,
     CatalogError,
     Discovered,
     FetchContext,
@@ -34,6 +35,8 @@ from bench.catalog.discovery import (
     now_iso,
 )
 from bench.catalog.entries import entry_sha256, spec_from_entry
+from bench.catalog.prompt_field import PromptFieldError, choose_prompt_field
+from bench.catalog.retired import check_retired
 from bench.catalog.schema_import import SchemaError, entry_from_input_schema
 from bench.catalog.spec import ModelSpec
 from bench.config import parse_http_debug
@@ -56,6 +59,9 @@ class CatalogSettings:
     paths: tuple[Path, ...] = ()
     cache_dir: Path = field(default_factory=cache_root)
     http_debug: bool = False  # bench.http_debug: the HTTP loggers' policy holds for catalog fetches too
+    # provider:model -> the input field that carries the text prompt, where the schema's is not
+    # `prompt` and the choice is ambiguous (bench.catalog.prompt_field)
+    prompt_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 def parse_catalog_settings(cfg: Mapping[str, Any]) -> CatalogSettings:
@@ -68,12 +74,34 @@ def parse_catalog_settings(cfg: Mapping[str, Any]) -> CatalogSettings:
     raw_paths = cfg.get("catalog_paths") or []
     if not isinstance(raw_paths, list | tuple):
         raise ConfigError("catalog_paths", raw_paths, "give a list of spec files, e.g. [my_models.yaml]")
+    prompt_fields = _prompt_fields(block.get("prompt_fields") or {})
     return CatalogSettings(
+        prompt_fields=dict(prompt_fields),
         fetch=str(fetch),
         paths=tuple(Path(str(p)).expanduser() for p in raw_paths),
         cache_dir=cache_root(block.get("cache_dir")),
         http_debug=parse_http_debug(cfg.get("bench") or {}),
     )
+
+
+def _prompt_fields(raw: Any) -> dict[str, str]:
+    """catalog.prompt_fields as {provider:model: field}, from a mapping (YAML) or a list of
+    "provider:model=field" (the command line, where Hydra keys cannot hold ':' or '/')."""
+    pairs: list[tuple[Any, Any]] = [(None, None)]
+    if isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    elif isinstance(raw, list | tuple):
+        pairs = [(str(item).rpartition("=")[0], str(item).rpartition("=")[2]) for item in raw]
+    out: dict[str, str] = {}
+    for target, name in pairs:
+        if not (isinstance(target, str) and ":" in target and isinstance(name, str) and name):
+            raise ConfigError(
+                "catalog.prompt_fields",
+                raw,
+                "map provider:model to the field, e.g. ['replicate:kuprel/min-dalle=text']",
+            )
+        out[target] = name
+    return out
 
 
 def load_user_entries(paths: Sequence[Path]) -> dict[tuple[str, str], tuple[dict[str, Any], Path]]:
@@ -132,6 +160,7 @@ class Resolved:
     spec: ModelSpec
     price: LivePrice | None = None
     source_detail: str = ""  # the file, the cache path or the URL
+    price_note: str | None = None  # where the price comes from when the provider published none
 
 
 class Catalog:
@@ -145,6 +174,17 @@ class Catalog:
 
     # ---- resolution --------------------------------------------------------------------
     def resolve(self, provider: Provider, model: str) -> Resolved:
+        resolved = self._resolve(provider, model)
+        named = self.settings.prompt_fields.get(f"{provider.name}:{model}")
+        if named is None or named == resolved.spec.prompt_param:
+            return resolved
+        try:
+            choose_prompt_field(list(resolved.spec.params.values()), named)
+        except PromptFieldError as exc:
+            raise CatalogError(f"{provider.name}:{model}: catalog.prompt_fields: {exc}") from None
+        return replace(resolved, spec=replace(resolved.spec, prompt_param=named))
+
+    def _resolve(self, provider: Provider, model: str) -> Resolved:
         user = self.user.get((provider.name, model))
         if user is not None:
             entry, path = user
@@ -152,6 +192,10 @@ class Catalog:
         catalog = provider.catalog_name
         if catalog is None:  # the adapter knows its own models (local)
             return Resolved(provider.model_spec(model))
+        real_host = (provider.settings.base_url or "").rstrip("/") in ("", REAL_BASE_URLS.get(catalog, ""))
+        old = check_retired(provider.name, catalog, model, provider.settings.options, real_host=real_host)
+        if old is not None:  # retirement waived (allow_retired) or only warned (a gateway still lists it)
+            return Resolved(old)
         if self.settings.fetch == "always" and self._may_fetch(catalog):
             return self.pull(provider, model)
         cached = self.from_cache(provider, model)
@@ -212,7 +256,8 @@ class Catalog:
             fetched_at=record.get("fetched_at"),
         )
         price = LivePrice(**record["price"]) if isinstance(record.get("price"), Mapping) else None
-        return Resolved(spec, price, str(self.cache.path(provider.name, model)))
+        note = record.get("price_note") if isinstance(record.get("price_note"), str) else None
+        return Resolved(spec, price, str(self.cache.path(provider.name, model)), note)
 
     def pull(self, provider: Provider, model: str) -> Resolved:
         """Fetch the model's schema (and price) from the provider now, cache it, return it."""
@@ -223,9 +268,14 @@ class Catalog:
         settings = provider.settings
         try:
             with self.fetch_client(provider, limit_s=60.0) as client:
-                found: Discovered = discover(
-                    FetchContext(provider.name, str(catalog), settings, client), model
+                context = FetchContext(
+                    provider.name,
+                    str(catalog),
+                    settings,
+                    client,
+                    prompt_field=self.settings.prompt_fields.get(f"{provider.name}:{model}"),
                 )
+                found: Discovered = discover(context, model)
         except CatalogError as exc:
             raise CatalogError(f"{exc} (cache: {self.cache.provider_dir(provider.name)})") from None
         # The provider's answer is kept for provenance; one that echoes the key must not put it in a file.
@@ -241,6 +291,7 @@ class Catalog:
             "sha256": found.sha256,
             "entry": found.entry,
             "price": found.price.__dict__ if found.price else None,
+            "price_note": found.price_note,
             "raw": found.raw,
         }
         try:
@@ -257,7 +308,7 @@ class Catalog:
         spec = spec_from_entry(
             found.entry, provider.name, catalog_source="fetched", schema_sha256=found.sha256
         )
-        return Resolved(spec, found.price, found.source_url)
+        return Resolved(spec, found.price, found.source_url, found.price_note)
 
 
 def live_price_entries(resolved: Mapping[str, Resolved]) -> list[PriceEntry]:

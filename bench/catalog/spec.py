@@ -40,6 +40,10 @@ class ParamSpec:
     # short with "..."): the listed ones are valid, others may be too, so the
     # options are shown but not enforced.
     options_complete: bool = True
+    # String limits (JSON Schema minLength/maxLength/pattern), checked before anything is sent.
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
 
     def allows_option(self, value: Any) -> bool:
         """Whether `value` passes the options check (always true when there are no known options)."""
@@ -53,6 +57,12 @@ class ParamSpec:
                 return f"{self.type}; known values include {listed}, … (the catalog's list is cut short)"
             return "one of " + listed
         parts: list[str] = [self.type]
+        if self.min_length is not None:
+            parts.append(f"of at least {self.min_length} characters")
+        if self.max_length is not None:
+            parts.append(f"of at most {self.max_length} characters")
+        if self.pattern is not None:
+            parts.append(f"matching {self.pattern}")
         if self.minimum is not None:
             parts.append(f">= {self.minimum:g}")
         if self.maximum is not None:
@@ -100,6 +110,9 @@ class ModelSpec:
     fetched_at: str | None = None  # UTC ISO time a fetched schema was fetched
     # True when nobody published this schema: its parameters are a generic guess, not checked.
     unverified: bool = False
+    # The size parameter also takes a {width, height} object (fal's image_size: a preset name or
+    # an ImageSize); {"max_side_px": N} when the schema bounds the sides. None: presets only.
+    size_object: Mapping[str, Any] | None = None
 
     @property
     def target_id(self) -> str:
@@ -115,6 +128,8 @@ class ModelSpec:
             "num_images": self.count_param,
         }
         out = {k: v for k, v in pairs.items() if v is not None}
+        if self.prompt_param != "prompt":  # say which field carries the text
+            out = {"prompt": self.prompt_param, **out}
         if self.size_mode != "none" and self.size_param is not None:
             native = self.size_param
             if self.size_param_2 is not None:

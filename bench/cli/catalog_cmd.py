@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bench.catalog.discovery import CatalogError
+from bench.catalog.shipped import shipped_document
 from bench.catalog.sources import Catalog, Resolved, parse_catalog_settings
 from bench.catalog.spec import ModelSpec, ParamSpec
 from bench.config import ProviderConfig, parse_providers
@@ -42,11 +43,19 @@ def price_text(spec: ModelSpec, prices: PriceTable, resolved: Resolved | None = 
             return f"${p.usd:g}/{p.unit} (price API, fetched {p.fetched_at}{rule})"
         return f"{p.text()} (price API, fetched {p.fetched_at})"
     entry = prices.lookup(spec.provider, spec.model)
+    note = f"; {resolved.price_note}" if resolved is not None and resolved.price_note else ""
     if entry is None:
-        return "no price entry (reported by the API, or unknown)"
+        return "no price entry (reported by the API, or unknown)" + note
     if entry.unit == "token":
-        return f"per token ({entry.effective_date}, {entry.source_url})"
-    return f"${entry.usd:g}/{entry.unit} (table, {entry.effective_date}, {entry.describe_rule()})"
+        kinds = {
+            "input_text": "text in",
+            "input_image": "image in",
+            "output_image": "image out",
+            "total": "tokens",
+        }
+        rates = ", ".join(f"${usd:g}/M {kinds[k]}" for k, usd in entry.token_usd_per_million.items())
+        return f"{rates} (table, {entry.effective_date}, {entry.source_url}){note}"
+    return f"${entry.usd:g}/{entry.unit} (table, {entry.effective_date}, {entry.describe_rule()}){note}"
 
 
 def describe(spec: ModelSpec, price: str, out: Any) -> None:
@@ -119,6 +128,13 @@ def list_models(cfg: Mapping[str, Any], only: str | None, search: str | None) ->
         provider = create_provider(pc.adapter, pc.settings)
         key = f"key: ${pc.settings.api_key_env}" if provider.needs_api_key else "no key needed"
         print(f"{name}  (adapter {pc.adapter}; {key}; base_url {pc.settings.base_url or '-'})")
+        snapshot = shipped_document(provider.catalog_name) if provider.catalog_name else {}
+        if snapshot.get("checked"):
+            print(
+                f"# model list checked {snapshot['checked']} (bench/catalog/data/{provider.catalog_name}.json)"
+            )
+        for gone in snapshot.get("retired") or []:
+            print(f"# retired: {name}:{gone['model']} on {gone['retired_on']}, use {name}:{gone['use']}")
         seen: dict[str, tuple[ModelSpec, Resolved | None]] = {s.model: (s, None) for s in provider.models()}
         for record in catalog.cache.records(name):  # fetched models (bench catalog pull, earlier runs)
             cached = catalog.from_cache(provider, str(record.get("model")))

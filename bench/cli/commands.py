@@ -90,6 +90,12 @@ def estimate(cfg: Mapping[str, Any]) -> int:
             f"${already:.4f} spent, ${max(config.max_cost_usd - already, 0.0):.4f} left "
             "(the run stops before passing it)"
         )
+    for _, spec, _ in plan.targets:
+        if spec.unverified:
+            print(
+                f"note: {spec.target_id}: its schema is UNVERIFIED (a generic guess, not published by "
+                "the provider): parameters are not checked against what the API accepts"
+            )
     for line in missing_keys:
         print(f"note: {line}", file=sys.stderr)
     return EXIT_OK

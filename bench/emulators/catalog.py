@@ -255,53 +255,10 @@ def replicate_model_for_version(version_id: str) -> dict[str, Any] | None:
 
 # ---- Eachlabs --------------------------------------------------------------------------
 # Eachlabs' ModelDetail: mintlify-docs api/models/get-model.mdx and openapi_specs/models.json.
-EACHLABS_COST_NOTE = "Pricing is an estimate and may change as rates are updated."
-
-
 def eachlabs_output_type(model: Mapping[str, Any]) -> str:
     """`array` for a model that can answer several images, else `string` (one URL)."""
     names = {p["name"] for p in model["params"]}
     return "array" if names & {"num_images", "num_outputs"} else "string"
-
-
-def eachlabs_cost(cost: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The compact cost of catalog.json as Eachlabs publishes it (null: no pricing document)."""
-    if cost is None:
-        return None
-    if cost["type"] == "fixed":  # an amount per execution
-        amount = float(cost["amount"])
-        return {
-            "currency": "USD",
-            "type": "fixed",
-            "amount": amount,
-            "unit": "execution",
-            "estimate": "Free" if amount == 0 else f"${amount:g} per execution",
-            "description": EACHLABS_COST_NOTE,
-            "min": None,
-            "max": None,
-            "depends_on": [],
-            "rows": [],
-        }
-    low, high, unit = cost["min"], cost["max"], cost["unit"]
-    depends = list(cost.get("depends_on", []))
-    if low == high:
-        estimate = f"${low:g} per {unit}"
-    else:
-        estimate = f"${low:g}–${high:g} per {unit}" + (
-            f", depending on {', '.join(depends)}" if depends else ""
-        )
-    return {
-        "currency": "USD",
-        "type": "usage_based",
-        "amount": None,  # usage-based: rates per unit, not an amount
-        "unit": unit,
-        "estimate": estimate,
-        "description": EACHLABS_COST_NOTE,
-        "min": low,
-        "max": high,
-        "depends_on": depends,
-        "rows": list(cost.get("rows", [])),
-    }
 
 
 def eachlabs_model(model: Mapping[str, Any]) -> dict[str, Any]:
@@ -315,7 +272,6 @@ def eachlabs_model(model: Mapping[str, Any]) -> dict[str, Any]:
             "required": _required(model["params"]),
             "properties": {p["name"]: _json_schema(p) for p in model["params"]},
         },
-        "cost": eachlabs_cost(model.get("cost")),
     }
 
 

@@ -145,6 +145,27 @@ class EmulatorState:
         return self.knobs.api_key is None or key == self.knobs.api_key
 
     # ---- jobs ----------------------------------------------------------------------
+    def job_from_payload(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        steps_key: str = "num_inference_steps",
+        count_key: str = "num_images",
+        count: int | None = None,
+    ) -> Job:
+        """A job from an image request body (prompt, size, seed, steps, image count), the part of
+        every protocol's "create" that is the same; each emulator keeps only its own names."""
+        width, height = size_from_payload(payload)
+        seed = payload.get("seed")
+        return self.new_job(
+            str(payload["prompt"]),
+            width=width,
+            height=height,
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            steps=int_param(payload.get(steps_key), 4),
+            num_images=count if count is not None else int_param(payload.get(count_key), 1),
+        )
+
     def new_job(
         self,
         prompt: str,

@@ -1,5 +1,7 @@
 """Emulator of the Eachlabs predictions API (docs/provider-protocols.md §1).
 
+GET /v1/model?slug=SLUG -> {title, slug, version, output_type, request_schema} (the documented
+answer: no price in it);
 POST /v1/prediction[/] {model, version, input} -> {status, message, predictionID};
 GET /v1/prediction/{id} -> {id, input, status, output, logs, metrics{predict_time, cost}, urls};
 POST /v1/prediction/{id}/cancel. Auth by X-API-Key or Bearer. Run failures are
@@ -17,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bench.catalog.eachlabs import load_eachlabs_document
 from bench.emulators.catalog import eachlabs_model, eachlabs_output_type, find
 from bench.emulators.common import (
     FILE_ROUTE,
@@ -24,13 +27,28 @@ from bench.emulators.common import (
     Job,
     Knobs,
     bearer,
-    int_param,
     json_body,
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
+from bench.emulators.validate import problems
+
+
+def seed_model(slug: str) -> dict[str, Any] | None:
+    """A model of Eachlabs' published catalog (seed 001) the emulator's own list lacks, in its form."""
+    document = load_eachlabs_document()
+    entry = next((m for m in document["models"] if m["slug"] == slug), None)
+    if entry is None:
+        return None
+    params = []
+    for p in entry["params"]:
+        row: dict[str, Any] = {"name": p["name"], "type": p["type"], "required": p["required"]}
+        if p.get("options") is not None and p.get("options_complete", True):
+            row["enum"] = p["options"]
+        row.update({k: p[k] for k in ("min", "max", "default") if p.get(k) is not None})
+        params.append(row)
+    return {"id": slug, "title": entry.get("title", slug), "params": params}
 
 
 def status_of(job: Job, phase: str) -> str:
@@ -62,15 +80,15 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
             return JSONResponse({"error": "model and input are required"}, status_code=400)
         if not isinstance(payload.get("prompt"), str):
             return JSONResponse({"error": "input.prompt is required"}, status_code=422)
-        width, height = size_from_payload(payload)
-        job = emu.new_job(
-            payload["prompt"],
-            width=width,
-            height=height,
-            seed=payload.get("seed") if isinstance(payload.get("seed"), int) else None,
-            steps=int_param(payload.get("num_inference_steps"), 4),
-            num_images=int_param(payload.get("num_images"), 1),
-        )
+        known = find("eachlabs", body["model"]) or seed_model(body["model"])
+        if known is None:
+            return JSONResponse({"error": "Failed to fetch model: model not found"}, status_code=404)
+        schema = eachlabs_model(known)["request_schema"]
+        found = problems(schema, schema, dict(payload))
+        if found:  # errors.mdx: 422 with {"error": "..."}
+            text = "; ".join(f"input.{path}: {msg}" for path, _, msg in found)
+            return JSONResponse({"error": f"Input validation failed: {text}"}, status_code=422)
+        job = emu.job_from_payload(payload)
         job.extra.update(input=payload, model=body["model"])
         if job.fault == "rate_limit":
             return JSONResponse(
@@ -144,8 +162,12 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         return JSONResponse({"status": "success", "message": "Prediction cancelled"})
 
     async def get_model(request: Request) -> Response:
+        # GET /v1/model?slug=SLUG (openapi_specs/models.json, api/models/get-model.mdx).
         emu.calls.append(f"GET {request.url.path}")
-        model = find("eachlabs", request.path_params["slug"])
+        slug = request.query_params.get("slug")
+        if not slug:
+            return JSONResponse({"error": "slug parameter is required"}, status_code=400)
+        model = find("eachlabs", slug) or seed_model(slug)
         if model is None:
             return JSONResponse({"error": "Failed to fetch model: model not found"}, status_code=404)
         return JSONResponse(eachlabs_model(model))
@@ -153,7 +175,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
     app = Starlette(
         routes=[
             FILE_ROUTE,
-            Route("/v1/models/{slug}", get_model, methods=["GET"]),
+            Route("/v1/model", get_model, methods=["GET"]),
             Route("/v1/prediction", create, methods=["POST"]),
             Route("/v1/prediction/", create, methods=["POST"]),
             Route("/v1/prediction/{prediction_id}", get, methods=["GET"]),

@@ -8,6 +8,7 @@ until COMPLETED (then 200); GET .../requests/{id} gives the result; PUT
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -15,19 +16,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.emulators.catalog import fal_routes, find
+from bench.emulators.catalog import fal_openapi, fal_routes, find
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
     Job,
     Knobs,
-    int_param,
     json_body,
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
+from bench.emulators.validate import problems
 
 TRANSIENT = frozenset({"rate_limit", "server_error", "unavailable"})
 REFUSAL = [
@@ -74,7 +74,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
     def not_found() -> JSONResponse:
         return JSONResponse({"detail": "Request not found"}, status_code=404)
 
-    async def submit(request: Request) -> Response:
+    async def accept(request: Request) -> Job | JSONResponse:
+        """A job for a valid request to an endpoint (queue or synchronous), else the refusal."""
         emu.calls.append(f"POST {request.url.path}")
         if not authorized(request):
             return unauthorized()
@@ -82,17 +83,33 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         if body is None or not isinstance(body.get("prompt"), str):
             detail = [{"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]
             return JSONResponse({"detail": detail}, status_code=422)
-        width, height = size_from_payload(body)
-        job = emu.new_job(
-            body["prompt"],
-            width=width,
-            height=height,
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-            steps=int_param(body.get("num_inference_steps"), 4),
-            num_images=int_param(body.get("num_images"), 1),
-        )
+        refusal = refuse_invalid(request.path_params["model_path"], body)
+        if refusal is not None:
+            return refusal
+        job = emu.job_from_payload(body)
         job.extra["sync_mode"] = body.get("sync_mode") is True
         job.extra["endpoint"] = request.path_params["model_path"]
+        return job
+
+    async def images_answer(request: Request, job: Job) -> JSONResponse:
+        refs = await (emu.data_uris(job) if job.extra.get("sync_mode") else emu.urls(job, request))
+        return JSONResponse(
+            {
+                "images": [
+                    {"url": ref, "width": job.width, "height": job.height, "content_type": "image/png"}
+                    for ref in refs
+                ],
+                "timings": {"inference": job.inference_s},
+                "seed": job.seed,
+                "has_nsfw_concepts": [False] * len(refs),
+                "prompt": job.prompt,
+            }
+        )
+
+    async def submit(request: Request) -> Response:
+        job = await accept(request)
+        if not isinstance(job, Job):
+            return job
         if (failure := transient(job, "submit")) is not None:
             return failure
         app = "/".join(request.path_params["model_path"].split("/")[:2])
@@ -107,6 +124,22 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                 "status": "IN_QUEUE",
             }
         )
+
+    def refuse_invalid(endpoint: str, body: Mapping[str, Any]) -> JSONResponse | None:
+        """An unknown endpoint (404) or a body its served OpenAPI input refuses (422, fal's
+        {"detail": [{loc, msg, type}]}), as the real queue does."""
+        model = find("fal", endpoint)
+        if model is None:
+            return JSONResponse({"detail": f"Application {endpoint!r} not found"}, status_code=404)
+        document = fal_openapi(model)
+        schema = document["paths"][f"/{endpoint}"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]
+        found = problems(document, schema, dict(body))
+        if not found:
+            return None
+        detail = [{"loc": ["body", *path.split(".")], "msg": msg, "type": kind} for path, kind, msg in found]
+        return JSONResponse({"detail": detail}, status_code=422, headers={"X-Fal-Retryable": "false"})
 
     def transient(job: Job, where: str) -> JSONResponse | None:
         """A rate limit or server error on this call, if the job carries one injected here.
@@ -181,19 +214,19 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             return malformed_json()
         if job.fault == "missing_field":
             return JSONResponse({"timings": {"inference": job.inference_s}, "seed": job.seed})
-        refs = await (emu.data_uris(job) if job.extra.get("sync_mode") else emu.urls(job, request))
-        return JSONResponse(
-            {
-                "images": [
-                    {"url": ref, "width": job.width, "height": job.height, "content_type": "image/png"}
-                    for ref in refs
-                ],
-                "timings": {"inference": job.inference_s},
-                "seed": job.seed,
-                "has_nsfw_concepts": [False] * len(refs),
-                "prompt": job.prompt,
-            }
-        )
+        return await images_answer(request, job)
+
+    async def run_sync(request: Request) -> Response:
+        """fal.run's synchronous POST https://fal.run/{model_id}: the result itself, when done.
+
+        Served under /run/ (fal_client: RUN_URL_FORMAT = URL + "/run/"), the queue at the root."""
+        job = await accept(request)
+        if not isinstance(job, Job):
+            return job
+        await emu.wait_sync(job)
+        if job.refused:
+            return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
+        return await images_answer(request, job)
 
     async def cancel(request: Request) -> Response:
         emu.calls.append(f"PUT {request.url.path}")
@@ -214,6 +247,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             Route("/{owner}/{app}/requests/{request_id}/status", status, methods=["GET"]),
             Route("/{owner}/{app}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
             Route("/{owner}/{app}/requests/{request_id}", result, methods=["GET"]),
+            Route("/run/{model_path:path}", run_sync, methods=["POST"]),
             Route("/{model_path:path}", submit, methods=["POST"]),
         ]
     )

@@ -20,12 +20,10 @@ from bench.emulators.common import (
     EmulatorState,
     Job,
     Knobs,
-    int_param,
     json_body,
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
 
 API = "/provider/api/v1/image"
@@ -60,14 +58,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         body = await json_body(request)
         if body is None or not isinstance(body.get("prompt"), str):
             return error(400, "invalid_request", "prompt is required")
-        width, height = size_from_payload(body)
-        job = emu.new_job(
-            body["prompt"],
-            width=width,
-            height=height,
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-            steps=int_param(body.get("steps"), 4),
-        )
+        job = emu.job_from_payload(body, steps_key="steps", count=1)
         if job.fault == "rate_limit":
             return error(429, "rate_limit_exceeded", "Rate limit exceeded", rate_limit_headers(emu.knobs))
         if job.fault in ("server_error", "unavailable"):

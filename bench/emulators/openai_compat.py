@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.emulators.catalog import openai_models
+from bench.catalog.shipped import shipped_document
+from bench.emulators.catalog import models_of, openai_models
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -30,15 +31,20 @@ from bench.emulators.common import (
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
+from bench.emulators.validate import problems
 
 PROFILES = ("openai", "aimlapi", "apipie")
 PATH = "/v1/images/generations"
 
 
 def error_body(
-    profile: str, status: int, message: str, code: str, err_type: str = "invalid_request_error"
+    profile: str,
+    status: int,
+    message: str,
+    code: str,
+    err_type: str = "invalid_request_error",
+    param: str | None = None,
 ) -> Any:
     if profile == "aimlapi":
         return {
@@ -50,7 +56,31 @@ def error_body(
         }
     if profile == "apipie":
         return {"error": {"code": code, "message": message}}
-    return {"error": {"message": message, "type": err_type, "param": None, "code": code}}
+    return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
+
+
+def published_schema(profile: str, model: str) -> dict[str, Any] | None:
+    """The JSON Schema of a model's published parameters (bench/catalog/data/<profile>.json, itself
+    read from OpenAI's SDK types and AIML's and APIpie's published docs), retired models included."""
+    document = shipped_document(profile)
+    rows = [*document["models"], *(r["spec"] for r in document.get("retired") or [] if "spec" in r)]
+    entry = next((m for m in rows if m["slug"] == model), None)
+    if entry is None:
+        return None
+    properties: dict[str, Any] = {}
+    for p in entry["params"]:
+        prop: dict[str, Any] = {"type": p["type"]}
+        if p.get("options") is not None and p.get("options_complete", True):
+            prop["enum"] = p["options"]
+        for ours, theirs in (("min", "minimum"), ("max", "maximum"), ("max_length", "maxLength")):
+            if p.get(ours) is not None:
+                prop[theirs] = p[ours]
+        properties[p["name"]] = prop
+    return {"type": "object", "properties": properties}
+
+
+def is_gpt_image(model: str) -> bool:
+    return model.rsplit("/", 1)[-1].startswith("gpt-image")
 
 
 def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: bool = False) -> Starlette:
@@ -58,10 +88,35 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
     emu = EmulatorState(knobs or Knobs())
 
-    def fail(status: int, message: str, code: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    def fail(
+        status: int,
+        message: str,
+        code: str,
+        headers: Mapping[str, str] | None = None,
+        param: str | None = None,
+    ) -> JSONResponse:
         return JSONResponse(
-            error_body(profile, status, message, code), status_code=status, headers=dict(headers or {})
+            error_body(profile, status, message, code, param=param),
+            status_code=status,
+            headers=dict(headers or {}),
         )
+
+    def refuse_invalid(body: Mapping[str, Any]) -> JSONResponse | None:
+        """A body the model's published limits refuse (a size dall-e-3 does not make, AIML's flux
+        seed 0), with the profile's error shape and 400, as the APIs answer."""
+        schema = published_schema(profile, str(body["model"]))
+        if schema is None:
+            return None
+        found = problems(schema, schema, {k: v for k, v in body.items() if k != "model"})
+        if not found:
+            return None
+        path, _, message = found[0]
+        text = (
+            f"Body validation error! {path}: {message}"
+            if profile == "aimlapi"
+            else f"Invalid '{path}': {message}."
+        )
+        return fail(400, text, "invalid_value" if profile == "openai" else "invalid_parameter", param=path)
 
     async def generate(request: Request) -> Response:
         emu.calls.append(f"POST {request.url.path}")
@@ -72,23 +127,18 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         body = await json_body(request)
         if body is None or not isinstance(body.get("prompt"), str) or not body.get("model"):
             return fail(400, "Body validation error! 'model' and 'prompt' are required", "invalid_parameter")
+        refusal = refuse_invalid(body)
+        if refusal is not None:
+            return refusal
         n = int_param(body.get("n", body.get("num_images", 1)), 1)
-        width, height = size_from_payload(body)
-        job = emu.new_job(
-            body["prompt"],
-            width=width,
-            height=height,
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-            steps=int_param(body.get("num_inference_steps"), 4),
-            num_images=n,
-        )
+        job = emu.job_from_payload(body, count=n)
         if job.fault == "rate_limit":
             return fail(429, "Too Many Requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs))
         if job.fault in ("server_error", "unavailable"):
             status = 500 if job.fault == "server_error" else 503
             return fail(status, "The server had an error while processing your request.", "server_error")
         if job.refused:
-            if body.get("model") == "gpt-image-1":
+            if is_gpt_image(str(body.get("model"))):
                 return JSONResponse(
                     error_body(
                         profile,
@@ -118,7 +168,8 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
 
     async def answer(request: Request, body: Mapping[str, Any], job: Job) -> dict[str, Any]:
         model = str(body["model"])
-        as_b64 = body.get("response_format") == "b64_json" or model == "gpt-image-1"
+        # OpenAI's GPT image models always answer base64; AIML's answer URLs unless asked.
+        as_b64 = body.get("response_format") == "b64_json" or (profile == "openai" and is_gpt_image(model))
         if as_b64:
             items: list[dict[str, Any]] = [{"b64_json": b} for b in await emu.base64s(job)]
         else:
@@ -146,9 +197,10 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         if profile == "aimlapi":
             for item in items:
                 item.setdefault("b64_json", None)
-            if model.rsplit("/", 1)[-1].startswith("gpt-image"):
-                # AIML passes OpenAI's answer through: a token `usage` block, no money, no `meta`
-                # (aimlapi/api-docs image-models/openai/gpt-image-1.md, its response example).
+            if model == "openai/gpt-image-1":
+                # AIML passed OpenAI's answer through: a token `usage` block, no money, no `meta`
+                # (aimlapi/api-docs image-models/openai/gpt-image-1.md, its response example); its
+                # gpt-image-2 page shows meta.usage.usd_spent instead, as for its other models.
                 out.update(gpt_image_usage(job))
             elif emu.knobs.report_cost:
                 usd = emu.cost_usd(job)
@@ -161,14 +213,22 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
                 "model_used": model,
             }
             if emu.knobs.report_cost:
-                usage["cost"] = emu.cost_usd(job, per_megapixel=0.04)
+                usage["cost"] = apipie_cost(model, job)
             out["usage"] = usage
-        elif model == "gpt-image-1":
+        elif is_gpt_image(model):
             out.update(gpt_image_usage(job))
         return out
 
+    def apipie_cost(model: str, job: Job) -> float:
+        """APIpie's usage.cost: the route's flat req_price per image (its model list), as billed;
+        a route without one is priced per megapixel."""
+        row = next((m for m in models_of("apipie") if m["id"] == model), None)
+        if row is not None and row.get("price_unit") == "image":
+            return float(row["req_price"]) * job.num_images
+        return emu.cost_usd(job, per_megapixel=0.04)
+
     def gpt_image_usage(job: Job) -> dict[str, Any]:
-        """gpt-image-1's token usage block and the settings it echoes (OpenAI's and AIML's answers)."""
+        """A GPT image model's token usage block and the settings it echoes (OpenAI's and AIML's answers)."""
         text_tokens = len(job.prompt.split())
         output_tokens = 272 * job.num_images  # OpenAI's count for 1024x1024 at quality=low
         return {

@@ -17,7 +17,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bench.emulators.catalog import find, replicate_model, replicate_model_for_version, replicate_version
+from bench.emulators.catalog import (
+    find,
+    models_of,
+    replicate_model,
+    replicate_model_for_version,
+    replicate_version,
+)
 from bench.emulators.common import (
     FILE_ROUTE,
     EmulatorState,
@@ -29,11 +35,19 @@ from bench.emulators.common import (
     malformed_json,
     mark_emulator,
     rate_limit_headers,
-    size_from_payload,
 )
+from bench.emulators.validate import problems
 
 NSFW_ERROR = "NSFW content detected. Try running it again, or try a different prompt."
 PHASE_STATUS = {"queued": "starting", "running": "processing", "done": "succeeded", "cancelled": "canceled"}
+
+
+# The one collection the emulator serves: every emulated model (Replicate's own is text-to-image).
+COLLECTION = {
+    "name": "Text to image",
+    "slug": "text-to-image",
+    "description": "Models that generate images from text prompts",
+}
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -100,6 +114,11 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                 out["output"] = urls if job.extra["list_output"] else urls[0]
         return out
 
+    def denied(request: Request, method: str) -> Response | None:
+        """Every call is counted; one without a valid token gets Replicate's 401."""
+        emu.calls.append(f"{method} {request.url.path}")
+        return None if emu.key_ok(bearer(request)) else unauthorized()
+
     async def create(request: Request, model: str, body: Mapping[str, Any], version: str | None) -> Response:
         payload = body.get("input")
         if not isinstance(payload, Mapping) or not isinstance(payload.get("prompt"), str):
@@ -111,15 +130,22 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                     {"type": "required", "field": "input.prompt", "description": "prompt is required"}
                 ],
             )
-        width, height = size_from_payload(payload)
-        job = emu.new_job(
-            payload["prompt"],
-            width=width,
-            height=height,
-            seed=payload.get("seed") if isinstance(payload.get("seed"), int) else None,
-            steps=int_param(payload.get("num_inference_steps"), 4),
-            num_images=int_param(payload.get("num_outputs"), 1),
-        )
+        known = find("replicate", model)
+        if known is None:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        document = replicate_version(known)["openapi_schema"]
+        found = problems(document, document["components"]["schemas"]["Input"], dict(payload))
+        if found:  # Replicate's 422: a detail line per field, and invalid_fields
+            return problem(
+                422,
+                "Input validation failed",
+                "\n".join(f"- input.{path}: {msg}" for path, _, msg in found),
+                invalid_fields=[
+                    {"type": kind, "field": f"input.{path}", "description": f"{path}: {msg}"}
+                    for path, kind, msg in found
+                ],
+            )
+        job = emu.job_from_payload(payload, count_key="num_outputs")
         # flux-schnell/dev answer a list of URLs; flux-1.1-pro a single URL string.
         job.extra.update(model=model, version=version, input=dict(payload), list_output="pro" not in model)
         if job.fault == "rate_limit":
@@ -138,9 +164,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse(await prediction(request, job), status_code=201)
 
     async def create_versioned(request: Request) -> Response:
-        emu.calls.append(f"POST {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "POST")) is not None:
+            return refusal
         body = await json_body(request) or {}
         version = body.get("version")
         if not isinstance(version, str) or not version:
@@ -155,20 +180,24 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         model, _, version_id = version.rpartition(":")
         if not model:  # a bare version id: the model that has it, if the catalog knows it
             known = replicate_model_for_version(version_id)
-            model = str(known["id"]) if known else "unknown/unknown"
+            if known is None:
+                return problem(
+                    422,
+                    "Invalid version or not permitted",
+                    "The specified version does not exist (or perhaps you don't have permission to use it?)",
+                )
+            model = str(known["id"])
         return await create(request, model, body, version_id)
 
     async def create_for_model(request: Request) -> Response:
-        emu.calls.append(f"POST {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "POST")) is not None:
+            return refusal
         model = f"{request.path_params['owner']}/{request.path_params['name']}"
         return await create(request, model, await json_body(request) or {}, None)
 
     async def get(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         job = emu.jobs.get(request.path_params["prediction_id"])
         if job is None:
             return problem(404, "Not found", "The requested resource could not be found.")
@@ -177,9 +206,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse(await prediction(request, job))
 
     async def cancel(request: Request) -> Response:
-        emu.calls.append(f"POST {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "POST")) is not None:
+            return refusal
         job = emu.jobs.get(request.path_params["prediction_id"])
         if job is None:
             return problem(404, "Not found", "The requested resource could not be found.")
@@ -187,27 +215,72 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse(await prediction(request, job))
 
     async def get_model(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
         if model is None:
             return problem(404, "Not found", "The requested resource could not be found.")
         return JSONResponse(replicate_model(model, str(request.base_url).rstrip("/")))
 
     async def get_version(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not emu.key_ok(bearer(request)):
-            return unauthorized()
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
         model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
         version = replicate_version(model) if model is not None else None
         if version is None or version["id"] != request.path_params["version_id"]:
             return problem(404, "Not found", "The requested resource could not be found.")
         return JSONResponse(version)
 
+    def page(results: list[Any]) -> JSONResponse:
+        # Replicate's list answers: {next, previous, results}; one page holds everything here.
+        return JSONResponse({"next": None, "previous": None, "results": results})
+
+    async def list_models(request: Request) -> Response:
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
+        base = str(request.base_url).rstrip("/")
+        return page([replicate_model(m, base) for m in models_of("replicate")])
+
+    async def list_versions(request: Request) -> Response:
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
+        model = find("replicate", f"{request.path_params['owner']}/{request.path_params['name']}")
+        if model is None:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        return page([replicate_version(model)])
+
+    async def list_predictions(request: Request) -> Response:
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
+        newest_first = sorted(emu.jobs.values(), key=lambda job: -job.created)
+        return page([await prediction(request, job) for job in newest_first])
+
+    def collection(base: str, summary: bool) -> dict[str, Any]:
+        out: dict[str, Any] = dict(COLLECTION)
+        if not summary:
+            out["models"] = [replicate_model(m, base) for m in models_of("replicate")]
+        return out
+
+    async def list_collections(request: Request) -> Response:
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
+        return page([collection(str(request.base_url).rstrip("/"), summary=True)])
+
+    async def get_collection(request: Request) -> Response:
+        if (refusal := denied(request, "GET")) is not None:
+            return refusal
+        if request.path_params["slug"] != COLLECTION["slug"]:
+            return problem(404, "Not found", "The requested resource could not be found.")
+        return JSONResponse(collection(str(request.base_url).rstrip("/"), summary=False))
+
     app = Starlette(
         routes=[
             FILE_ROUTE,
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/models/{owner}/{name}/versions", list_versions, methods=["GET"]),
+            Route("/v1/predictions", list_predictions, methods=["GET"]),
+            Route("/v1/collections", list_collections, methods=["GET"]),
+            Route("/v1/collections/{slug}", get_collection, methods=["GET"]),
             Route("/v1/models/{owner}/{name}", get_model, methods=["GET"]),
             Route("/v1/models/{owner}/{name}/versions/{version_id}", get_version, methods=["GET"]),
             Route("/v1/predictions", create_versioned, methods=["POST"]),

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from bench.catalog.retired import check_retired
 from bench.catalog.shipped import shipped_specs
 from bench.catalog.spec import ModelSpec
 from bench.errors import (
@@ -78,6 +79,17 @@ class OpenAICompatProvider(HttpProvider):
 
     def models(self) -> Sequence[ModelSpec]:
         return self._models
+
+    def model_spec(self, model: str) -> ModelSpec:
+        # A retired id (dall-e-3) is a one-line "retired on DATE, use X", not "unknown model".
+        old = check_retired(
+            self.name,
+            self.profile,
+            model,
+            self.settings.options,
+            real_host=self.base_url == self.default_base_url,
+        )
+        return old if old is not None else super().model_spec(model)
 
     async def generate(
         self, spec: ModelSpec, payload: Mapping[str, Any], request: ImageRequest
