@@ -43,8 +43,9 @@ commands:
   catalog show PROVIDER:MODEL...   a model's schema, normalized mapping and price, from any source
   report PATH [--rebuild]   summary.parquet, plots/ and report.html for a run or sweep folder
                             (--rebuild: records.parquet again from the journal first)
-  compare BASELINE CANDIDATE [gate overrides...]
-                            regression gate: exit 0 pass, 1 regression, 2 unusable input
+  compare BASELINE CANDIDATE [gate overrides...] [--min-measured 0.9] [--allow-missing TARGET...]
+                            regression gate: exit 0 pass, 1 regression / not measured / missing target,
+                            2 unusable input
   score RUN_DIR [overrides] (re)compute metrics for a run without generating anything; refreshes its report
   emulate PROVIDER [...]    serve a loopback emulator of a provider's API (see `bench emulate -h`)
   view PATH [PATH2]         browse a run or sweep folder on 127.0.0.1 (two folders: compare them)
@@ -289,12 +290,41 @@ def cmd_compare(args: list[str]) -> int:
     parser.add_argument("baseline", type=Path, help="run or sweep folder")
     parser.add_argument("candidate", type=Path, help="run or sweep folder")
     parser.add_argument("overrides", nargs="*", help="gate overrides: gate=strict gate.clip.max_drop=1.0 ...")
+    parser.add_argument(
+        "--min-measured",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="NOT MEASURED (exit 1) when a target's share of pairs whose candidate answer was sent, not "
+        "replayed from the response cache, is below this (default gate.min_measured: 0.9)",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="TARGET",
+        help="baseline targets allowed to have no candidate counterpart (else FAIL, exit 1); put overrides before it",
+    )
     ns = parser.parse_args(args)
+    bad = [t for t in ns.allow_missing or [] if "=" in t]
+    if bad:
+        print(
+            f"bench compare: --allow-missing {bad[0]}: looks like an override, not a target; "
+            "put overrides before --allow-missing",
+            file=sys.stderr,
+        )
+        return 2
     # The gate group is not in the run config's defaults: add it (`gate=NAME` picks another option).
     choice = next((o.split("=", 1)[1] for o in ns.overrides if o.startswith("gate=")), "default")
     rest = [o for o in ns.overrides if not o.startswith("gate=")]
     cfg = compose_config([f"+gate={choice}", *rest])
-    return run_gate(ns.baseline, ns.candidate, cfg.get("gate") or {})
+    gate_cfg = dict(cfg.get("gate") or {})
+    if ns.min_measured is not None:
+        gate_cfg["min_measured"] = ns.min_measured
+    if ns.allow_missing:
+        gate_cfg["allow_missing"] = [*(gate_cfg.get("allow_missing") or []), *ns.allow_missing]
+    return run_gate(ns.baseline, ns.candidate, gate_cfg)
     # --- end report/gate wiring ---
 
 

@@ -1,16 +1,23 @@
-"""`bench compare BASELINE CANDIDATE`: paired deltas with bootstrap intervals, and a pass/fail verdict.
+"""`bench compare BASELINE CANDIDATE`: paired deltas with intervals, and a verdict.
 
 Records of the two runs are matched on `gate.pair_on` (target, prompt, normalized
-parameters, seed, repeat, image index): the same request in both. Every check is
-per target, on matched pairs only, with intervals from bench.stats (studentized
-bootstrap for mean deltas, BCa for the latency ratio; both checked by simulation to
-hold their level, so a check fails by chance about as often as its confidence says):
+parameters, seed, repeat, image index): the same request in both. Before any check:
 
-- CLIP: paired bootstrap of mean(candidate - baseline), resampling whole prompts.
-  Fails when the interval's upper bound is below -clip.max_drop ("falls by more
-  than 0.5 with 95% confidence").
-- Latency p50/p90: paired bootstrap of log(p(candidate)) - log(p(baseline)) over
-  requests, i.e. of the ratio. Fails when the ratio's lower bound exceeds 1 + max_rise.
+- A pair whose candidate answer was replayed from the response cache (`cached`) measured
+  nothing about the candidate. Checks use live pairs only, and when a target's share of live
+  pairs is below `min_measured` (default 0.9) the verdict is NOT MEASURED (exit 1).
+- A baseline target with no pair in the candidate makes the verdict FAIL (exit 1), unless it
+  is listed in `allow_missing`.
+
+Every check is per target, on live matched pairs:
+
+- CLIP (and PickScore, HPSv2, judge scores): interval of mean(candidate - baseline) by
+  inverting a sign-flip permutation test over whole prompts (bench/permutation.py; exact
+  at the boundary when the pairs are exchangeable after the allowed drop, whatever the
+  score distribution). Fails when the upper bound is below -clip.max_drop.
+- Latency p50/p90: a within-pair swap test of p(candidate) / p(baseline) at 1 + max_rise
+  (exact under a scaled null), the interval by inverting it. Fails when the test rejects,
+  i.e. the ratio's lower bound exceeds 1 + max_rise.
 - Cost per image: paired bootstrap of the mean; fails when the lower bound of the rise
   exceeds cost.max_rise of the baseline's mean. Any unknown (NaN) cost among the pairs
   makes the check "unknown": no verdict on fake numbers.
@@ -24,6 +31,9 @@ hold their level, so a check fails by chance about as often as its confidence sa
   retries.max_rise_rate) and the mean attempts per request (fails when the lower bound
   of the ratio exceeds 1 + retries.max_rise_attempts). A provider that answers 15% of
   requests with a 5xx still ends "ok" after a retry; these checks see it.
+- Arena Elo (`bench rate CANDIDATE --against BASELINE` votes): arms are (run, group); fails
+  when the upper bound of the bootstrap interval of Elo(candidate) - Elo(baseline) is below
+  -arena.max_drop (bench/gate/arena_check.py).
 - FID/KID: per-group deltas from both metrics.parquet files, only when both use the
   same reference and Inception fingerprint; informational unless fid.max_rise is set.
 
@@ -45,9 +55,10 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.stats import binomtest
 
-from bench import stats
+from bench import permutation, stats
 from bench.errors import BenchError
 from bench.gate import quality
+from bench.gate.arena_check import arena_checks
 from bench.metrics.errors import FingerprintMismatch
 from bench.metrics.fingerprint import is_random_init, require_same
 from bench.report.runs import NotARunFolder, RunSet
@@ -91,6 +102,13 @@ class GateConfig:
     include_cached_latency: bool = False
     # PickScore / HPSv2 / judge adherence / judge rubric: gate.<metric>.max_drop (bench/gate/quality.py)
     quality_max_drop: Mapping[str, float | None] = field(default_factory=dict)
+    # A pair whose candidate answer was replayed from the response cache measured nothing about the
+    # candidate: below this share of live pairs (per target) the verdict is NOT MEASURED.
+    min_measured: float = 0.9
+    # Baseline targets allowed to have no candidate counterpart (else the verdict is FAIL).
+    allow_missing: tuple[str, ...] = ()
+    # Arena: fail when the upper bound of Elo(candidate) - Elo(baseline) is below -max_drop.
+    arena_max_drop: float = 0.0
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None) -> GateConfig:
@@ -123,7 +141,32 @@ class GateConfig:
             output_dir=g.get("output_dir"),
             include_cached_latency=bool(g.get("include_cached_latency", False)),
             quality_max_drop=quality.max_drops(g),
+            min_measured=_share("gate.min_measured", g.get("min_measured", 0.9)),
+            allow_missing=_targets("gate.allow_missing", g.get("allow_missing")),
+            arena_max_drop=float(sub("arena").get("max_drop", 0.0) or 0.0),
         )
+
+
+def _share(key: str, value: Any) -> float:
+    from bench.errors import ConfigError
+
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(key, value, "give a share between 0 and 1, e.g. 0.9") from None
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(key, value, "give a share between 0 and 1, e.g. 0.9")
+    return share
+
+
+def _targets(key: str, value: Any) -> tuple[str, ...]:
+    from bench.errors import ConfigError
+
+    if value is None:
+        return ()
+    if isinstance(value, str) or not all(isinstance(t, str) for t in value):
+        raise ConfigError(key, value, "list target names, e.g. [fal:flux/dev]")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -152,23 +195,53 @@ class GateResult:
     clip_fingerprint: str | None = None
     fid_fingerprint: str | None = None
     confidence_per_check: float = 0.95
+    # Live pairs (the candidate's answer was sent in the candidate run, not replayed) per target.
+    measured: dict[str, int] = field(default_factory=dict)
+    paired: dict[str, int] = field(default_factory=dict)
+    min_measured: float = 0.9
+    missing_targets: list[str] = field(default_factory=list)  # baseline targets with no pair, not allowed
+    allowed_missing: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Check]:
         return [c for c in self.checks if c.status == "FAIL"]
 
     @property
+    def n_measured(self) -> int:
+        return sum(self.measured.values())
+
+    @property
+    def unmeasured_targets(self) -> list[str]:
+        """Targets whose share of live pairs is below min_measured (or that have none at all)."""
+        return [
+            t
+            for t, n in sorted(self.paired.items())
+            if self.measured.get(t, 0) == 0 or self.measured.get(t, 0) < self.min_measured * n
+        ]
+
+    @property
+    def not_measured(self) -> bool:
+        return bool(self.unmeasured_targets) or self.n_measured == 0
+
+    @property
     def exit_code(self) -> int:
-        return EXIT_REGRESSION if self.failed else EXIT_PASS
+        bad = self.failed or self.not_measured or self.missing_targets
+        return EXIT_REGRESSION if bad else EXIT_PASS
 
     @property
     def verdict(self) -> str:
+        if self.not_measured:
+            return "NOT MEASURED"
+        if self.missing_targets:
+            return "FAIL"
         return "REGRESSION" if self.failed else "PASS"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["verdict"] = self.verdict
         out["exit_code"] = self.exit_code
+        out["n_measured"] = self.n_measured
+        out["unmeasured_targets"] = self.unmeasured_targets
         return out
 
 
@@ -194,20 +267,24 @@ def pair_records(base: pd.DataFrame, cand: pd.DataFrame, keys: tuple[str, ...]) 
 F64 = npt.NDArray[np.float64]
 
 
+def _flag(pairs: pd.DataFrame, col: str) -> pd.Series:
+    if col not in pairs:
+        return pd.Series(False, index=pairs.index)
+    return pairs[col].astype("boolean").fillna(False).astype(bool)
+
+
 def replayed_pairs(pairs: pd.DataFrame) -> pd.Series:
     """True where either side of a pair was replayed from the response cache (not sent in that run)."""
-    flags = pd.Series(False, index=pairs.index)
-    for col in ("cached_b", "cached_c"):
-        if col in pairs:
-            flags |= pairs[col].fillna(False).astype(bool)
-    return flags
+    return _flag(pairs, "cached_b") | _flag(pairs, "cached_c")
 
 
-def _log_pct(q: float) -> stats.Stat:
-    def stat(a: F64, axis: int) -> F64:
-        return np.asarray(np.log(np.maximum(np.percentile(a, q, axis=axis), 1e-9)), dtype=np.float64)
+def live_candidate(pairs: pd.DataFrame) -> pd.Series:
+    """True where the candidate's answer was sent in the candidate run: the pair measures it.
 
-    return stat
+    A replayed answer (`cached`) is another run's answer, often the baseline's own: comparing it
+    with the baseline measures nothing about the candidate.
+    """
+    return ~_flag(pairs, "cached_c")
 
 
 def _rate_bounds(d: stats.PairedDelta) -> tuple[float, float]:
@@ -232,6 +309,12 @@ class _Gate:
             confidence=self.conf,
             seed=self.cfg.seed,
             clusters=clusters,
+        )
+
+    def _shift(self, b: F64, c: F64, clusters: Any) -> stats.PairedDelta:
+        """Mean paired change, sign-flip test over prompts (exact at the boundary; bench/permutation.py)."""
+        return permutation.paired_mean_shift(
+            b, c, clusters=clusters, confidence=self.conf, n_perm=self.cfg.n_boot, seed=self.cfg.seed
         )
 
     def clip(self, t: str, p: pd.DataFrame, info: bool) -> Check:
@@ -262,11 +345,18 @@ class _Gate:
                 rule,
                 "fewer than 2 ok pairs",
             )
-        d = self._delta(
-            ok["latency_s_b"].to_numpy(float), ok["latency_s_c"].to_numpy(float), stat=_log_pct(q)
+        # The swap test at the boundary decides; its inversion gives the interval shown.
+        d, p_boundary = permutation.paired_quantile_ratio(
+            ok["latency_s_b"].to_numpy(float),
+            ok["latency_s_c"].to_numpy(float),
+            q=q,
+            boundary=float(np.log1p(thr)) if thr is not None else 0.0,
+            confidence=self.conf,
+            n_perm=self.cfg.n_boot,
+            seed=self.cfg.seed,
         )
         low, high = np.exp(d.delta.low) - 1.0, np.exp(d.delta.high) - 1.0
-        fail = thr is not None and not np.isnan(low) and low > thr
+        fail = thr is not None and p_boundary <= (1.0 - self.conf) / 2.0
         status = "info" if (info or thr is None) else ("FAIL" if fail else "pass")
         return Check(t, name, float(np.exp(d.baseline)), float(np.exp(d.candidate)), float(np.exp(d.delta.estimate) - 1.0),
                      float(low), float(high), True, len(ok), status, rule)  # fmt: skip
@@ -443,48 +533,6 @@ def _fid_checks(base: RunSet, cand: RunSet, cfg: GateConfig) -> tuple[list[Check
     return checks, fp
 
 
-def _arena_checks(base: RunSet, cand: RunSet, cfg: GateConfig, conf: float, notes: list[str]) -> list[Check]:
-    """Human preference: a candidate arm whose Elo interval lies wholly below its baseline's fails.
-
-    Both must be rated in one pool: `bench rate CANDIDATE --against BASELINE` shows the baseline's
-    groups as "baseline: ..." arms beside the candidate's, so the two are compared directly.
-    """
-    from bench.arena.pairs import BASELINE_PREFIX
-    from bench.arena.ratings import rate
-    from bench.arena.report import vote_files
-    from bench.arena.votes import read_all_votes
-
-    votes = read_all_votes([*vote_files(cand), *vote_files(base)])
-    if not votes:
-        return []
-    ratings = rate(votes, n_boot=cfg.n_boot, confidence=conf, seed=cfg.seed)
-    rows = {str(r["arm"]): r for r in ratings.table.to_dict("records")}
-    rule = "fail if the candidate's Elo interval lies wholly below the baseline's"
-    checks = []
-    for arm, c in rows.items():
-        b = rows.get(BASELINE_PREFIX + arm)
-        if arm.startswith(BASELINE_PREFIX) or b is None:
-            continue
-        n = int(c["votes"]) + int(b["votes"])
-        if np.isnan(c["elo"]) or np.isnan(b["elo"]):
-            checks.append(Check(arm, "arena_elo", np.nan, np.nan, np.nan, np.nan, np.nan, False, n, "skipped",
-                                rule, "not compared with each other (directly or through other arms)"))  # fmt: skip
-            continue
-        fail = bool(c["elo_high"] < b["elo_low"])
-        detail = (
-            f"candidate {c['elo']:.0f} [{c['elo_low']:.0f}, {c['elo_high']:.0f}], "
-            f"baseline {b['elo']:.0f} [{b['elo_low']:.0f}, {b['elo_high']:.0f}] ({100 * conf:.4g}% intervals)"
-        )
-        checks.append(Check(arm, "arena_elo", float(b["elo"]), float(c["elo"]), float(c["elo"] - b["elo"]),
-                            np.nan, np.nan, False, n, "FAIL" if fail else "pass", rule, detail))  # fmt: skip
-    if not checks:
-        notes.append(
-            "arena votes found, but none rate the candidate's groups beside the baseline's: "
-            "run `bench rate CANDIDATE --against BASELINE` for the Elo check"
-        )
-    return checks
-
-
 def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
     base, cand = _load(Path(baseline), "baseline"), _load(Path(candidate), "candidate")
     notes: list[str] = []
@@ -513,22 +561,41 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
             f"nothing paired: no record of {baseline} matches one of {candidate} on {', '.join(cfg.pair_on)} "
             "(same targets, prompts, settings and seeds?)"
         )
-    bt, ct = set(base.records["target"]), set(cand.records["target"])
-    if bt - ct:
-        notes.append(f"targets only in the baseline (not compared): {', '.join(sorted(bt - ct))}")
+    attempted = base.records[base.records["status"] != "skipped"]
+    bt = set(attempted["target"].astype(str))
+    ct = set(cand.records["target"].astype(str))
+    paired_targets = set(pairs["target"].astype(str))
+    unpaired = sorted(bt - paired_targets)
+    missing = [t for t in unpaired if t not in cfg.allow_missing]
+    allowed = [t for t in unpaired if t in cfg.allow_missing]
+    if allowed:
+        notes.append(f"baseline targets with no candidate counterpart, allowed by --allow-missing: {', '.join(allowed)}")
+    stale = sorted(set(cfg.allow_missing) - set(unpaired))
+    if stale:
+        notes.append(f"--allow-missing names targets that are not missing: {', '.join(stale)}")
     if ct - bt:
         notes.append(f"targets only in the candidate (not compared): {', '.join(sorted(ct - bt))}")
-    n_b = int((base.records["status"] != "skipped").sum())
+    n_b = int(len(attempted))
     if len(pairs) < n_b:
         notes.append(f"{len(pairs)} of the baseline's {n_b} attempted records have a match in the candidate")
-    n_replayed = int(replayed_pairs(pairs).sum())
+    live = live_candidate(pairs)
+    paired_n = {str(t): int(n) for t, n in pairs.groupby(pairs["target"].astype(str)).size().items()}
+    measured_n = {t: int(live[pairs["target"].astype(str) == t].sum()) for t in paired_n}
+    n_replayed = len(pairs) - int(live.sum())
     if n_replayed:
         notes.append(
-            f"{n_replayed} of {len(pairs)} pairs include a request replayed from the response cache; "
+            f"{n_replayed} of {len(pairs)} pairs have a candidate answer replayed from the response cache "
+            "(not a measurement): every check uses only the live pairs"
+        )
+    pairs = pairs[live]
+    n_base_replayed = int(_flag(pairs, "cached_b").sum())
+    if n_base_replayed:
+        notes.append(
+            f"{n_base_replayed} live pairs have a baseline answer replayed from the response cache; "
             + (
                 "their latencies are included (gate.include_cached_latency=true)"
                 if cfg.include_cached_latency
-                else "the latency checks use only the live pairs (gate.include_cached_latency=true to include them)"
+                else "the latency checks leave them out (gate.include_cached_latency=true to include them)"
             )
         )
     try:
@@ -536,7 +603,7 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
     except FingerprintMismatch as exc:
         raise GateUnusable(str(exc)) from None
     drops = cfg.quality_max_drop or quality.max_drops({})
-    targets = sorted(pairs["target"].astype(str).unique())
+    targets = sorted(paired_n)
     gate = _Gate(cfg, len(targets))
     checks: list[Check] = []
     groups: list[tuple[str, pd.DataFrame, bool]] = [(t, pairs[pairs["target"] == t], False) for t in targets]
@@ -554,7 +621,9 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
             checks.append(quality.paired_drop(gate, t, p, metric, drops.get(metric), info, Check))
     fid_checks, fid_fp = _fid_checks(base, cand, cfg)
     checks.extend(fid_checks)
-    checks.extend(_arena_checks(base, cand, cfg, gate.conf, notes))
+    checks.extend(
+        arena_checks(base, cand, cfg.arena_max_drop, cfg.n_boot, gate.conf, cfg.seed, notes, Check)
+    )
     if gate.conf != cfg.confidence:
         notes.append(
             f"Bonferroni over {len(targets)} targets: each interval is {100 * gate.conf:.2f}%, refusal alpha {gate.alpha:.3g}"
@@ -562,10 +631,15 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
     return GateResult(
         baseline=str(baseline),
         candidate=str(candidate),
-        n_pairs=len(pairs),
+        n_pairs=sum(paired_n.values()),
         checks=checks,
         notes=notes,
         clip_fingerprint=clip_fp,
         fid_fingerprint=fid_fp,
         confidence_per_check=gate.conf,
+        measured=measured_n,
+        paired=paired_n,
+        min_measured=cfg.min_measured,
+        missing_targets=missing,
+        allowed_missing=allowed,
     )

@@ -1,8 +1,8 @@
 """Gate checks for the per-image quality signals beside CLIP: PickScore, HPSv2, the VLM judge.
 
-Each is the CLIP check's rule on its own column: a paired bootstrap of
-mean(candidate - baseline) over matched images, resampling whole prompts; the check
-fails when the interval's upper bound lies below -max_drop. Scores are compared only
+Each is the CLIP check's rule on its own column: the interval of mean(candidate - baseline)
+over matched images from a sign-flip permutation test over whole prompts (bench/permutation.py);
+the check fails when the interval's upper bound lies below -max_drop. Scores are compared only
 when both runs carry them under one fingerprint (same judge model and templates, same
 preference-model weights); otherwise the check is refused (exit 2) or skipped with a note.
 """
@@ -77,7 +77,7 @@ def paired_drop(
         return check_cls(
             target, metric, nan, nan, nan, nan, nan, False, 0, "skipped", rule, "no scored pairs"
         )
-    d = gate._delta(
+    d = gate._shift(
         ok[f"{col}_b"].to_numpy(float),
         ok[f"{col}_c"].to_numpy(float),
         ok["prompt_id"].astype(str).to_numpy(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ LABELS = {
     "hpsv2": "HPSv2.1",
     "judge_adherence": "judge adherence",
     "judge_rubric": "judge rubric",
+    "arena_elo": "arena Elo",
 }
 
 
@@ -41,6 +43,8 @@ def _value(metric: str, v: float) -> str:
         return f"{v:.3f}"
     if metric == "kid_mean":
         return f"{v:.4f}"
+    if metric == "arena_elo":
+        return f"{v:.0f}"
     return f"{v:.2f}"
 
 
@@ -53,6 +57,8 @@ def _num(v: float, c: Check) -> str:
         return f"{100 * v:+.1f} pts"
     if c.metric == "kid_mean":
         return f"{v:+.4f}"
+    if c.metric == "arena_elo":
+        return f"{v:+.0f}"
     return f"{v:+.2f}"
 
 
@@ -77,20 +83,75 @@ def rows(result: GateResult, checks: list[Check] | None = None) -> list[list[str
 HEADER = ["target", "check", "baseline", "candidate", "delta [CI]", "pairs", "rule", "status"]
 
 
-def verdict_line(result: GateResult) -> str:
+def _names(names: list[str], limit: int | None) -> str:
+    if limit is None or len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f" and {len(names) - limit} more"
+
+
+def verdict_parts(result: GateResult, limit: int | None = None) -> list[str]:
+    """Why the verdict is what it is, most serious first; [PASS ...] when nothing is wrong."""
+    parts = []
+    if result.not_measured:
+        unmeasured = result.unmeasured_targets or sorted(result.paired)
+        parts.append(
+            f"NOT MEASURED: {result.n_measured} of {result.n_pairs} pairs are live measurements "
+            f"(need {100 * result.min_measured:g}% per target, --min-measured); the candidate's answers for "
+            f"{_names(unmeasured, limit)} were replayed from the response cache: run it with cache.mode=off"
+        )
+    if result.missing_targets:
+        parts.append(
+            f"FAIL: {len(result.missing_targets)} baseline target(s) have no candidate counterpart: "
+            f"{_names(result.missing_targets, limit)} (--allow-missing TARGET to accept)"
+        )
     if result.failed:
-        names = "; ".join(f"{c.target} {LABELS.get(c.metric, c.metric)} {_delta(c)}" for c in result.failed)
-        return f"REGRESSION: {len(result.failed)} check(s) failed: {names}"
-    return f"PASS: no confident regression over {result.n_pairs} matched pairs"
+        names = [f"{c.target} {LABELS.get(c.metric, c.metric)} {_delta(c)}" for c in result.failed]
+        parts.append(f"REGRESSION: {len(result.failed)} check(s) failed: {_names(names, limit)}")
+    if not parts:
+        parts.append(f"PASS: no confident regression over {result.n_pairs} matched pairs, all measured")
+    return parts
+
+
+def verdict_line(result: GateResult) -> str:
+    """The first line of every output: the verdict word, then every reason for it."""
+    return "; ".join(verdict_parts(result))
+
+
+TERMINAL_COLUMNS = 120
+TERMINAL_HEADER = ["check", "baseline", "candidate", "delta [CI]", "pairs", "status"]
+
+
+def _fit(line: str, width: int = TERMINAL_COLUMNS) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def text_table(result: GateResult) -> str:
-    table = [HEADER, *rows(result)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(HEADER))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    notes = [f"note: {n}" for n in result.notes]
-    return "\n".join([*lines, "", *notes, verdict_line(result)])
+    """The terminal view, at most 120 columns: the verdict first, one block per target (its name as
+    the block's heading), no rule column (gate.md and gate.json keep rules and details)."""
+    first = _fit("; ".join(verdict_parts(result, limit=3)))
+    blocks: dict[str, list[list[str]]] = {}
+    for c in result.checks:
+        blocks.setdefault(c.target, []).append(
+            [LABELS.get(c.metric, c.metric), _value(c.metric, c.baseline), _value(c.metric, c.candidate),
+             _delta(c), str(c.n_pairs), c.status]
+        )  # fmt: skip
+    cells = [TERMINAL_HEADER, *(r for rows_ in blocks.values() for r in rows_)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(TERMINAL_HEADER))]
+
+    def fmt(r: list[str]) -> str:
+        return _fit("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+
+    lines = [first, "", fmt(TERMINAL_HEADER), _fit("  " + "  ".join("-" * w for w in widths))]
+    for target, target_rows in blocks.items():
+        lines.append(_fit(target))
+        lines.extend(fmt(r) for r in target_rows)
+    notes = [
+        _fit(line)
+        for n in result.notes
+        for line in textwrap.wrap(f"note: {n}", TERMINAL_COLUMNS, subsequent_indent="  ")
+    ]
+    tail = "rules and details of every check: gate.md (full table) and gate.json"
+    return "\n".join([*lines, "", *notes, tail, first])
 
 
 def _md_table(table: list[list[str]]) -> list[str]:
@@ -102,7 +163,7 @@ def _md_table(table: list[list[str]]) -> list[str]:
 def markdown(result: GateResult) -> str:
     """A pull-request comment read in five seconds: the verdict, then only the failing checks;
     the full table, notes and fingerprints folded in a <details> below (gate.json keeps all)."""
-    icon = "❌" if result.failed else "✅"
+    icon = "✅" if result.exit_code == 0 else "❌"
     conf = f"{100 * result.confidence_per_check:.2f}".rstrip("0").rstrip(".")
     out = [f"## {icon} t2i-bench gate: {result.verdict}", "", f"**{verdict_line(result)}**", ""]
     if result.failed:
@@ -111,7 +172,8 @@ def markdown(result: GateResult) -> str:
         f"<details><summary>All {len(result.checks)} checks, notes and fingerprints</summary>",
         "",
         f"Baseline `{result.baseline}` vs candidate `{result.candidate}`: {result.n_pairs} matched pairs "
-        f"(same target, prompt, settings, seed). Intervals: paired bootstrap, {conf}% per check.",
+        f"(same target, prompt, settings, seed), {result.n_measured} of them live (the candidate's answer not "
+        f"replayed from the response cache). Intervals: {conf}% per check (docs/gate-checks.md).",
         "",
         *_md_table(rows(result)),
         "",
