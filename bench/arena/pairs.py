@@ -5,7 +5,9 @@ scheduler weighs every pair of arms that share a prompt by how much a vote would
 still teach: p(1-p) / (1 + votes so far), with p the current Bradley–Terry win
 probability. Close, rarely compared pairs come first; lopsided, well-measured ones
 rarely (but not never) come back. Within the chosen arm pair, the prompt, the
-images (seeds, repeats) and the sides are random.
+images (seeds, repeats) and the sides are random. With a baseline (`bench rate PATH
+--against BASELINE`), AGAINST_SHARE of the offers pit a group against the same group of the
+baseline on the same prompt: the comparison the gate's Elo check needs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from bench.arena.votes import Side, Vote
 from bench.report.summary import DEFAULT_GROUP_KEYS, group_label
 
 EXPLORE = 0.02  # floor on a pair's weight: a lopsided pair still gets an occasional check
+# With `--against BASELINE`, the share of offers that pit a candidate group against the same group of
+# the baseline (same prompt): the gate's Elo check rests on those votes. The rest keep the pool connected.
+AGAINST_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,24 @@ class Scheduler:
             return self.offers[token]
         seen = {v.pair for v in votes if v.rater == rater}
         weights = self.weights(votes)
+        counterparts = {p: w for p, w in weights.items() if self._is_counterpart(p)}
+        if counterparts and self.rng.random() < AGAINST_SHARE:
+            offer = self._offer_from(counterparts, seen, rater)
+            if offer is not None:
+                return offer
+        return self._offer_from(weights, seen, rater)
+
+    @staticmethod
+    def _is_counterpart(pair: tuple[str, str]) -> bool:
+        """A candidate group and the same group of the baseline (`--against`)."""
+        a, b = pair
+        return b == BASELINE_PREFIX + a or a == BASELINE_PREFIX + b
+
+    def _offer_from(
+        self, weights: dict[tuple[str, str], float], seen: set[frozenset[str]], rater: str
+    ) -> Offer | None:
+        """An unseen image pair from an arm pair drawn by weight; None when none of them has one left."""
+        weights = dict(weights)
         while weights:
             pairs = list(weights)
             probs = np.array([weights[p] for p in pairs])
