@@ -306,7 +306,7 @@ def cmd_compare(args: list[str]) -> int:
         metavar="TARGET",
         help="baseline targets allowed to have no candidate counterpart (else FAIL, exit 1); put overrides before it",
     )
-    ns = parser.parse_args(args)
+    ns = parser.parse_intermixed_args(args)  # overrides may come after --min-measured
     bad = [t for t in ns.allow_missing or [] if "=" in t]
     if bad:
         print(

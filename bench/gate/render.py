@@ -94,10 +94,11 @@ def verdict_parts(result: GateResult, limit: int | None = None) -> list[str]:
     parts = []
     if result.not_measured:
         unmeasured = result.unmeasured_targets or sorted(result.paired)
+        counts = [f"{t} ({result.measured.get(t, 0)} of {result.paired.get(t, 0)})" for t in unmeasured]
         parts.append(
-            f"NOT MEASURED: {result.n_measured} of {result.n_pairs} pairs are live measurements "
-            f"(need {100 * result.min_measured:g}% per target, --min-measured); the candidate's answers for "
-            f"{_names(unmeasured, limit)} were replayed from the response cache: run it with cache.mode=off"
+            f"NOT MEASURED: too few live pairs for {_names(counts, limit)}: need {100 * result.min_measured:g}% "
+            f"per target (--min-measured) and at least one; {result.n_measured} of {result.n_pairs} in all. The other candidate "
+            "answers were replayed from the response cache: run the candidate with cache.mode=off"
         )
     if result.missing_targets:
         parts.append(
@@ -128,7 +129,11 @@ def _fit(line: str, width: int = TERMINAL_COLUMNS) -> str:
 def text_table(result: GateResult) -> str:
     """The terminal view, at most 120 columns: the verdict first, one block per target (its name as
     the block's heading), no rule column (gate.md and gate.json keep rules and details)."""
-    first = _fit("; ".join(verdict_parts(result, limit=3)))
+    verdict = [
+        line
+        for part in verdict_parts(result, limit=3)
+        for line in textwrap.wrap(part, TERMINAL_COLUMNS, subsequent_indent="  ", break_on_hyphens=False)
+    ]
     blocks: dict[str, list[list[str]]] = {}
     for c in result.checks:
         blocks.setdefault(c.target, []).append(
@@ -141,7 +146,7 @@ def text_table(result: GateResult) -> str:
     def fmt(r: list[str]) -> str:
         return _fit("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
-    lines = [first, "", fmt(TERMINAL_HEADER), _fit("  " + "  ".join("-" * w for w in widths))]
+    lines = [*verdict, "", fmt(TERMINAL_HEADER), _fit("  " + "  ".join("-" * w for w in widths))]
     for target, target_rows in blocks.items():
         lines.append(_fit(target))
         lines.extend(fmt(r) for r in target_rows)
@@ -151,7 +156,7 @@ def text_table(result: GateResult) -> str:
         for line in textwrap.wrap(f"note: {n}", TERMINAL_COLUMNS, subsequent_indent="  ")
     ]
     tail = "rules and details of every check: gate.md (full table) and gate.json"
-    return "\n".join([*lines, "", *notes, tail, first])
+    return "\n".join([*lines, "", *notes, tail, *verdict])
 
 
 def _md_table(table: list[list[str]]) -> list[str]:
