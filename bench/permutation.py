@@ -64,7 +64,7 @@ def mean_shift_bounds(sums: F64, sizes: F64, flips: B8, alpha: float) -> tuple[F
     f = flips.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         sub = (sums @ f.T) / (sizes @ f.T)  # (reps, N)
-    empty = ~flips.any(axis=1)
+    empty: B8 = np.asarray(~flips.any(axis=1), dtype=bool)
     n = flips.shape[0]
     r = int(np.floor(alpha * n + 1e-9))
     if r < 1:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from _report_runs import NOCOLOR_TARGETS, bench, make_run
 
 from bench.arena.app import Arena
-from bench.arena.pairs import BASELINE_PREFIX
-from bench.arena.votes import VOTES_FILE, Vote, read_votes
+from bench.arena.pairs import BASELINE_PREFIX, arm_images
+from bench.arena.ratings import rate
+from bench.arena.votes import VOTES_FILE, Side, Vote, read_votes
 from bench.gate import GateConfig, compare
 
 
@@ -74,3 +77,99 @@ def test_equal_candidates_pass_and_unpooled_votes_only_leave_a_note(runs: tuple[
     result = compare(base, cand, GateConfig())
     assert not [c for c in result.checks if c.metric == "arena_elo"]
     assert any("--against" in n for n in result.notes)
+
+
+def _group_images(records: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """group label -> prompt_id -> one ok image sha256 (the images votes are cast on)."""
+    out: dict[str, dict[str, str]] = {}
+    for pid, arms in arm_images(records).items():
+        for arm, images in arms.items():
+            out.setdefault(arm, {})[pid] = images[0].sha256
+    return out
+
+
+def _side(arm: str, sha: str, run_path: str) -> Side:
+    return Side(arm, sha, arm.split(" ")[0], {}, run_path)
+
+
+def _planted(
+    left: Side, right: Side, p_left: float, n: int, rng: np.random.Generator, pid: str
+) -> list[Vote]:
+    out = []
+    for i in range(n):
+        choice = "left" if rng.random() < p_left else "right"
+        out.append(
+            Vote(
+                f"{left.arm}-{right.arm}-{i}", "2026-01-01T00:00:00+00:00", "r", pid, "", left, right, choice
+            )
+        )
+    return out
+
+
+def test_elo_regression_is_measured_from_the_comparison_votes_only(runs: tuple[Path, Path]) -> None:
+    """True -261 Elo for the candidate's fast group; the baseline folder's 60 old votes must not move it."""
+    base, cand = runs
+    b_img = _group_images(pd.read_parquet(base / "records.parquet"))
+    c_img = _group_images(pd.read_parquet(cand / "records.parquet"))
+    fast = next(a for a in c_img if a.startswith("local:shapes-fast"))
+    quality = next(a for a in c_img if a.startswith("local:shapes-quality"))
+    pid = next(iter(c_img[fast]))
+    rng = np.random.default_rng(261)
+    p_loss = 1.0 / (1.0 + 10 ** (261 / 400))  # the candidate's chance against its baseline
+    against = f"{BASELINE_PREFIX}{base.resolve()}"
+    cand_fast = _side(fast, c_img[fast][pid], "")
+    base_fast = _side(BASELINE_PREFIX + fast, b_img[fast][pid], against)
+    cand_q = _side(quality, c_img[quality][pid], "")
+    base_q = _side(BASELINE_PREFIX + quality, b_img[quality][pid], against)
+    comparison = [
+        *_planted(cand_fast, base_fast, p_loss, 90, rng, pid),
+        *_planted(cand_q, base_q, 0.5, 30, rng, pid),
+        *_planted(cand_fast, cand_q, 0.5, 30, rng, pid),
+    ]
+    # The baseline rated alone earlier: its arms carry the candidate's names, and fast won them all.
+    old = _planted(
+        _side(fast, b_img[fast][pid], ""), _side(quality, b_img[quality][pid], ""), 1.0, 60, rng, pid
+    )
+    for folder, votes in ((cand, comparison), (base, old)):
+        (folder / VOTES_FILE).write_text("".join(v.to_json() + "\n" for v in votes), encoding="utf-8")
+    try:
+        cfg = GateConfig()
+        result = compare(base, cand, cfg)
+        elo = {c.target: c for c in result.checks if c.metric == "arena_elo"}
+        # The same fit on the comparison's votes alone, arms named by run.
+        alone = [
+            replace(v, left=replace(v.left, arm=("c: " if v.left.run_path == "" else "b: ") + v.left.arm[-40:]),
+                    right=replace(v.right, arm=("c: " if v.right.run_path == "" else "b: ") + v.right.arm[-40:]))
+            for v in comparison
+        ]  # fmt: skip
+        truth = rate(alone, n_boot=cfg.n_boot, seed=cfg.seed, confidence=result.confidence_per_check)
+        want = truth.difference("c: " + fast[-40:], "b: " + (BASELINE_PREFIX + fast)[-40:])
+        assert elo[fast].delta == pytest.approx(want[0], abs=1e-6)
+        assert (elo[fast].low, elo[fast].high) == pytest.approx(want[1:], abs=1e-6)
+        assert -450 < elo[fast].delta < -150 and elo[fast].high < 0 and elo[fast].status == "FAIL"
+        assert elo[quality].status == "pass"
+        assert any("baseline folder's own 60 votes are not used" in n for n in result.notes)
+    finally:
+        (cand / VOTES_FILE).unlink(missing_ok=True)
+        (base / VOTES_FILE).unlink(missing_ok=True)
+
+
+def test_rating_against_a_baseline_spends_most_votes_on_the_same_group_before_and_after(
+    runs: tuple[Path, Path],
+) -> None:
+    base, cand = runs
+    (cand / VOTES_FILE).unlink(missing_ok=True)
+    try:
+        arena = Arena.open(cand, "gate", seed=5, against=base)
+        _cast(arena, 90, loser=None)
+        votes = read_votes(cand / VOTES_FILE)
+        same_group = [
+            v
+            for v in votes
+            if v.left.arm.removeprefix(BASELINE_PREFIX) == v.right.arm.removeprefix(BASELINE_PREFIX)
+        ]
+        assert len(votes) == 90
+        assert all(v.left.arm != v.right.arm for v in same_group)  # one side is the baseline's
+        assert len(same_group) >= 60, len(same_group)  # was 5 of 90 before
+    finally:
+        (cand / VOTES_FILE).unlink(missing_ok=True)

@@ -221,7 +221,9 @@ def _first_line(proc: object) -> str:
     return out.splitlines()[0]
 
 
-def test_replayed_candidate_answers_are_not_measured_in_line_one(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_replayed_candidate_answers_are_not_measured_in_line_one(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
     # 5 of the fast target's 24 pairs replayed (79% live, below 90%): NOT MEASURED, first line, exit 1.
     cand = shutil.copytree(runs["again"], tmp_path / "replayed")
     df = pd.read_parquet(cand / "records.parquet")
@@ -231,22 +233,32 @@ def test_replayed_candidate_answers_are_not_measured_in_line_one(runs: dict[str,
     proc = bench("compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     first = _first_line(proc)
-    assert first.startswith("NOT MEASURED: too few live pairs for local:shapes-fast (19 of 24): need 90% per target")
+    assert first.startswith(
+        "NOT MEASURED: too few live pairs for local:shapes-fast (19 of 24): need 90% per target"
+    )
     assert "local:shapes-quality" not in first  # fully live: not blamed
     data = json.loads((tmp_path / "gate.json").read_text())
     assert data["verdict"] == "NOT MEASURED" and data["exit_code"] == 1 and data["n_measured"] == 43
     md = (tmp_path / "gate.md").read_text().splitlines()
     assert md[0] == "## ❌ t2i-bench gate: NOT MEASURED" and md[2].startswith("**NOT MEASURED")
     # A lower bar passes, and the checks then use only the live pairs.
-    lower = bench("compare", str(runs["base"]), str(cand), "--min-measured", "0.75", f"gate.output_dir={tmp_path}")
+    lower = bench(
+        "compare", str(runs["base"]), str(cand), "--min-measured", "0.75", f"gate.output_dir={tmp_path}"
+    )
     assert lower.returncode == 0 and _first_line(lower).startswith("PASS"), lower.stdout + lower.stderr
     data = json.loads((tmp_path / "gate.json").read_text())
     assert _checks(data, "clip")["local:shapes-fast"]["n_pairs"] == 19
     # Every answer replayed: nothing is measured, whatever the bar.
     df["cached"] = True
     df.to_parquet(cand / "records.parquet", index=False)
-    none = bench("compare", str(runs["base"]), str(cand), "--min-measured", "0", f"gate.output_dir={tmp_path}")
-    assert none.returncode == 1 and _first_line(none).startswith("NOT MEASURED") and "0 of 48 in all" in none.stdout, none.stdout
+    none = bench(
+        "compare", str(runs["base"]), str(cand), "--min-measured", "0", f"gate.output_dir={tmp_path}"
+    )
+    assert (
+        none.returncode == 1
+        and _first_line(none).startswith("NOT MEASURED")
+        and "0 of 48 in all" in none.stdout
+    ), none.stdout
 
 
 def test_baseline_target_without_counterpart_fails_in_line_one(runs: dict[str, Path], tmp_path: Path) -> None:
@@ -259,10 +271,19 @@ def test_baseline_target_without_counterpart_fails_in_line_one(runs: dict[str, P
     assert first.startswith("FAIL: 1 baseline target(s) have no candidate counterpart: local:shapes-quality")
     assert json.loads((tmp_path / "gate.json").read_text())["missing_targets"] == ["local:shapes-quality"]
     allowed = bench(
-        "compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}", "--allow-missing", "local:shapes-quality"
+        "compare",
+        str(runs["base"]),
+        str(cand),
+        f"gate.output_dir={tmp_path}",
+        "--allow-missing",
+        "local:shapes-quality",
     )
-    assert allowed.returncode == 0 and _first_line(allowed).startswith("PASS"), allowed.stdout + allowed.stderr
-    assert any("allowed by --allow-missing: local:shapes-quality" in line for line in allowed.stdout.splitlines())
+    assert allowed.returncode == 0 and _first_line(allowed).startswith("PASS"), (
+        allowed.stdout + allowed.stderr
+    )
+    assert any(
+        "allowed by --allow-missing: local:shapes-quality" in line for line in allowed.stdout.splitlines()
+    )
     by_config = bench("compare", str(runs["base"]), str(cand), "gate.allow_missing=[local:shapes-quality]",
                       f"gate.output_dir={tmp_path}")  # fmt: skip
     assert by_config.returncode == 0, by_config.stdout + by_config.stderr

@@ -23,7 +23,9 @@ DRAWS = 2000
 def test_clip_check_false_alarms_at_nominal_and_power_at_a_planted_drop(kind: str, prompts: int) -> None:
     false_alarm = simulate.clip_fail_rate(kind, prompts, simulate.CLIP_MAX_DROP, DRAWS, seed=prompts)
     power = simulate.clip_fail_rate(kind, prompts, 1.5, DRAWS, seed=prompts + 1)
-    print(f"CLIP {kind} {prompts} prompts: false alarms {100 * false_alarm:.2f}%, power at -1.5 {100 * power:.1f}%")
+    print(
+        f"CLIP {kind} {prompts} prompts: false alarms {100 * false_alarm:.2f}%, power at -1.5 {100 * power:.1f}%"
+    )
     assert false_alarm <= NOMINAL + 0.01
     assert false_alarm >= NOMINAL - 0.015  # and not conservative to the point of uselessness
     assert power >= (0.25 if prompts == 12 else 0.9)
@@ -31,11 +33,15 @@ def test_clip_check_false_alarms_at_nominal_and_power_at_a_planted_drop(kind: st
 
 @pytest.mark.parametrize("kind", ["normal", "lognormal"])
 @pytest.mark.parametrize("pairs", [12, 48])
-def test_latency_ratio_check_false_alarms_at_nominal_and_power_at_a_planted_rise(kind: str, pairs: int) -> None:
+def test_latency_ratio_check_false_alarms_at_nominal_and_power_at_a_planted_rise(
+    kind: str, pairs: int
+) -> None:
     draws = DRAWS // 2  # 1,000 draws: the swap test re-sorts every pattern
     false_alarm = simulate.latency_fail_rate(kind, pairs, 1.0 + simulate.LATENCY_MAX_RISE, draws, seed=pairs)
     power = simulate.latency_fail_rate(kind, pairs, 2.0, draws, seed=pairs + 1)
-    print(f"latency p90 {kind} {pairs} pairs: false alarms {100 * false_alarm:.2f}%, power at 2x {100 * power:.1f}%")
+    print(
+        f"latency p90 {kind} {pairs} pairs: false alarms {100 * false_alarm:.2f}%, power at 2x {100 * power:.1f}%"
+    )
     assert false_alarm <= NOMINAL + 0.01
     assert power >= 0.5
 

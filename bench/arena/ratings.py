@@ -113,8 +113,8 @@ class ArenaRatings:
         The interval of the difference, not two intervals side by side: "a's interval lies wholly
         below b's" needs about sqrt(2) times the evidence, so it misses most real drops.
         """
-        rows = self.table.set_index("arm")
-        est = float(rows.loc[a, "elo"] - rows.loc[b, "elo"])
+        elo = {str(arm): float(x) for arm, x in zip(self.table["arm"], self.table["elo"], strict=True)}
+        est = elo.get(a, float("nan")) - elo.get(b, float("nan"))
         if np.isnan(est) or a not in self.boot_arms or b not in self.boot_arms:
             return float("nan"), float("nan"), float("nan")
         d = self.elo_boot[:, self.boot_arms.index(a)] - self.elo_boot[:, self.boot_arms.index(b)]

@@ -569,13 +569,15 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
     missing = [t for t in unpaired if t not in cfg.allow_missing]
     allowed = [t for t in unpaired if t in cfg.allow_missing]
     if allowed:
-        notes.append(f"baseline targets with no candidate counterpart, allowed by --allow-missing: {', '.join(allowed)}")
+        notes.append(
+            f"baseline targets with no candidate counterpart, allowed by --allow-missing: {', '.join(allowed)}"
+        )
     stale = sorted(set(cfg.allow_missing) - set(unpaired))
     if stale:
         notes.append(f"--allow-missing names targets that are not missing: {', '.join(stale)}")
     if ct - bt:
         notes.append(f"targets only in the candidate (not compared): {', '.join(sorted(ct - bt))}")
-    n_b = int(len(attempted))
+    n_b = len(attempted)
     if len(pairs) < n_b:
         notes.append(f"{len(pairs)} of the baseline's {n_b} attempted records have a match in the candidate")
     live = live_candidate(pairs)
@@ -621,9 +623,7 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
             checks.append(quality.paired_drop(gate, t, p, metric, drops.get(metric), info, Check))
     fid_checks, fid_fp = _fid_checks(base, cand, cfg)
     checks.extend(fid_checks)
-    checks.extend(
-        arena_checks(base, cand, cfg.arena_max_drop, cfg.n_boot, gate.conf, cfg.seed, notes, Check)
-    )
+    checks.extend(arena_checks(base, cand, cfg.arena_max_drop, cfg.n_boot, gate.conf, cfg.seed, notes, Check))
     if gate.conf != cfg.confidence:
         notes.append(
             f"Bonferroni over {len(targets)} targets: each interval is {100 * gate.conf:.2f}%, refusal alpha {gate.alpha:.3g}"

@@ -124,7 +124,9 @@ def _bootstrap_rows(reps: int) -> list[str]:
             base, cand = clip_scores(rng, kind, reps, k, CLIP_MAX_DROP)
             clusters = np.repeat(np.arange(k), IMAGES_PER_PROMPT)
             fails = [
-                paired_bootstrap_delta(b.ravel(), c.ravel(), clusters=clusters, n_boot=1000, seed=i).delta.high
+                paired_bootstrap_delta(
+                    b.ravel(), c.ravel(), clusters=clusters, n_boot=1000, seed=i
+                ).delta.high
                 < -CLIP_MAX_DROP
                 for i, (b, c) in enumerate(zip(base, cand, strict=True))
             ]
