@@ -83,11 +83,12 @@ def test_overlapping_multirun_sends_each_distinct_request_once_and_reports_repla
     summary = pd.read_parquet(results / "sweeps" / "again" / "summary.parquet")
     assert summary.latency_p50_s.notna().all()
 
-    # The gate says how many pairs were replays, and does not time replays against live requests.
+    # Every candidate answer is a replay: the gate measured nothing and says so (exit 1), and it
+    # does not time replays against live requests.
     code = main(["compare", str(results / "sweeps" / "first"), str(results / "sweeps" / "again")])
     gate = json.loads((results / "sweeps" / "again" / "gate.json").read_text(encoding="utf-8"))
-    assert code in (0, 1)
-    assert any("pairs include a request replayed from the response cache" in n for n in gate["notes"])
+    assert code == 1 and gate["verdict"] == "NOT MEASURED" and gate["n_measured"] == 0
+    assert any("have a candidate answer replayed from the response cache" in n for n in gate["notes"])
     latency = [c for c in gate["checks"] if c["metric"] == "latency_p90"]
     assert latency and all(c["n_pairs"] == 0 for c in latency)
 

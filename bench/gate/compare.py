@@ -612,6 +612,8 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
     if len(targets) > 1:
         groups.append((ALL, pairs, True))
     for t, p, info in groups:
+        if p.empty:  # no live pair: nothing to check (the verdict is NOT MEASURED)
+            continue
         checks.append(gate.clip(t, p, info))
         checks.append(gate.latency(t, p, 50.0, cfg.latency_max_rise_p50, info))
         checks.append(gate.latency(t, p, 90.0, cfg.latency_max_rise_p90, info))
