@@ -109,7 +109,9 @@ def verdict_parts(result: GateResult, limit: int | None = None) -> list[str]:
         names = [f"{c.target} {LABELS.get(c.metric, c.metric)} {_delta(c)}" for c in result.failed]
         parts.append(f"REGRESSION: {len(result.failed)} check(s) failed: {_names(names, limit)}")
     if not parts:
-        parts.append(f"PASS: no confident regression over {result.n_pairs} matched pairs, all measured")
+        replayed = result.n_pairs - result.n_measured
+        left_out = f" ({replayed} replayed pairs left out)" if replayed else ""
+        parts.append(f"PASS: no confident regression over {result.n_measured} live matched pairs{left_out}")
     return parts
 
 
