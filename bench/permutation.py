@@ -1,8 +1,8 @@
 """Paired permutation tests for the gate's boundary checks, and the intervals that invert them.
 
 Why not the bootstrap here: at the gate's boundary the studentized bootstrap of a mean paired
-delta failed 3.3-4.8% of the time on lognormal scores (nominal 2.5%), and BCa on the ratio of
-p90 latencies 3.4%. The tests below are exact whenever the two sides of a pair are exchangeable
+delta failed 3.3% of the time on lognormal scores over 12 prompts (nominal 2.5%), and BCa on the
+ratio of p90 latencies 5.3-7.0% over 12 request pairs. The tests below are exact whenever the two sides of a pair are exchangeable
 once the allowed change is applied (the candidate is the baseline shifted by the allowed drop,
 or scaled by the allowed latency rise), whatever the distribution of the scores: normal,
 lognormal, anything. docs/gate-checks.md has the simulated false-alarm and power tables

@@ -3,8 +3,8 @@
 False alarms: the true change sits exactly on the rule's threshold (CLIP drop 0.5, p90 ratio
 1.20, Elo difference 0), so a correct one-sided rule fails about 2.5% of the time (95%
 interval, one target). With 2,000 draws the standard error of 2.5% is 0.35 points: the bound
-nominal + 1 point passes a correct rule and fails the previous ones on lognormal data
-(studentized bootstrap 3.3-4.8%, BCa 3.4%; docs/gate-checks.md). Power at a planted change is
+nominal + 1 point passes a correct rule; the previous BCa latency rule failed 5.3-7.0% of the time
+over 12 pairs (docs/gate-checks.md, `python -m bench.gate.simulate --bootstrap`). Power at a planted change is
 printed (pytest -s) and held to a floor well below the figure in the docs.
 """
 
