@@ -110,8 +110,8 @@ class ArenaRatings:
     def difference(self, a: str, b: str) -> tuple[float, float, float]:
         """Elo(a) - Elo(b) with its percentile-bootstrap interval over votes (same confidence).
 
-        The interval of the difference, not two intervals side by side: "a's interval lies wholly
-        below b's" needs about sqrt(2) times the evidence, so it misses most real drops.
+        The interval of the difference, not two intervals side by side: for equal widths, "a's 95%
+        interval lies wholly below b's" is a test at about 99.4% (1.96 * sqrt(2) standard errors).
         """
         elo = {str(arm): float(x) for arm, x in zip(self.table["arm"], self.table["elo"], strict=True)}
         est = elo.get(a, float("nan")) - elo.get(b, float("nan"))

@@ -9,7 +9,8 @@ names they would be counted for the candidate's images.
 
 The rule is on the interval of the difference Elo(candidate) - Elo(baseline) (percentile
 bootstrap over votes, both ratings refitted on each draw): fail when its upper bound is below
--arena.max_drop. Two intervals that merely fail to overlap need far more votes to show the same drop.
+-arena.max_drop. Requiring two 95% intervals not to overlap is, for equal widths, a test at about
+99.4%: it missed most real drops.
 """
 
 from __future__ import annotations
