@@ -1,4 +1,7 @@
-"""`bench rate PATH [--rater NAME] [--port N] [--seed N] [--host NAME[:PORT]]`: serve the arena until Ctrl-C."""
+"""`bench rate PATH [--rater NAME] [--port N] [--seed N] [--host NAME[:PORT]]`: serve the arena until Ctrl-C.
+
+`bench rate PATH --export FILE` / `--import FILE` move votes between machines instead (bench.arena.transfer).
+"""
 
 from __future__ import annotations
 
@@ -42,7 +45,24 @@ def main(args: list[str]) -> int:
         help="a baseline run or sweep folder: its groups join as 'baseline: ...' arms (for the gate's Elo check)",
     )
     parser.add_argument("--host", action="append", default=[], metavar="NAME[:PORT]", help=HOST_HELP)
+    parser.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write PATH's votes to FILE (JSON lines) and exit",
+    )
+    parser.add_argument(
+        "--import",
+        dest="import_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="add the votes of FILE (from --export) to PATH/votes.jsonl, skipping those already there, and exit",
+    )
     ns = parser.parse_args(args)
+    if ns.export is not None or ns.import_file is not None:
+        return _transfer(ns.path, ns.export, ns.import_file)
     try:
         hosts = tuple(AllowedHost.parse(h) for h in ns.host)
         arena = Arena.open(ns.path, ns.rater or _default_rater(), ns.seed, ns.against)
@@ -66,4 +86,39 @@ def main(args: list[str]) -> int:
     )
     config = uvicorn.Config(build_app(arena, hosts), log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
+    return EXIT_OK
+
+
+def _transfer(path: Path, export: Path | None, import_file: Path | None) -> int:
+    from bench.arena.transfer import BadVoteFile, export_votes, import_votes
+
+    if export is not None and import_file is not None:
+        print("bench rate: --export and --import: give one of them per call", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if export is not None:
+            if export.exists() and export.is_dir():
+                print(f"bench rate: --export {export}: is a folder; give a file name, e.g. votes-export.jsonl",
+                      file=sys.stderr)  # fmt: skip
+                return EXIT_USAGE
+            n = export_votes(path, export)
+            print(f"bench rate: exported {n} votes of {path} to {export}")
+            return EXIT_OK
+        if import_file is None:  # unreachable: main() calls with one of the two
+            return EXIT_USAGE
+        result = import_votes(path, import_file)
+    except (NotARunFolder, BadVoteFile) as exc:
+        print(f"bench rate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"bench rate: imported {result.added} votes into {path}; {result.already_present} already there "
+        f"(same id, or same rater on the same images); {result.foreign} on images {path} does not have"
+    )
+    if result.foreign and not result.added and not result.already_present:
+        print(
+            f"bench rate: --import {import_file}: none of its votes are on images of {path}; "
+            "import into the folder the votes were exported from (or a copy of it)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     return EXIT_OK
