@@ -71,7 +71,11 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
             left = hashlib.sha256(c.get(d["left"]).content).hexdigest()
             right = hashlib.sha256(c.get(d["right"]).content).hexdigest()
             choice = "left" if quality[left] > quality[right] else "right"
-            d = c.post("/api/vote", json={"token": d["token"], "choice": choice, "rater": "ana"}).json()
+            d = c.post(
+                "/api/vote",
+                json={"token": d["token"], "choice": choice, "rater": "ana"},
+                headers={"origin": url},
+            ).json()
     assert len(read_votes(folder / VOTES_FILE)) == 2 * MIN_VOTES
     return folder
 

@@ -22,7 +22,7 @@ import datetime as dt
 import html
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -31,6 +31,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from bench.arena.pairs import Offer, Scheduler
+from bench.arena.raters import rater_of
 from bench.arena.votes import CHOICES, VOTES_FILE, Vote, VoteLog
 from bench.errors import BenchError
 from bench.local_server import AllowedHost, LocalOnly, confined_file
@@ -48,6 +49,7 @@ class Arena:
     log: VoteLog
     default_rater: str
     lock: threading.Lock
+    tokens: dict[str, str] = field(default_factory=dict)  # rater token -> rater (`--raters`); empty: names
 
     @classmethod
     def open(cls, path: Path, rater: str, seed: int | None = None, against: Path | None = None) -> Arena:
@@ -88,12 +90,24 @@ def _rater(value: object, default: str) -> str:
     return name or default
 
 
+NO_TOKEN = "this link carries no valid rater token: open the link `bench rate --raters` printed for you"
+
+
+def _who(arena: Arena, token: object, name: object) -> str | None:
+    """The rater of a request: the token's with `--raters` (None when it has no valid one), else the name."""
+    if arena.tokens:
+        return rater_of(arena.tokens, token)
+    return _rater(name, arena.default_rater)
+
+
 def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalOnly:
     def page(request: Request) -> HTMLResponse:
         return HTMLResponse(PAGE.replace("__RATER__", html.escape(arena.default_rater)))
 
     def next_pair(request: Request) -> JSONResponse:
-        rater = _rater(request.query_params.get("rater"), arena.default_rater)
+        rater = _who(arena, request.query_params.get("rt"), request.query_params.get("rater"))
+        if rater is None:
+            return JSONResponse({"error": NO_TOKEN}, status_code=403)
         with arena.lock:
             offer = arena.scheduler.next_offer(rater, arena.log.votes)
             return JSONResponse(arena.offer_json(offer, rater))
@@ -117,7 +131,9 @@ def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalO
             return JSONResponse({"error": "send JSON"}, status_code=400)
         if not isinstance(body, dict):
             return JSONResponse({"error": "send a JSON object"}, status_code=400)
-        rater = _rater(body.get("rater"), arena.default_rater)
+        rater = _who(arena, body.get("rater_token"), body.get("rater"))
+        if rater is None:
+            return JSONResponse({"error": NO_TOKEN}, status_code=403)
         choice = str(body.get("choice", ""))
         if choice not in CHOICES:
             return JSONResponse({"error": f"choice must be one of {', '.join(CHOICES)}"}, status_code=400)
@@ -184,10 +200,14 @@ PAGE = """<!doctype html>
 <div id="status"></div>
 <script>
 const raterBox = document.getElementById("rater");
-raterBox.value = localStorage.getItem("t2i-rater") || raterBox.value;
+const rt = new URLSearchParams(location.search).get("rt") || "";  // a rater link's token (--raters)
+if (rt) raterBox.readOnly = true;
+raterBox.value = (!rt && localStorage.getItem("t2i-rater")) || raterBox.value;
 raterBox.addEventListener("change", () => { localStorage.setItem("t2i-rater", raterBox.value); load(); });
 let token = null, busy = false;
 function show(d) {
+  if (d.error) { document.getElementById("prompt").textContent = d.error; return; }
+  if (rt) raterBox.value = d.rater;
   const p = d.progress;
   document.getElementById("progress").textContent =
     `your votes: ${p.yours} · all votes: ${p.total} · pairs left for you: ${p.left}`;
@@ -206,7 +226,7 @@ function show(d) {
   document.getElementById("right").src = d.right;
 }
 async function load() {
-  const r = await fetch("/api/next?rater=" + encodeURIComponent(raterBox.value));
+  const r = await fetch("/api/next?rater=" + encodeURIComponent(raterBox.value) + "&rt=" + encodeURIComponent(rt));
   show(await r.json());
 }
 async function vote(choice) {
@@ -214,7 +234,7 @@ async function vote(choice) {
   busy = true;
   try {
     const r = await fetch("/api/vote", {method: "POST", headers: {"content-type": "application/json"},
-      body: JSON.stringify({token, choice, rater: raterBox.value})});
+      body: JSON.stringify({token, choice, rater: raterBox.value, rater_token: rt})});
     const d = await r.json();
     if (!r.ok) { document.getElementById("status").textContent = d.error; await load(); return; }
     // Which model made which image stays hidden: only the report names them.

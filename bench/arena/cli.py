@@ -27,6 +27,7 @@ def main(args: list[str]) -> int:
     import uvicorn
 
     from bench.arena.app import Arena, NothingToRate, build_app
+    from bench.arena.raters import BadRaters, parse_raters, rater_tokens
 
     parser = argparse.ArgumentParser(
         prog="bench rate",
@@ -60,13 +61,21 @@ def main(args: list[str]) -> int:
         metavar="FILE",
         help="add the votes of FILE (from --export) to PATH/votes.jsonl, skipping those already there, and exit",
     )
+    parser.add_argument(
+        "--raters",
+        default=None,
+        metavar="NAME,NAME",
+        help="one link per rater, carrying their token; votes are attributed to the token and refused without one",
+    )
     ns = parser.parse_args(args)
     if ns.export is not None or ns.import_file is not None:
         return _transfer(ns.path, ns.export, ns.import_file)
     try:
         hosts = tuple(AllowedHost.parse(h) for h in ns.host)
+        raters = parse_raters(ns.raters) if ns.raters is not None else []
         arena = Arena.open(ns.path, ns.rater or _default_rater(), ns.seed, ns.against)
-    except (BadHostOption, NotARunFolder, NothingToRate) as exc:
+        arena.tokens = rater_tokens(arena.root, raters) if raters else {}
+    except (BadHostOption, BadRaters, NotARunFolder, NothingToRate) as exc:
         print(f"bench rate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -84,6 +93,9 @@ def main(args: list[str]) -> int:
         f"votes go to {arena.log.path}; Ctrl-C to stop)",
         flush=True,
     )
+    base = f"http://{hosts[0].name}:{hosts[0].port or port}" if hosts else f"http://127.0.0.1:{port}"
+    for token, name in arena.tokens.items():
+        print(f"bench rate: link for {name}: {base}/?rt={token}", flush=True)
     config = uvicorn.Config(build_app(arena, hosts), log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
     return EXIT_OK
