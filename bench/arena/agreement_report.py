@@ -13,17 +13,22 @@ from bench.arena.agreement import (
     compute_agreement,
     preferred_signal,
 )
+from bench.arena.gold import FLAG_MIN_FAILED, GOLD_FILE, gold_results, read_gold
 from bench.arena.pairs import arm_images
-from bench.arena.report import vote_files
-from bench.arena.votes import read_all_votes
+from bench.arena.report import folder_votes, vote_files
 from bench.report.runs import RunSet
 
 
 def folder_agreement(
-    runs: RunSet, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+    runs: RunSet,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    exclude_flagged: bool = False,
 ) -> Agreement | None:
     """Agreement of the folder's automated signals with its votes; None when nobody has voted."""
-    votes = read_all_votes(vote_files(runs))
+    votes = folder_votes(runs, exclude_flagged=exclude_flagged)
     if not votes or runs.records.empty:
         return None
     arm_of = {
@@ -126,3 +131,28 @@ def agreement_text(agreement: Agreement | None) -> str:
         lines.append(preference_line(agreement))
     lines.append(_alpha_line(agreement))
     return "\n".join(lines)
+
+
+def gold_html(runs: RunSet, excluded: bool) -> str:
+    """Gold pairs per rater, the flagged ones named ("" when no rater answered a gold pair)."""
+    results = gold_results(read_gold(p.with_name(GOLD_FILE) for p in vote_files(runs)))
+    if not results:
+        return ""
+    rows = "".join(
+        f"<tr><td class='l'>{html.escape(r.rater)}</td><td>{r.passed}</td><td>{r.failed}</td>"
+        f"<td class='l'>{'FLAGGED' if r.flagged else 'ok'}</td></tr>"
+        for r in results
+    )
+    flagged = [r.rater for r in results if r.flagged]
+    what = (
+        ("their votes are left out of the ratings and the agreement (report.arena_exclude_flagged=true)"
+         if excluded else "their votes are still counted; set report.arena_exclude_flagged=true to leave them out")
+        if flagged else "no rater is flagged"
+    )  # fmt: skip
+    return (
+        "<h3 id='gold'>Gold pairs (careless raters)</h3>"
+        f"<p>A gold pair puts a real image against a blank one; a rater is flagged after failing at least "
+        f"{FLAG_MIN_FAILED} and at least half of theirs. {html.escape(what)}.</p>"
+        "<table class='arena' id='gold-table'><thead><tr><th>rater</th><th>passed</th><th>failed</th>"
+        f"<th></th></tr></thead><tbody>{rows}</tbody></table>"
+    )

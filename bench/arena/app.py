@@ -30,7 +30,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from bench.arena.pairs import Offer, Scheduler
+from bench.arena.gold import (
+    GOLD_FILE,
+    append_gold,
+    blank_image,
+    gold_due,
+    gold_offer,
+    gold_results,
+    is_gold,
+    read_gold,
+)
+from bench.arena.pairs import Image, Offer, Scheduler
 from bench.arena.raters import rater_of
 from bench.arena.votes import CHOICES, VOTES_FILE, Vote, VoteLog
 from bench.errors import BenchError
@@ -50,6 +60,22 @@ class Arena:
     default_rater: str
     lock: threading.Lock
     tokens: dict[str, str] = field(default_factory=dict)  # rater token -> rater (`--raters`); empty: names
+    gold_every: int = 0  # `--gold-every N`: one gold pair (real vs blank) in N; 0: none
+    blank: Image | None = None
+    gold_answers: dict[str, int] = field(default_factory=dict)  # rater -> gold pairs answered
+
+    def enable_gold(self, every: int) -> None:
+        self.gold_every, self.blank = every, blank_image(self.root)
+        for result in gold_results(read_gold([self.root / GOLD_FILE])):
+            self.gold_answers[result.rater] = result.passed + result.failed
+
+    def next_for(self, rater: str) -> Offer | None:
+        """The rater's next pair: a gold pair when one is due, else the scheduler's."""
+        waiting = self.scheduler.pending.get(rater) in self.scheduler.offers
+        answers = sum(v.rater == rater for v in self.log.votes) + self.gold_answers.get(rater, 0)
+        if not waiting and self.blank is not None and gold_due(answers, self.gold_every):
+            return gold_offer(self.scheduler, rater, self.blank)
+        return self.scheduler.next_offer(rater, self.log.votes)
 
     @classmethod
     def open(cls, path: Path, rater: str, seed: int | None = None, against: Path | None = None) -> Arena:
@@ -69,7 +95,11 @@ class Arena:
     def progress(self, rater: str) -> dict[str, int]:
         mine = [v for v in self.log.votes if v.rater == rater]
         seen = {v.pair for v in mine}
-        return {"yours": len(mine), "total": len(self.log.votes), "left": self.scheduler.remaining(seen)}
+        return {
+            "yours": len(mine) + self.gold_answers.get(rater, 0),
+            "total": len(self.log.votes),
+            "left": self.scheduler.remaining(seen),
+        }
 
     def offer_json(self, offer: Offer | None, rater: str) -> dict[str, object]:
         body: dict[str, object] = {"progress": self.progress(rater), "rater": rater}
@@ -109,7 +139,7 @@ def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalO
         if rater is None:
             return JSONResponse({"error": NO_TOKEN}, status_code=403)
         with arena.lock:
-            offer = arena.scheduler.next_offer(rater, arena.log.votes)
+            offer = arena.next_for(rater)
             return JSONResponse(arena.offer_json(offer, rater))
 
     def image(request: Request) -> Response:
@@ -151,8 +181,12 @@ def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalO
                 right=offer.side(offer.right),
                 choice=choice,
             )
-            arena.log.append(v)  # fsynced before we answer
-            nxt = arena.scheduler.next_offer(rater, arena.log.votes)
+            if is_gold(offer):  # a check on the rater, not a vote: gold.jsonl, fsynced too
+                append_gold(arena.root, rater, offer, choice)
+                arena.gold_answers[rater] = arena.gold_answers.get(rater, 0) + 1
+            else:
+                arena.log.append(v)  # fsynced before we answer
+            nxt = arena.next_for(rater)
             reply = arena.offer_json(nxt, rater)
         reply["saved"] = {"choice": choice}  # no names: they stay hidden until the report
         return JSONResponse(reply)

@@ -67,7 +67,18 @@ def main(args: list[str]) -> int:
         metavar="NAME,NAME",
         help="one link per rater, carrying their token; votes are attributed to the token and refused without one",
     )
+    parser.add_argument(
+        "--gold-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="one pair in N is a gold pair (a real image against a blank one) to flag careless raters (0: none)",
+    )
     ns = parser.parse_args(args)
+    if ns.gold_every < 0:
+        print(f"bench rate: --gold-every {ns.gold_every}: give 0 (no gold pairs) or a positive N, e.g. 10",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     if ns.export is not None or ns.import_file is not None:
         return _transfer(ns.path, ns.export, ns.import_file)
     try:
@@ -75,6 +86,8 @@ def main(args: list[str]) -> int:
         raters = parse_raters(ns.raters) if ns.raters is not None else []
         arena = Arena.open(ns.path, ns.rater or _default_rater(), ns.seed, ns.against)
         arena.tokens = rater_tokens(arena.root, raters) if raters else {}
+        if ns.gold_every:
+            arena.enable_gold(ns.gold_every)
     except (BadHostOption, BadRaters, NotARunFolder, NothingToRate) as exc:
         print(f"bench rate: {exc}", file=sys.stderr)
         return EXIT_USAGE
