@@ -141,3 +141,46 @@ def test_several_raters_in_chromium_each_through_their_own_link(
     assert {v.choice for v in votes if v.rater == "alice"} == {"left"}
     assert {v.choice for v in votes if v.rater == "bob"} == {"right"}
     assert json.loads((folder / RATERS_FILE).read_text()).keys() == {"alice", "bob"}
+
+
+def test_listen_needs_raters_and_a_valid_address(tmp_path: Path) -> None:
+    folder = _run(tmp_path / "run")
+    for args, expected in (
+        (["--listen", "nonsense", "--raters", "a"], "give an IPv4 address"),
+        (["--listen", "127.0.0.1"], "needs --raters"),
+        (["--listen", "0.0.0.0", "--raters", "a"], "also give --host"),
+    ):
+        proc = subprocess.run(
+            [*BENCH, "rate", str(folder), *args], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 2 and expected in proc.stderr, (args, proc.stderr)
+
+
+def test_listen_serves_the_address_given_with_host_checks(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    folder = _run(tmp_path / "run")
+    proc = subprocess.Popen(
+        [*BENCH, "rate", str(folder), "--listen", "127.0.0.1", "--port", "0", "--raters", "alice"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.readline() + proc.stdout.readline()
+        link = re.search(r"link for alice: (http://127\.0\.0\.1:(\d+))/\?rt=(\S+)", out)
+        assert link, out
+        base, port, token = link.group(1), link.group(2), link.group(3)
+        with httpx.Client(base_url=base, timeout=10) as c:
+            assert c.get("/api/next", params={"rt": token}).json()["rater"] == "alice"
+            # Another Host (DNS rebinding, or a name nobody allowed) is refused on the served address too.
+            assert (
+                c.get("/api/next", params={"rt": token}, headers={"host": f"evil.example:{port}"}).status_code
+                == 421
+            )
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

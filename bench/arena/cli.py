@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import socket
 import sys
 from pathlib import Path
 
@@ -74,7 +75,17 @@ def main(args: list[str]) -> int:
         metavar="N",
         help="one pair in N is a gold pair (a real image against a blank one) to flag careless raters (0: none)",
     )
+    parser.add_argument(
+        "--listen",
+        default=None,
+        metavar="ADDRESS",
+        help="serve to a network: listen on this IPv4 address of this machine (needs --raters; with 0.0.0.0 also "
+        "--host NAME, the name raters will type) instead of 127.0.0.1",
+    )
     ns = parser.parse_args(args)
+    if ns.listen is not None and (problem := _listen_problem(ns.listen, ns.raters, ns.host)):
+        print(f"bench rate: --listen {ns.listen}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if ns.gold_every < 0:
         print(f"bench rate: --gold-every {ns.gold_every}: give 0 (no gold pairs) or a positive N, e.g. 10",
               file=sys.stderr)  # fmt: skip
@@ -83,6 +94,10 @@ def main(args: list[str]) -> int:
         return _transfer(ns.path, ns.export, ns.import_file)
     try:
         hosts = tuple(AllowedHost.parse(h) for h in ns.host)
+        if (
+            ns.listen is not None and ns.listen != "0.0.0.0"
+        ):  # the address raters will type: Host checks apply to it
+            hosts = (*hosts, AllowedHost.parse(ns.listen, "--listen"))
         raters = parse_raters(ns.raters) if ns.raters is not None else []
         arena = Arena.open(ns.path, ns.rater or _default_rater(), ns.seed, ns.against)
         arena.tokens = rater_tokens(arena.root, raters) if raters else {}
@@ -92,21 +107,27 @@ def main(args: list[str]) -> int:
         print(f"bench rate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        sock = bind_loopback(ns.port)
+        sock = bind_loopback(ns.port) if ns.listen is None else _bind(ns.listen, ns.port)
     except OSError as exc:
         print(
-            f"bench rate: --port {ns.port}: cannot listen on 127.0.0.1 ({exc.strerror}); try --port 0",
+            f"bench rate: --port {ns.port}: cannot listen on {ns.listen or '127.0.0.1'} ({exc.strerror}); "
+            "try --port 0",
             file=sys.stderr,
         )
         return EXIT_USAGE
     port = sock.getsockname()[1]
     n_votes = len(arena.log.votes)
+    # --listen: the address (or --host name) raters open; otherwise the loopback URL, as before.
+    base = (
+        f"http://{hosts[0].name}:{hosts[0].port or port}"
+        if hosts and ns.listen
+        else f"http://127.0.0.1:{port}"
+    )
     print(
-        f"bench rate: open http://127.0.0.1:{port}/ ({len(arena.scheduler.arms)} arms, {n_votes} votes so far; "
+        f"bench rate: open {base}/ ({len(arena.scheduler.arms)} arms, {n_votes} votes so far; "
         f"votes go to {arena.log.path}; Ctrl-C to stop)",
         flush=True,
     )
-    base = f"http://{hosts[0].name}:{hosts[0].port or port}" if hosts else f"http://127.0.0.1:{port}"
     for token, name in arena.tokens.items():
         print(f"bench rate: link for {name}: {base}/?rt={token}", flush=True)
     config = uvicorn.Config(build_app(arena, hosts), log_level="warning", access_log=False, lifespan="off")
@@ -147,3 +168,31 @@ def _transfer(path: Path, export: Path | None, import_file: Path | None) -> int:
         )
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _listen_problem(address: str, raters: str | None, hosts: list[str]) -> str:
+    """Why `--listen ADDRESS` cannot be served as given ("" when it can)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "give an IPv4 address of this machine, e.g. 192.168.1.20 (or 0.0.0.0 for all)"
+    if ip.version != 4:
+        return "give an IPv4 address of this machine, e.g. 192.168.1.20 (IPv6 is not served)"
+    if not raters:
+        return "an arena served to a network needs --raters NAME,NAME: each vote must carry a rater's token"
+    if str(ip) == "0.0.0.0" and not hosts:
+        return "with 0.0.0.0, also give --host NAME[:PORT], the name or address raters will open"
+    return ""
+
+
+def _bind(address: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
