@@ -116,6 +116,9 @@ def main(args: list[str]) -> int:
         )
         return EXIT_USAGE
     port = sock.getsockname()[1]
+    # Listen before printing the URL: a browser opened at once queues in the backlog until uvicorn accepts,
+    # instead of being refused while uvicorn starts (seen on loaded machines).
+    sock.listen(128)
     n_votes = len(arena.log.votes)
     # --listen: the address (or --host name) raters open; otherwise the loopback URL, as before.
     base = (
