@@ -22,7 +22,7 @@ import datetime as dt
 import html
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -30,7 +30,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from bench.arena.pairs import Offer, Scheduler
+from bench.arena.gold import (
+    GOLD_FILE,
+    append_gold,
+    blank_image,
+    gold_due,
+    gold_offer,
+    gold_results,
+    is_gold,
+    read_gold,
+)
+from bench.arena.pairs import Image, Offer, Scheduler
+from bench.arena.raters import rater_of
 from bench.arena.votes import CHOICES, VOTES_FILE, Vote, VoteLog
 from bench.errors import BenchError
 from bench.local_server import AllowedHost, LocalOnly, confined_file
@@ -48,6 +59,23 @@ class Arena:
     log: VoteLog
     default_rater: str
     lock: threading.Lock
+    tokens: dict[str, str] = field(default_factory=dict)  # rater token -> rater (`--raters`); empty: names
+    gold_every: int = 0  # `--gold-every N`: one gold pair (real vs blank) in N; 0: none
+    blank: Image | None = None
+    gold_answers: dict[str, int] = field(default_factory=dict)  # rater -> gold pairs answered
+
+    def enable_gold(self, every: int) -> None:
+        self.gold_every, self.blank = every, blank_image(self.root)
+        for result in gold_results(read_gold([self.root / GOLD_FILE])):
+            self.gold_answers[result.rater] = result.passed + result.failed
+
+    def next_for(self, rater: str) -> Offer | None:
+        """The rater's next pair: a gold pair when one is due, else the scheduler's."""
+        waiting = self.scheduler.pending.get(rater) in self.scheduler.offers
+        answers = sum(v.rater == rater for v in self.log.votes) + self.gold_answers.get(rater, 0)
+        if not waiting and self.blank is not None and gold_due(answers, self.gold_every):
+            return gold_offer(self.scheduler, rater, self.blank)
+        return self.scheduler.next_offer(rater, self.log.votes)
 
     @classmethod
     def open(cls, path: Path, rater: str, seed: int | None = None, against: Path | None = None) -> Arena:
@@ -67,7 +95,11 @@ class Arena:
     def progress(self, rater: str) -> dict[str, int]:
         mine = [v for v in self.log.votes if v.rater == rater]
         seen = {v.pair for v in mine}
-        return {"yours": len(mine), "total": len(self.log.votes), "left": self.scheduler.remaining(seen)}
+        return {
+            "yours": len(mine) + self.gold_answers.get(rater, 0),
+            "total": len(self.log.votes),
+            "left": self.scheduler.remaining(seen),
+        }
 
     def offer_json(self, offer: Offer | None, rater: str) -> dict[str, object]:
         body: dict[str, object] = {"progress": self.progress(rater), "rater": rater}
@@ -88,14 +120,26 @@ def _rater(value: object, default: str) -> str:
     return name or default
 
 
+NO_TOKEN = "this link carries no valid rater token: open the link `bench rate --raters` printed for you"
+
+
+def _who(arena: Arena, token: object, name: object) -> str | None:
+    """The rater of a request: the token's with `--raters` (None when it has no valid one), else the name."""
+    if arena.tokens:
+        return rater_of(arena.tokens, token)
+    return _rater(name, arena.default_rater)
+
+
 def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalOnly:
     def page(request: Request) -> HTMLResponse:
         return HTMLResponse(PAGE.replace("__RATER__", html.escape(arena.default_rater)))
 
     def next_pair(request: Request) -> JSONResponse:
-        rater = _rater(request.query_params.get("rater"), arena.default_rater)
+        rater = _who(arena, request.query_params.get("rt"), request.query_params.get("rater"))
+        if rater is None:
+            return JSONResponse({"error": NO_TOKEN}, status_code=403)
         with arena.lock:
-            offer = arena.scheduler.next_offer(rater, arena.log.votes)
+            offer = arena.next_for(rater)
             return JSONResponse(arena.offer_json(offer, rater))
 
     def image(request: Request) -> Response:
@@ -117,7 +161,9 @@ def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalO
             return JSONResponse({"error": "send JSON"}, status_code=400)
         if not isinstance(body, dict):
             return JSONResponse({"error": "send a JSON object"}, status_code=400)
-        rater = _rater(body.get("rater"), arena.default_rater)
+        rater = _who(arena, body.get("rater_token"), body.get("rater"))
+        if rater is None:
+            return JSONResponse({"error": NO_TOKEN}, status_code=403)
         choice = str(body.get("choice", ""))
         if choice not in CHOICES:
             return JSONResponse({"error": f"choice must be one of {', '.join(CHOICES)}"}, status_code=400)
@@ -135,8 +181,12 @@ def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalO
                 right=offer.side(offer.right),
                 choice=choice,
             )
-            arena.log.append(v)  # fsynced before we answer
-            nxt = arena.scheduler.next_offer(rater, arena.log.votes)
+            if is_gold(offer):  # a check on the rater, not a vote: gold.jsonl, fsynced too
+                append_gold(arena.root, rater, offer, choice)
+                arena.gold_answers[rater] = arena.gold_answers.get(rater, 0) + 1
+            else:
+                arena.log.append(v)  # fsynced before we answer
+            nxt = arena.next_for(rater)
             reply = arena.offer_json(nxt, rater)
         reply["saved"] = {"choice": choice}  # no names: they stay hidden until the report
         return JSONResponse(reply)
@@ -184,10 +234,14 @@ PAGE = """<!doctype html>
 <div id="status"></div>
 <script>
 const raterBox = document.getElementById("rater");
-raterBox.value = localStorage.getItem("t2i-rater") || raterBox.value;
+const rt = new URLSearchParams(location.search).get("rt") || "";  // a rater link's token (--raters)
+if (rt) raterBox.readOnly = true;
+raterBox.value = (!rt && localStorage.getItem("t2i-rater")) || raterBox.value;
 raterBox.addEventListener("change", () => { localStorage.setItem("t2i-rater", raterBox.value); load(); });
 let token = null, busy = false;
 function show(d) {
+  if (d.error) { document.getElementById("prompt").textContent = d.error; return; }
+  if (rt) raterBox.value = d.rater;
   const p = d.progress;
   document.getElementById("progress").textContent =
     `your votes: ${p.yours} · all votes: ${p.total} · pairs left for you: ${p.left}`;
@@ -206,7 +260,7 @@ function show(d) {
   document.getElementById("right").src = d.right;
 }
 async function load() {
-  const r = await fetch("/api/next?rater=" + encodeURIComponent(raterBox.value));
+  const r = await fetch("/api/next?rater=" + encodeURIComponent(raterBox.value) + "&rt=" + encodeURIComponent(rt));
   show(await r.json());
 }
 async function vote(choice) {
@@ -214,7 +268,7 @@ async function vote(choice) {
   busy = true;
   try {
     const r = await fetch("/api/vote", {method: "POST", headers: {"content-type": "application/json"},
-      body: JSON.stringify({token, choice, rater: raterBox.value})});
+      body: JSON.stringify({token, choice, rater: raterBox.value, rater_token: rt})});
     const d = await r.json();
     if (!r.ok) { document.getElementById("status").textContent = d.error; await load(); return; }
     // Which model made which image stays hidden: only the report names them.

@@ -55,6 +55,10 @@ class Offer:
     left: Image
     right: Image
 
+    @property
+    def pair(self) -> frozenset[str]:
+        return frozenset((self.left.sha256, self.right.sha256))
+
     def side(self, image: Image) -> Side:
         return Side(image.arm, image.sha256, image.target, image.settings, image.run_path, image.seed)
 
@@ -185,7 +189,9 @@ class Scheduler:
         token = self.pending.get(rater)
         if token in self.offers:
             return self.offers[token]
-        seen = {v.pair for v in votes if v.rater == rater}
+        # Besides the rater's own past pairs, the pairs waiting for someone else's vote right now: two
+        # raters at once never get the same pair (a pair held by a rater who left stays held until they vote).
+        seen = {v.pair for v in votes if v.rater == rater} | {o.pair for o in self.offers.values()}
         weights = self.weights(votes)
         counterparts = {p: w for p, w in weights.items() if self._is_counterpart(p)}
         if counterparts and self.rng.random() < AGAINST_SHARE:

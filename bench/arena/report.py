@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bench.arena.ratings import ArenaRatings, rate
-from bench.arena.votes import VOTES_FILE, read_all_votes
+from bench.arena.votes import VOTES_FILE, Vote, read_all_votes
 from bench.report.runs import RunSet
 
 ARENA_COLUMNS = ("arena_elo", "arena_elo_ci_low", "arena_elo_ci_high", "arena_votes")
@@ -27,11 +27,27 @@ def vote_files(runs: RunSet) -> list[Path]:
     return [runs.root / VOTES_FILE, *(d / VOTES_FILE for d in runs.run_dirs if d != runs.root)]
 
 
+def folder_votes(runs: RunSet, *, exclude_flagged: bool = False) -> list[Vote]:
+    """Every vote of the folder once; without the votes of raters flagged by gold pairs if asked."""
+    from bench.arena.gold import GOLD_FILE, gold_results, read_gold, without_flagged
+
+    votes = read_all_votes(vote_files(runs))
+    if exclude_flagged:
+        gold = gold_results(read_gold(p.with_name(GOLD_FILE) for p in vote_files(runs)))
+        votes = without_flagged(votes, gold)
+    return votes
+
+
 def arena_ratings(
-    runs: RunSet, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+    runs: RunSet,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    exclude_flagged: bool = False,
 ) -> ArenaRatings | None:
     """Ratings from every votes.jsonl of the folder; None when nobody has voted."""
-    votes = read_all_votes(vote_files(runs))
+    votes = folder_votes(runs, exclude_flagged=exclude_flagged)
     if not votes:
         return None
     return rate(votes, n_boot=n_boot, confidence=confidence, seed=seed)

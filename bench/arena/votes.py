@@ -89,13 +89,26 @@ def read_votes(path: Path) -> list[Vote]:
     return out
 
 
-def read_all_votes(paths: Iterable[Path]) -> list[Vote]:
-    """Votes of several files (a sweep's root and its runs), each vote once."""
-    out: dict[str, Vote] = {}
-    for path in paths:
-        for vote in read_votes(path):
-            out.setdefault(vote.id, vote)
+def vote_key(vote: Vote) -> tuple[str, frozenset[str]]:
+    """What makes two votes one: the same rater on the same two images (in either order)."""
+    return (vote.rater, vote.pair)
+
+
+def dedupe_votes(votes: Iterable[Vote]) -> list[Vote]:
+    """One vote per id and per rater and image pair: the earliest is kept (the scheduler never offers a
+    rater the same pair twice, so a later one is a copy from an import or a merged sweep). In time order."""
+    out: dict[tuple[str, frozenset[str]], Vote] = {}
+    ids: set[str] = set()
+    for vote in sorted(votes, key=lambda v: v.ts):  # stable: equal times keep the files' order
+        if vote.id not in ids and vote_key(vote) not in out:
+            ids.add(vote.id)
+            out[vote_key(vote)] = vote
     return list(out.values())
+
+
+def read_all_votes(paths: Iterable[Path]) -> list[Vote]:
+    """Votes of several files (a sweep's root and its runs), each vote once (dedupe_votes)."""
+    return dedupe_votes(vote for path in paths for vote in read_votes(path))
 
 
 class VoteLog:

@@ -149,6 +149,10 @@ def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None, *, rebuil
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(format_table(out.summary))
+    if out.agreement is not None:
+        from bench.arena.agreement_report import agreement_text
+
+        print(agreement_text(out.agreement))
     print(
         f"bench: wrote {out.summary_path}, {out.html_path} and {len(out.plots)} plots in {out.root / 'plots'}",
         file=sys.stderr,

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.arena.agreement import Agreement, preferred_signal
+from bench.arena.agreement_report import agreement_html, folder_agreement, gold_html, preference_line
 from bench.arena.report import arena_html, arena_ratings
 from bench.cache import format_age
 from bench.report.html import render_report
@@ -34,6 +36,7 @@ class ReportOutput:
     summary_path: Path
     html_path: Path
     plots: dict[str, Path]
+    agreement: Agreement | None = None  # the automated signals against the votes (None: no votes)
 
 
 def stats_settings(cfg: Mapping[str, Any] | None) -> StatsSettings:
@@ -84,7 +87,10 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
     cfg = cfg or {}
     runs = RunSet.load(Path(path))
     st = stats_settings(cfg)
-    arena = arena_ratings(runs, n_boot=st.n_boot, confidence=st.confidence, seed=st.seed)
+    exclude_flagged = bool(cfg.get("arena_exclude_flagged", False))
+    arena = arena_ratings(
+        runs, n_boot=st.n_boot, confidence=st.confidence, seed=st.seed, exclude_flagged=exclude_flagged
+    )
     summary = summarize_runs(runs, st, arena=arena)
     root = runs.root
     summary_path = root / SUMMARY_FILE
@@ -92,7 +98,15 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
     summary.to_parquet(tmp, index=False)
     os.replace(tmp, summary_path)
     wanted = str(cfg.get("quality_metric", "auto"))
-    axis = choose_axis(summary, wanted, self_reference=self_referenced(runs.metrics))
+    agreement = folder_agreement(
+        runs, n_boot=st.n_boot, confidence=st.confidence, seed=st.seed, exclude_flagged=exclude_flagged
+    )
+    trusted = preferred_signal(agreement)
+    preferred = trusted.signal if trusted else ""
+    axis = choose_axis(summary, wanted, self_reference=self_referenced(runs.metrics), preferred=preferred)
+    why = ""
+    if axis is not None and wanted == "auto" and axis.name == preferred:
+        why = preference_line(agreement)
     svgs = write_plots(
         plotted(summary, axis) if axis else summary,
         runs.records,
@@ -106,10 +120,13 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
         runs.records,
         svgs,
         root=root,
-        notes=[axis_note(summary, wanted, axis), *_notes(runs, stats_settings(cfg).include_cached_latency)],
+        notes=[
+            axis_note(summary, wanted, axis, why),
+            *_notes(runs, stats_settings(cfg).include_cached_latency),
+        ],
         max_per_cell=int(cfg.get("max_images_per_cell", 4)),
-        extra_sections=arena_html(arena),
+        extra_sections=arena_html(arena) + gold_html(runs, exclude_flagged) + agreement_html(agreement),
     )
     html_path = root / REPORT_FILE
     _atomic_write_text(html_path, page)
-    return ReportOutput(root, summary, summary_path, html_path, dict(svgs))
+    return ReportOutput(root, summary, summary_path, html_path, dict(svgs), agreement)

@@ -86,21 +86,27 @@ def misleading(summary: pd.DataFrame, name: str, self_reference: bool) -> str:
 
 
 def choose_axis(
-    summary: pd.DataFrame, wanted: str = "auto", *, self_reference: bool = False
+    summary: pd.DataFrame, wanted: str = "auto", *, self_reference: bool = False, preferred: str = ""
 ) -> QualityAxis | None:
-    """The axis for `report.quality_metric` (auto: the best available), or None when there is none."""
+    """The axis for `report.quality_metric` (auto: the best available), or None when there is none.
+
+    `preferred`: the automated signal the team's own votes trust (bench.arena.agreement.preferred_signal,
+    enough votes and the best agreement): `auto` takes it first, ahead of the default order.
+    """
     if wanted not in CHOICES:
         raise ConfigError("report.quality_metric", wanted, f"use one of {', '.join(CHOICES)}")
     if wanted != "auto":
         return axis_of(summary, wanted) if has_values(summary, wanted) else None
+    if preferred and has_values(summary, preferred) and not misleading(summary, preferred, self_reference):
+        return axis_of(summary, preferred)
     for name in QUALITY_ORDER:
         if has_values(summary, name) and not misleading(summary, name, self_reference):
             return axis_of(summary, name)
     return None
 
 
-def axis_note(summary: pd.DataFrame, wanted: str, axis: QualityAxis | None) -> str:
-    """The report's one line about the quality axis."""
+def axis_note(summary: pd.DataFrame, wanted: str, axis: QualityAxis | None, why: str = "") -> str:
+    """The report's one line about the quality axis (`why`: the votes' reason, when they chose it)."""
     if axis is None:
         if wanted != "auto":
             return f"report.quality_metric={wanted} has no values in this run. " + NO_SIGNAL
@@ -108,6 +114,8 @@ def axis_note(summary: pd.DataFrame, wanted: str, axis: QualityAxis | None) -> s
     how = (
         "chosen by report.quality_metric"
         if wanted != "auto"
+        else f"report.quality_metric=auto prefers it: {why}"
+        if why
         else "the best signal available (report.quality_metric=auto)"
     )
     direction = "" if axis.higher_is_better else "; lower is better, so the frontier plots it negated"
