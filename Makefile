@@ -1,12 +1,12 @@
 # t2i-bench: two commands set everything up on a fresh machine.
 #   make demo   install, then run the default offline sweep (local provider: no keys, no network)
-#   make test   install (with test extras), then lint, type-check and run the test suite
+#   make test   install (with test extras), then lint, type-check, build the docs and run the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest perf clean browser cluster-packages
+.PHONY: setup demo test lint typecheck pytest perf clean browser cluster-packages docs
 
 setup: $(STAMP)
 
@@ -25,8 +25,8 @@ demo: setup
 	$(BIN)/bench run
 
 lint: setup
-	$(BIN)/ruff check bench tests
-	$(BIN)/ruff format --check bench tests
+	$(BIN)/ruff check bench tests tools docs/hooks
+	$(BIN)/ruff format --check bench tests tools docs/hooks
 
 typecheck: setup
 	$(BIN)/mypy
@@ -45,10 +45,15 @@ cluster-packages:
 pytest: setup browser cluster-packages
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck pytest
+# The documentation site, strictly: a broken link, a missing page or a reference that no longer
+# generates fails the build. Output goes to build/site (git-ignored).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+test: lint typecheck docs pytest
 
 perf: setup
 	$(BIN)/python tests/benchmarks/bench_runner.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build/site

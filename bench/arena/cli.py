@@ -24,12 +24,7 @@ def _default_rater() -> str:
         return "anonymous"
 
 
-def main(args: list[str]) -> int:
-    import uvicorn
-
-    from bench.arena.app import Arena, NothingToRate, build_app
-    from bench.arena.raters import BadRaters, parse_raters, rater_tokens
-
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench rate",
         description="blind pairwise voting on a run or sweep folder; votes go to PATH/votes.jsonl",
@@ -82,7 +77,16 @@ def main(args: list[str]) -> int:
         help="serve to a network: listen on this IPv4 address of this machine (needs --raters; with 0.0.0.0 also "
         "--host NAME, the name raters will type) instead of 127.0.0.1",
     )
-    ns = parser.parse_args(args)
+    return parser
+
+
+def main(args: list[str]) -> int:
+    import uvicorn
+
+    from bench.arena.app import Arena, NothingToRate, build_app
+    from bench.arena.raters import BadRaters, parse_raters, rater_tokens
+
+    ns = parser().parse_args(args)
     if ns.listen is not None and (problem := _listen_problem(ns.listen, ns.raters, ns.host)):
         print(f"bench rate: --listen {ns.listen}: {problem}", file=sys.stderr)
         return EXIT_USAGE

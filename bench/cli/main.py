@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -10,6 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cli.parsers import (
+    catalog_parser,
+    compare_parser,
+    estimate_parser,
+    ls_parser,
+    report_parser,
+    score_parser,
+    view_parser,
+)
 from bench.cli.run import EXIT_USAGE, execute_run, prepare
 from bench.config import check_writable
 from bench.errors import BenchError, ConfigError
@@ -224,19 +232,16 @@ def cmd_estimate(args: list[str]) -> int:
     from bench.cli.commands import estimate
     from bench.cli.hydra_config import compose_config
 
+    ns = estimate_parser().parse_args(args)
     _setup_logging()
-    return estimate(compose_config(args))
+    return estimate(compose_config(ns.overrides))
 
 
 def cmd_ls(args: list[str]) -> int:
     from bench.cli.catalog_cmd import list_models
     from bench.cli.hydra_config import compose_config
 
-    parser = argparse.ArgumentParser(prog="bench ls", description="providers, models and their parameters")
-    parser.add_argument("--provider", help="only this provider")
-    parser.add_argument("--search", help="only models whose id or title contains TEXT (case-insensitive)")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides (e.g. a different providers file)")
-    ns = parser.parse_args(args)
+    ns = ls_parser().parse_args(args)
     return list_models(compose_config(ns.overrides), ns.provider, ns.search)
 
 
@@ -244,16 +249,7 @@ def cmd_catalog(args: list[str]) -> int:
     from bench.cli.catalog_cmd import catalog_command
     from bench.cli.hydra_config import compose_config
 
-    parser = argparse.ArgumentParser(
-        prog="bench catalog",
-        description="pull: fetch models' schemas and prices from the provider into the cache; "
-        "show: a model's schema, mapping and price from whichever source has it",
-    )
-    parser.add_argument("action", choices=["pull", "show"])
-    parser.add_argument(
-        "args", nargs="+", help="PROVIDER:MODEL targets, then any Hydra overrides (key=value)"
-    )
-    ns = parser.parse_args(args)
+    ns = catalog_parser().parse_args(args)
     targets = [a for a in ns.args if "=" not in a.partition(":")[0] and ":" in a and not a.startswith("+")]
     overrides = [a for a in ns.args if a not in targets]
     return catalog_command(ns.action, targets, compose_config(overrides))
@@ -265,17 +261,7 @@ def cmd_report(args: list[str]) -> int:
     # --- report/gate wiring (owner: report engineer) ---
     from bench.cli.hydra_config import compose_config
 
-    parser = argparse.ArgumentParser(
-        prog="bench report", description="summary.parquet, plots/ and report.html for a run or sweep folder"
-    )
-    parser.add_argument("run_dir", type=Path, help="a run folder, or a sweep folder (its runs are merged)")
-    parser.add_argument(
-        "overrides", nargs="*", help="Hydra overrides for the report block, e.g. report.n_boot=500"
-    )
-    parser.add_argument(
-        "--rebuild", action="store_true", help="rebuild records.parquet from the run's journal first"
-    )
-    ns = parser.parse_args(args)
+    ns = report_parser().parse_args(args)
     return report(ns.run_dir, compose_config(ns.overrides).get("report") or {}, rebuild=ns.rebuild)
 
 
@@ -283,30 +269,7 @@ def cmd_compare(args: list[str]) -> int:
     from bench.cli.hydra_config import compose_config
     from bench.gate import run_gate
 
-    parser = argparse.ArgumentParser(
-        prog="bench compare",
-        description="regression gate: paired deltas of CANDIDATE vs BASELINE; exit 0 pass, 1 regression, 2 unusable",
-    )
-    parser.add_argument("baseline", type=Path, help="run or sweep folder")
-    parser.add_argument("candidate", type=Path, help="run or sweep folder")
-    parser.add_argument("overrides", nargs="*", help="gate overrides: gate=strict gate.clip.max_drop=1.0 ...")
-    parser.add_argument(
-        "--min-measured",
-        type=float,
-        default=None,
-        metavar="SHARE",
-        help="NOT MEASURED (exit 1) when a target's share of pairs whose candidate answer was sent, not "
-        "replayed from the response cache, is below this (default gate.min_measured: 0.9)",
-    )
-    parser.add_argument(
-        "--allow-missing",
-        nargs="+",
-        action="extend",
-        default=None,
-        metavar="TARGET",
-        help="baseline targets allowed to have no candidate counterpart (else FAIL, exit 1); put overrides before it",
-    )
-    ns = parser.parse_intermixed_args(args)  # overrides may come after --min-measured
+    ns = compare_parser().parse_intermixed_args(args)  # overrides may come after --min-measured
     bad = [t for t in ns.allow_missing or [] if "=" in t]
     if bad:
         print(
@@ -333,20 +296,7 @@ def cmd_score(args: list[str]) -> int:
     from bench.cli.hydra_config import compose_config
     from bench.cli.score_jobs import is_sweep_folder, score_sweep
 
-    parser = argparse.ArgumentParser(
-        prog="bench score",
-        description="(re)compute metrics for a run folder, or for every run folder of a sweep folder "
-        "(one job per run folder through a Hydra launcher, e.g. hydra/launcher=joblib hydra.launcher.n_jobs=2), "
-        "then refresh summary.parquet, plots and report.html from the new scores",
-    )
-    parser.add_argument("run_dir", type=Path, help="a run folder or a sweep folder")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        help="Hydra overrides for the metrics and report blocks, e.g. metrics=test report.n_boot=500; "
-        "with a sweep folder also a launcher",
-    )
-    ns = parser.parse_args(args)
+    ns = score_parser().parse_args(args)
     _setup_logging()
     if is_sweep_folder(ns.run_dir):
         return score_sweep(ns.run_dir, ns.overrides)
@@ -367,18 +317,10 @@ def cmd_emulate(args: list[str]) -> int:
 
 
 def cmd_view(args: list[str]) -> int:
-    from bench.local_server import HOST_HELP, AllowedHost, BadHostOption
+    from bench.local_server import AllowedHost, BadHostOption
     from bench.view.serve import serve
 
-    parser = argparse.ArgumentParser(
-        prog="bench view",
-        description="browse a run or sweep folder in the browser (127.0.0.1): filter, compare two targets "
-        "per prompt, zoom; with two folders, the prompts whose quality dropped most from the first to the second",
-    )
-    parser.add_argument("paths", type=Path, nargs="+", help="one or two run or sweep folders")
-    parser.add_argument("--port", type=int, default=8777, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--host", action="append", default=[], metavar="NAME[:PORT]", help=HOST_HELP)
-    ns = parser.parse_args(args)
+    ns = view_parser().parse_args(args)
     if len(ns.paths) > 2:
         print(f"bench view: {len(ns.paths)} folders given; give one, or two to compare", file=sys.stderr)
         return EXIT_USAGE
