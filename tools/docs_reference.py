@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -25,6 +26,7 @@ from bench.metrics.preference import PreferenceConfig
 from bench.providers.base import ProviderSettings
 
 # (config key, typed class, fields the user does not set under that key, what the block is for)
+# and where the shipped config sets that block: (file under configs/, key path in the file).
 TYPED_BLOCKS: list[tuple[str, type, frozenset[str], str]] = [
     (
         "sweep",
@@ -50,13 +52,61 @@ TYPED_BLOCKS: list[tuple[str, type, frozenset[str], str]] = [
     ("metrics.fid.reference", ReferenceConfig, frozenset(), "what FID/KID compare against"),
     ("metrics.kid", KidConfig, frozenset(), "KID per group"),
     ("metrics.stats", StatsConfig, frozenset(), "the metrics' bootstrap intervals"),
-    ("metrics.pickscore / metrics.hpsv2", PreferenceConfig, frozenset(), "preference models"),
+    ("metrics.pickscore", PreferenceConfig, frozenset(), "PickScore, a preference model"),
+    ("metrics.hpsv2", PreferenceConfig, frozenset(), "HPSv2.1, a preference model"),
     ("metrics.judge", JudgeConfig, frozenset(), "the VLM judge"),
 ]
+SHIPPED_IN: dict[str, tuple[str, str]] = {
+    "sweep": ("sweep/default.yaml", ""),
+    "runner": ("config.yaml", "runner"),
+    "cache": ("config.yaml", "cache"),
+    "metrics.clip": ("metrics/default.yaml", "clip"),
+    "metrics.fid": ("metrics/default.yaml", "fid"),
+    "metrics.kid": ("metrics/default.yaml", "kid"),
+    "metrics.stats": ("metrics/default.yaml", "stats"),
+    "metrics.pickscore": ("metrics/default.yaml", "pickscore"),
+    "metrics.hpsv2": ("metrics/default.yaml", "hpsv2"),
+    "metrics.judge": ("metrics/default.yaml", "judge"),
+}
+_YAML_KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
+
+
+def yaml_keys(text: str) -> dict[str, tuple[str, str]]:
+    """Dotted key path -> (the value as written, its comment) for a block-style YAML file.
+
+    The comment is the one on the key's line, else the comment lines right above it.
+    """
+    found: dict[str, tuple[str, str]] = {}
+    stack: list[tuple[int, str]] = []
+    above: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            above = []
+            continue
+        if stripped.startswith("#"):
+            above.append(stripped.lstrip("#").strip())
+            continue
+        match = _YAML_KEY.match(line)
+        if not match:
+            above = []
+            continue
+        indent = len(match["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match["key"]))
+        value, _, comment = match["rest"].partition(" #")
+        path = ".".join(k for _, k in stack)
+        found[path] = (value.strip(), comment.strip() or " ".join(above))
+        above = []
+    return found
+
+
 # Blocks read as plain mappings (or flattened into a class under other names): their shipped
 # files are the reference, shown as they are.
 PLAIN_BLOCKS: list[tuple[str, str]] = [
     ("prompts", "prompts/project.yaml"),
+    ("providers", "providers/default.yaml"),
     ("report", "report/default.yaml"),
     ("gate", "gate/default.yaml"),
 ]
@@ -107,22 +157,40 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def typed_block_markdown(key: str, cls: type, hidden: frozenset[str], purpose: str) -> str:
+def typed_block_markdown(
+    key: str, cls: type, hidden: frozenset[str], purpose: str, configs: Path | None = None
+) -> str:
     comments = _field_comments(cls)
-    rows = [
-        f"| `{f.name}` | `{_cell(str(f.type))}` | {_cell(_default(f))} | {_cell(comments.get(f.name, ''))} |"
-        for f in dataclasses.fields(cls)
-        if f.name not in hidden
-    ]
+    shipped: dict[str, tuple[str, str]] = {}
+    where = ""
+    if configs is not None and key in SHIPPED_IN:
+        rel, prefix = SHIPPED_IN[key]
+        where = f" Shipped values: `configs/{rel}`."
+        for path, entry in yaml_keys((configs / rel).read_text(encoding="utf-8")).items():
+            if not prefix:
+                shipped[path] = entry
+            elif path.startswith(prefix + "."):
+                shipped[path.removeprefix(prefix + ".")] = entry
+    rows = []
+    for f in dataclasses.fields(cls):
+        if f.name in hidden:
+            continue
+        value, yaml_comment = shipped.get(f.name, ("", ""))
+        # The config file's comment is written for users; the class's comment is the fallback.
+        note = yaml_comment or comments.get(f.name, "")
+        shipped_cell = f"`{value}`" if value else ""
+        rows.append(
+            f"| `{f.name}` | `{_cell(str(f.type))}` | {_cell(_default(f))} | {_cell(shipped_cell)} | {_cell(note)} |"
+        )
     module = cls.__module__
     return "\n".join(
         [
             f"### `{key}`",
             "",
-            f"{purpose}. Typed by `{module}.{cls.__name__}`.",
+            f"{purpose}. Typed by `{module}.{cls.__name__}` (its defaults apply to keys a config leaves out).{where}",
             "",
-            "| key | type | default | note |",
-            "|---|---|---|---|",
+            "| key | type | default | shipped | note |",
+            "|---|---|---|---|---|",
             *rows,
             "",
         ]
@@ -160,7 +228,7 @@ def config_reference_markdown(configs: Path) -> str:
         "## Typed blocks",
         "",
     ]
-    parts += [typed_block_markdown(*block) for block in TYPED_BLOCKS]
+    parts += [typed_block_markdown(*block, configs=configs) for block in TYPED_BLOCKS]
     parts += ["## Blocks read as mappings, as shipped", ""]
     for key, rel in PLAIN_BLOCKS:
         text = (configs / rel).read_text(encoding="utf-8").rstrip()
