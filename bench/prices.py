@@ -87,6 +87,9 @@ class PriceEntry:
             return (self.rule or BillingRule(self.provider)).describe()
         return f"per {self.unit}"
 
+    # Given by the user (prices.entries), not shipped (prices.shipped): wins at equal specificity.
+    user: bool = False
+
     def applies_to(self, payload: Mapping[str, Any] | None) -> bool:
         if not self.match:
             return True
@@ -165,8 +168,11 @@ class PriceTable:
         """The most specific entry: matching `match` conditions first, then the model's, then "*"."""
         for key in ((provider, model), (provider, "*")):
             candidates = self._entries.get(key, [])
-            # Most specific first; at equal specificity a price the provider published now beats the table.
-            for entry in sorted(candidates, key=lambda e: (-len(e.match), e.source != "price_api")):
+            # Most specific first; at equal specificity the user's own entry, then a price the
+            # provider published now, then the shipped table.
+            for entry in sorted(
+                candidates, key=lambda e: (-len(e.match), not e.user, e.source != "price_api")
+            ):
                 if entry.applies_to(payload):
                     if entry.rule is None:
                         rule = self.rule_for(provider, model, entry.unit)
@@ -176,25 +182,46 @@ class PriceTable:
 
     def with_entries(self, entries: Iterable[PriceEntry]) -> PriceTable:
         """A new table with these entries added (live prices from the providers' price APIs)."""
-        return PriceTable(
-            [*(e for group in self._entries.values() for e in group), *entries], self._rules.values()
-        )
+        return PriceTable([*self.entries(), *entries], self._rules.values())
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._entries.values())
 
     @classmethod
-    def from_prices_config(cls, prices_cfg: Mapping[str, Any]) -> PriceTable:
-        """The `prices` config node: its `entries` and its `billing_rules`."""
-        return cls.from_config(prices_cfg.get("entries") or [], rules=prices_cfg.get("billing_rules") or [])
+    def from_prices_config(cls, prices: Mapping[str, Any]) -> PriceTable:
+        """The `prices` block: the shipped table (`shipped`) plus the user's `entries`, which win
+        over a shipped entry of the same specificity, and the `billing_rules`."""
+        shipped = cls.from_config(prices.get("shipped") or [], key="prices.shipped")
+        mine = cls.from_config(prices.get("entries") or [], key="prices.entries", user=True)
+        rules = [
+            parse_rule(r, f"prices.billing_rules[{i}]")
+            for i, r in enumerate(prices.get("billing_rules") or [])
+        ]
+        return cls([*shipped.entries(), *mine.entries()], rules)
+
+    def entries(self) -> list[PriceEntry]:
+        return [e for group in self._entries.values() for e in group]
 
     @classmethod
     def from_config(
-        cls, rows: Iterable[Mapping[str, Any]], rules: Iterable[Mapping[str, Any]] = ()
+        cls,
+        rows: Iterable[Mapping[str, Any]],
+        rules: Iterable[Mapping[str, Any]] = (),
+        *,
+        key: str = "prices.entries",
+        user: bool = False,
     ) -> PriceTable:
+        if not isinstance(rows, Iterable) or isinstance(rows, str | Mapping):
+            raise ConfigError(
+                key, rows, "give a list of price entries, e.g. [{provider: ..., model: ..., ...}]"
+            )
         entries = []
         for i, row in enumerate(rows):
-            where = f"prices.entries[{i}]"
+            where = f"{key}[{i}]"
+            if not isinstance(row, Mapping):
+                raise ConfigError(
+                    where, row, "give each price entry as a mapping {provider: ..., model: ..., ...}"
+                )
             missing = [
                 k
                 for k in ("provider", "model", "unit", "usd", "effective_date", "source_url")
@@ -233,6 +260,7 @@ class PriceTable:
                         if row.get("billing_rule") is not None
                         else None
                     ),
+                    user=user,
                 )
             )
         parsed_rules = [parse_rule(r, f"prices.billing_rules[{i}]") for i, r in enumerate(rules)]

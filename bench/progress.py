@@ -18,6 +18,13 @@ log = logging.getLogger("bench.progress")
 LOG_EVERY_S = 10.0
 
 
+def cost_text(total_usd: float, priced: int, unpriced: int) -> str:
+    """What the requests cost, never "$0.0000" for requests whose cost is unknown."""
+    if unpriced and not priced:
+        return f"unknown ({unpriced} unpriced)"
+    return f"${total_usd:.4f}" + (f" (+{unpriced} unpriced)" if unpriced else "")
+
+
 class RunProgress:
     def __init__(self, total: int, mode: str = "auto", label: str = "generating") -> None:
         if mode == "auto":
@@ -28,7 +35,8 @@ class RunProgress:
         self.errors = 0
         self.refused = 0
         self.cost_usd = 0.0
-        self.cost_unknown = 0
+        self.cost_priced = 0  # ok requests with a known cost
+        self.cost_unknown = 0  # ok requests nobody priced (no table entry, not reported)
         self._started = time.monotonic()
         self._last_log = self._started
         self._label = label
@@ -62,10 +70,9 @@ class RunProgress:
 
     def _fields(self) -> dict[str, str]:
         elapsed = max(time.monotonic() - self._started, 1e-9)
-        cost = f"${self.cost_usd:.4f}" + (f" (+{self.cost_unknown} unpriced)" if self.cost_unknown else "")
         return {
             "rate": f"{self.done / elapsed:.1f} img/s",
-            "cost": cost,
+            "cost": cost_text(self.cost_usd, self.cost_priced, self.cost_unknown),
             "errors": f"errors {self.errors} refused {self.refused}",
         }
 
@@ -93,6 +100,7 @@ class RunProgress:
             if math.isnan(cost_usd):
                 self.cost_unknown += 1
             else:
+                self.cost_priced += 1
                 self.cost_usd += cost_usd
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=self.done, **self._fields())  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ from bench.errors import (
 from bench.images import CheckedImage, check_images
 from bench.limits import Budget, Clock, CostKey, MonotonicClock, ProviderLane, cost_key
 from bench.prices import PriceTable, estimate_cost, price_entry_hint
-from bench.progress import RunProgress
+from bench.progress import RunProgress, cost_text
 from bench.providers import observe
 from bench.providers.base import GeneratedImage, GenerationResult, Provider
 from bench.record_rows import StoredOutcomeImage, failed_row, ok_rows, replayed_rows, skipped_row
@@ -109,6 +109,9 @@ class RunSummary:
     cached_oldest_s: float = NAN  # the age of the oldest answer replayed
     images: int = 0
     cost_usd: float = 0.0
+    cost_priced: int = 0  # ok requests with a known cost (priced, reported, or free)
+    # ok requests whose cost nobody knows (no price entry, not reported), per target
+    unknown_cost: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
     stop_reason: str = ""
     error_types: dict[str, int] = field(default_factory=dict)
@@ -133,7 +136,15 @@ class RunSummary:
             )
         if self.skipped:
             parts.append(f"{self.skipped} skipped")
-        parts.append(f"cost ${self.cost_usd:.4f}")
+        unpriced = sum(self.unknown_cost.values())
+        parts.append(f"cost {cost_text(self.cost_usd, self.cost_priced, unpriced)}")
+        if unpriced:
+            targets = ", ".join(sorted(self.unknown_cost))
+            parts.append(
+                f"no price known for {targets} (no price-table entry, and the API did not report one): "
+                "add one with prices.entries=[{provider: ..., model: ..., unit: image, usd: ..., "
+                "effective_date: ..., source_url: ...}] to count it"
+            )
         if self.stop_reason:
             parts.append(f"stopped: {self.stop_reason}")
         return "; ".join(parts)
@@ -581,17 +592,20 @@ class Runner:
         for row in rows:
             row.update(billed=True, price_unit=unit, price_rule=rule)
         await self.store.commit(
-            rows, files, on_durable=functools.partial(self._count_ok, len(rows), cost_usd)
+            rows, files, on_durable=functools.partial(self._count_ok, len(rows), cost_usd, job.target.id)
         )
         await self._remember(rows, scope)
 
     # ---- counting (from what reached the journal) ------------------------------------
     # Called by the store once a request's line is fsynced, even when the request's task was
     # cancelled (Ctrl-C) while its write was queued: the summary equals what the journal holds.
-    def _count_ok(self, n_images: int, cost_usd: float) -> None:
+    def _count_ok(self, n_images: int, cost_usd: float, target: str) -> None:
         self.summary.ok += 1
         self.summary.images += n_images
-        if not math.isnan(cost_usd):
+        if math.isnan(cost_usd):
+            self.summary.unknown_cost[target] = self.summary.unknown_cost.get(target, 0) + 1
+        else:
+            self.summary.cost_priced += 1
             self.summary.cost_usd += cost_usd
         assert self._progress is not None
         self._progress.advance("ok", cost_usd)

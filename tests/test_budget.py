@@ -103,7 +103,7 @@ def test_estimate_shows_what_the_cap_leaves_in_the_folder(
 
 def test_reported_costs_beat_a_stale_price_table(tmp_path: Path, bench_cfg: Any) -> None:
     stale = (
-        "+prices.entries=[{provider: aimlapi, model: flux/schnell, unit: image, usd: 0.0005,"
+        "prices.entries=[{provider: aimlapi, model: flux/schnell, unit: image, usd: 0.0005,"
         " effective_date: '2020-01-01', source_url: stale}]"
     )
     with emulator(aiml(inference_s=(0.02, 0.02))) as (url, emu):

@@ -91,7 +91,7 @@ def test_cli_rejects_bad_latency() -> None:
 
 def test_gpt_image_estimate_from_documented_tokens() -> None:
     with open("configs/prices/default.yaml") as fh:
-        table = PriceTable.from_config(yaml.safe_load(fh)["entries"])
+        table = PriceTable.from_prices_config(yaml.safe_load(fh))
     provider = create_provider(
         "openai_compat", ProviderSettings(name="openai", options={"profile": "openai", "price_table": table})
     )

@@ -151,7 +151,7 @@ def test_aiml_flux_seed_minimum_and_gpt_image_1(monkeypatch: pytest.MonkeyPatch)
         assert result.usage["input_tokens_details"] == {"image_tokens": 0, "text_tokens": 3}
         assert result.usage["output_tokens"] == 272
         with open("configs/prices/default.yaml") as fh:
-            table = PriceTable.from_config(yaml.safe_load(fh)["entries"])
+            table = PriceTable.from_prices_config(yaml.safe_load(fh))
         entry = table.lookup("aimlapi", "openai/gpt-image-1")
         assert entry is not None
         cost = entry.cost_usd(n_images=1, megapixels=None, seconds=None, usage=result.usage)

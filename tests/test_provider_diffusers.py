@@ -152,9 +152,11 @@ def run_args(pipeline: Path, results: Path, run_name: str, *extra: str) -> list[
 
 def reference_image(pipeline: Path, prompt: str, steps: int, seed: int) -> np.ndarray:
     """What the pipeline makes when called directly: the ground truth for steps and seed."""
-    from diffusers import DiffusionPipeline
+    import diffusers
 
-    pipe = DiffusionPipeline.from_pretrained(pipeline, torch_dtype=torch.float32)
+    from bench.providers.hf_diffusers import dtype_keyword
+
+    pipe = diffusers.DiffusionPipeline.from_pretrained(pipeline, **{dtype_keyword(diffusers): torch.float32})
     pipe.set_progress_bar_config(disable=True)
     image = pipe(
         prompt=[prompt],
@@ -276,3 +278,22 @@ def test_on_cuda_records_carry_synchronised_timings_and_peak_memory(
     assert not records.device.str.startswith("cpu").any()
     assert all(json.loads(p)["dtype"] == "float16" for p in records.payload)  # auto on CUDA
     assert not math.isnan(records.cost_usd.sum())
+
+
+def test_a_run_prints_no_diffusers_chatter(tiny_pipeline: Path, tmp_path: Path) -> None:
+    """No torch_dtype FutureWarning and no "Loading pipeline components" bars, in a user's terminal."""
+    import subprocess
+    import sys
+
+    code = "import sys; from bench.cli import main; sys.exit(main())"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *run_args(tiny_pipeline, tmp_path, "quiet")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "requests finished" in out  # the run's own lines are there
+    assert "torch_dtype" not in out and "FutureWarning" not in out, out
+    assert "Loading pipeline components" not in out and "it/s]" not in out, out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,10 +63,10 @@ def estimate(cfg: Mapping[str, Any]) -> int:
             total_cost += costs.get(tid, 0.0)
         print(f"{tid:48} {n:>9} {cost_text:>12}  {sources.get(tid, 'no price entry')}")
     unknown = sum(unpriced.values())
+    priced = f"${total_cost:.4f} priced" + (f" + {unknown} requests of unknown cost" if unknown else "")
     print(
         f"total: {plan.total} requests, {plan.total * config.sweep.num_images} images, "
-        f"${total_cost:.4f} priced"
-        + (f" + {unknown} requests of unknown cost" if unknown else "")
+        + (f"cost unknown ({unknown} requests unpriced)" if unknown and not costs else priced)
         + (f"; {sum(cached.values())} answered by the response cache ($0)" if cached else "")
     )
     judge = _judge_estimate(config, plan)
@@ -96,6 +97,13 @@ def estimate(cfg: Mapping[str, Any]) -> int:
                 f"note: {spec.target_id}: its schema is UNVERIFIED (a generic guess, not published by "
                 "the provider): parameters are not checked against what the API accepts"
             )
+    if unknown:
+        print(
+            f"note: no price known for {', '.join(sorted(unpriced))}: add an entry with "
+            "prices.entries=[{provider: ..., model: ..., unit: image, usd: ..., effective_date: ..., "
+            "source_url: ...}] (it is added to the shipped table)",
+            file=sys.stderr,
+        )
     for line in missing_keys:
         print(f"note: {line}", file=sys.stderr)
     return EXIT_OK
@@ -187,7 +195,7 @@ def score(
     `bench run` does after scoring), so they are never older than records.parquet; report.write=false
     leaves them alone."""
     from bench.metrics.errors import WeightsError
-    from bench.metrics.score import score_run
+    from bench.metrics.score import MetricsWarning, score_run
 
     if not run_dir.is_dir():
         print(f"bench: {run_dir} not found: is it a run folder?", file=sys.stderr)
@@ -198,13 +206,16 @@ def score(
             print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
             return EXIT_USAGE
         try:
-            result = score_run(
-                run_dir,
-                metrics_cfg,
-                require_weights=True,
-                providers=providers,
-                max_cost_usd=folder_cap(run_dir, max_cost_usd),
-            )
+            with warnings.catch_warnings():
+                # Each caveat is printed once, as a note of the result below, not again as a warning.
+                warnings.simplefilter("ignore", MetricsWarning)
+                result = score_run(
+                    run_dir,
+                    metrics_cfg,
+                    require_weights=True,
+                    providers=providers,
+                    max_cost_usd=folder_cap(run_dir, max_cost_usd),
+                )
         except WeightsError as exc:
             # Nothing was written: scores from an earlier pass stay as they were.
             print(f"bench: {exc} (stored scores in {run_dir} are unchanged)", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -18,11 +19,21 @@ CONFIG_DIR = Path(os.environ.get("T2I_BENCH_CONFIG_DIR", Path(__file__).resolve(
 CONFIG_NAME = "config"
 
 
+FOLDER_NAME_MAX = 80  # characters of a multirun job folder's name after its number
+
+
 def slug(text: str) -> str:
-    """A folder-name-safe version of Hydra's override_dirname, for multirun job folders."""
+    """A folder-name-safe version of Hydra's override_dirname, for multirun job folders.
+
+    A name longer than FOLDER_NAME_MAX is cut and ends in a short hash of the whole text, so two
+    jobs whose names differ only past the cut still get names that say they differ.
+    """
     unbracketed = re.sub(r"[\[\]'\"{}]", "", text)  # sweep.steps=[8] -> sweep.steps=8
     cleaned = re.sub(r"[^A-Za-z0-9._=,+-]+", "_", unbracketed).strip("_")
-    return cleaned[:80] or "default"
+    if len(cleaned) > FOLDER_NAME_MAX:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[: FOLDER_NAME_MAX - 9]}~{digest}"
+    return cleaned or "default"
 
 
 def register_resolvers() -> None:

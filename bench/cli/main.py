@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from bench.cli.parsers import (
     view_parser,
 )
 from bench.cli.run import EXIT_USAGE, execute_run, prepare
-from bench.config import check_writable
+from bench.config import check_writable, parse_http_debug
 from bench.errors import BenchError, ConfigError
+from bench.http_logging import configure_http_logging
 from bench.runlock import check_run_folder_free
 
 log = logging.getLogger("bench")
@@ -301,6 +302,9 @@ def cmd_score(args: list[str]) -> int:
     if is_sweep_folder(ns.run_dir):
         return score_sweep(ns.run_dir, ns.overrides)
     cfg = compose_config(ns.overrides)
+    # The judge's HTTP client logs through httpx: one INFO line per request unless quieted (and
+    # a key would be redacted in its DEBUG lines), as `bench run` does for the providers.
+    configure_http_logging(debug=parse_http_debug(cfg.get("bench") or {}), secrets=_configured_keys(cfg))
     return score(
         ns.run_dir,
         cfg.get("metrics") or {},
@@ -308,6 +312,19 @@ def cmd_score(args: list[str]) -> int:
         cfg.get("report") or {},
         max_cost_usd=cfg.get("max_cost_usd"),
     )
+
+
+def _configured_keys(cfg: Mapping[str, Any]) -> list[str]:
+    """The values of every key variable the config names (providers' and the judge's), for redaction."""
+    names = [
+        block.get("api_key_env")
+        for block in (cfg.get("providers") or {}).values()
+        if isinstance(block, Mapping)
+    ]
+    judge = (cfg.get("metrics") or {}).get("judge")
+    if isinstance(judge, Mapping):
+        names.append(judge.get("api_key_env"))
+    return [os.environ[str(n)] for n in names if n and os.environ.get(str(n))]
 
 
 def cmd_emulate(args: list[str]) -> int:

@@ -221,11 +221,43 @@ def ray_session(launcher: dict[str, Any]) -> Iterator[None]:
         ray.shutdown()
 
 
+def _key(override: str) -> str:
+    """`+a.b=1` -> `a.b`: the key Hydra's override_dirname exclude_keys match on."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def with_job_folder_names(overrides: Sequence[str], jobs: Sequence[Sequence[str]]) -> list[str]:
+    """Job folders are named after the job's overrides, cut at FOLDER_NAME_MAX characters, so a
+    long override every job shares (a target list) could push out the one that tells the jobs
+    apart. When a name would be cut, the keys all jobs share are left out of the names."""
+    if len(jobs) < 2 or any(_key(o) == "hydra.job.config.override_dirname.exclude_keys" for o in overrides):
+        return list(overrides)
+    from omegaconf import OmegaConf
+
+    from bench.cli.hydra_config import CONFIG_DIR, CONFIG_NAME, FOLDER_NAME_MAX
+
+    shipped = OmegaConf.load(CONFIG_DIR / f"{CONFIG_NAME}.yaml")
+    excluded = [
+        str(k) for k in OmegaConf.select(shipped, "hydra.job.config.override_dirname.exclude_keys") or []
+    ]
+    named = [[o for o in job if _key(o) not in excluded] for job in jobs]
+    if max(len(",".join(sorted(job))) for job in named) <= FOLDER_NAME_MAX:
+        return list(overrides)
+    shared = set(named[0]).intersection(*named[1:])
+    common_keys = sorted(
+        {_key(o) for o in shared} - {_key(o) for job in named for o in job if o not in shared}
+    )
+    if not common_keys:
+        return list(overrides)
+    keys = ",".join(f"'{k}'" for k in [*excluded, *common_keys])
+    return [*overrides, f"hydra.job.config.override_dirname.exclude_keys=[{keys}]"]
+
+
 def run_multirun(overrides: Sequence[str]) -> int:
     """Validate every job, launch the sweep, and exit with the worst job's code."""
     jobs = expand_sweep(overrides)
     _, key_names = validate_jobs(overrides, jobs)
-    outcomes = launch(with_parallel_jobs(overrides, len(jobs)), key_names)
+    outcomes = launch(with_parallel_jobs(with_job_folder_names(overrides, jobs), len(jobs)), key_names)
     failed = [(label, code) for label, code in outcomes if code != EXIT_OK]
     for label, code in failed:
         print(f"bench: job {label} exited {code}", file=sys.stderr)

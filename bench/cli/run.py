@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -294,11 +295,14 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
         # Deciding first keeps torch and open_clip unimported when nothing could be scored.
         why_not = unavailable_metrics(config.metrics, [t.id for t in config.targets])
         if why_not is None:
-            from bench.metrics.score import METRICS_FILE, score_run
+            from bench.metrics.score import METRICS_FILE, MetricsWarning, score_run
 
-            report = score_run(
-                run_dir, config.metrics, providers=config.providers, max_cost_usd=config.max_cost_usd
-            )
+            with warnings.catch_warnings():
+                # Each caveat is printed once, as a note of the report below, not again as a warning.
+                warnings.simplefilter("ignore", MetricsWarning)
+                report = score_run(
+                    run_dir, config.metrics, providers=config.providers, max_cost_usd=config.max_cost_usd
+                )
             print(f"bench: {report}", file=sys.stderr)
             written.append(METRICS_FILE)
         else:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from bench.library_logs import quiet_open_clip
 from bench.metrics.availability import cached_pretrained_file as _cached_pretrained_file
 from bench.metrics.availability import host_reachable as _host_reachable
 from bench.metrics.config import ClipConfig
@@ -48,6 +49,8 @@ class ClipWeights:
 
 def _preprocess_cfg(backbone: str, pcfg: dict[str, Any]) -> dict[str, Any]:
     import open_clip
+
+    quiet_open_clip()
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
     model_cfg = open_clip.get_model_config(backbone) or {}
@@ -64,6 +67,8 @@ def _preprocess_cfg(backbone: str, pcfg: dict[str, Any]) -> dict[str, Any]:
 def resolve_clip_weights(cfg: ClipConfig, cache_dir: Path | None) -> ClipWeights:
     """Find the weights file for (backbone, pretrained); raise WeightsError quickly if unavailable."""
     import open_clip
+
+    quiet_open_clip()
 
     if open_clip.get_model_config(cfg.backbone) is None:
         raise WeightsError(
@@ -191,6 +196,8 @@ class ClipModel:
 def load_clip_model(cfg: ClipConfig, weights: ClipWeights) -> ClipModel:
     import open_clip
 
+    quiet_open_clip()
+
     pre = weights.preprocess
     kwargs: dict[str, Any] = {
         "force_quick_gelu": weights.quick_gelu,
@@ -227,6 +234,8 @@ def load_clip_model(cfg: ClipConfig, weights: ClipWeights) -> ClipModel:
 
 def load_tokenizer(backbone: str) -> Any:
     import open_clip
+
+    quiet_open_clip()
 
     return open_clip.get_tokenizer(backbone)
 

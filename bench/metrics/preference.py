@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bench.library_logs import quiet_open_clip
 from bench.metrics.errors import WeightsError
 from bench.metrics.fingerprint import RANDOM_INIT_MARK, file_sha256, fingerprint_id, library_versions
 
@@ -343,6 +344,8 @@ def _pickscore_model(cfg: PreferenceConfig, weights: PreferenceWeights) -> Any:
 
 def _hpsv2_model(cfg: PreferenceConfig, weights: PreferenceWeights) -> Any:
     import open_clip
+
+    quiet_open_clip()
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -362,6 +365,8 @@ def _hpsv2_model(cfg: PreferenceConfig, weights: PreferenceWeights) -> Any:
 
 def load_model(kind: str, cfg: PreferenceConfig, weights: PreferenceWeights) -> PreferenceModel:
     import open_clip
+
+    quiet_open_clip()
 
     model = (_pickscore_model if kind == "pickscore" else _hpsv2_model)(cfg, weights).to(cfg.device).eval()
     # Both models use CLIP's BPE vocabulary; open_clip ships it (transformers' tokenizer needs a download).

@@ -23,17 +23,20 @@ selection, allocator growth) timed and recorded in `warmup_s`, never in `inferen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import io
 import json
 import math
 import platform
 import secrets
+import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +71,35 @@ def import_diffusers() -> Any:
         return importlib.import_module("diffusers")
     except ImportError as exc:
         raise ConfigError("providers.diffusers", "diffusers", f"{exc}; {INSTALL_HINT}") from None
+
+
+def dtype_keyword(diffusers: Any) -> str:
+    """`dtype` where this diffusers takes it, else `torch_dtype` (which the releases that take
+    `dtype` deprecate with a FutureWarning on every load)."""
+    deprecation = importlib.util.find_spec("diffusers.utils.deprecation_utils")
+    if deprecation is not None and hasattr(
+        importlib.import_module("diffusers.utils.deprecation_utils"), "_resolve_dtype"
+    ):
+        return "dtype"
+    return "torch_dtype"
+
+
+@contextlib.contextmanager
+def quiet_loading(diffusers: Any) -> Iterator[None]:
+    """No "Loading pipeline components" bars (diffusers', and transformers' for the text encoders)
+    while a pipeline loads: the run's own progress line says what is happening. Restored after."""
+    switches = [diffusers.utils.logging]
+    if importlib.util.find_spec("transformers") is not None:
+        switches.append(importlib.import_module("transformers.utils.logging"))
+    were_on = [s.is_progress_bar_enabled() for s in switches]
+    for switch in switches:
+        switch.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for switch, on in zip(switches, were_on, strict=True):
+            if on:
+                switch.enable_progress_bar()
 
 
 def resolve_device(requested: str) -> str:
@@ -162,10 +194,16 @@ def pipeline_class(model: str) -> Any:
         elif model.startswith(("/", "./", "~")):
             raise ConfigError(where, model, "no such folder; give a save_pretrained folder or a hub id")
         else:
+            hub_problem = hub_unavailable(model)
+            if hub_problem is not None:
+                raise ConfigError(where, model, hub_problem)
             class_name = diffusers.DiffusionPipeline.load_config(model)["_class_name"]
     except ConfigError:
         raise
     except Exception as exc:  # hub/cache lookups raise many types; one line for the user
+        if _caused_by_the_network(exc):
+            # diffusers words this as "does not appear to have a file named model_index.json"
+            raise ConfigError(where, model, _hub_fix(model, "the Hugging Face hub did not answer")) from None
         raise ConfigError(
             where, model, f"cannot read the pipeline config ({type(exc).__name__}: {exc}); use a local folder"
         ) from None
@@ -175,6 +213,52 @@ def pipeline_class(model: str) -> Any:
             where, model, f"pipeline class {class_name} is not in diffusers {diffusers.__version__}"
         )
     return cls
+
+
+def _hub_fix(model: str, why: str) -> str:
+    return (
+        f"{why} and {model} is not in the local Hugging Face cache; download it where the hub is "
+        f"reachable (`hf download {model}`, then copy the cache folder), or give a save_pretrained folder"
+    )
+
+
+def hub_unavailable(model: str) -> str | None:
+    """Why a hub id cannot be read here (not cached, and the hub offline or unreachable), or None.
+
+    Asked before diffusers tries: offline it retries for half a minute and then reports a
+    missing model_index.json, which sends the user looking for a file instead of the network.
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(model, "model_index.json"), str):
+        return None  # cached: diffusers reads it without the network
+    if constants.HF_HUB_OFFLINE:
+        return _hub_fix(model, "HF_HUB_OFFLINE is set")
+    endpoint = urlparse(constants.ENDPOINT)
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=3.0):
+            return None
+    except OSError as exc:
+        return _hub_fix(
+            model, f"the Hugging Face hub ({constants.ENDPOINT}) is unreachable ({exc.strerror or exc})"
+        )
+
+
+def _caused_by_the_network(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(20):  # a chain can loop back on itself
+        if seen is None:
+            break
+        if type(seen).__name__ in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or isinstance(
+            seen, ConnectionError | TimeoutError
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _default(signature: inspect.Signature, name: str) -> Any:
@@ -422,9 +506,10 @@ class DiffusersProvider(Provider):
 
                 diffusers = import_diffusers()
                 started = time.perf_counter()
-                pipe = diffusers.DiffusionPipeline.from_pretrained(
-                    model, torch_dtype=getattr(torch, dtype), **self.pipeline_kwargs
-                )
+                with quiet_loading(diffusers):
+                    pipe = diffusers.DiffusionPipeline.from_pretrained(
+                        model, **{dtype_keyword(diffusers): getattr(torch, dtype)}, **self.pipeline_kwargs
+                    )
                 pipe = pipe.to(device)
                 pipe.set_progress_bar_config(disable=True)
                 load_s = time.perf_counter() - started
