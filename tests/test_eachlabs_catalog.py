@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bench.catalog import generate_eachlabs as gen
 from bench.catalog.eachlabs import eachlabs_model, load_eachlabs_document, load_eachlabs_models
 from bench.catalog.mapping import ParameterError, map_request, validate_payload
 from bench.catalog.spec import ModelSpec, ParamSpec
 from bench.request import ImageRequest
+from tools import generate_eachlabs as gen
 
 SEED = Path(__file__).resolve().parents[1].parent / "shared" / "seeds" / "001_f1a03a70191845e5.txt"
 PROMPT = "two red apples on a blue table"
@@ -100,7 +100,7 @@ def test_generator_on_the_seed_reproduces_the_shipped_json() -> None:
         pytest.skip(f"seed {SEED} not present (it lives in ../shared/seeds next to the repo)")
     shipped = resources.files("bench.catalog").joinpath("data", "eachlabs.json").read_text(encoding="utf-8")
     regenerated = gen.render(SEED.read_text(encoding="utf-8"), SEED.name)
-    assert regenerated == shipped, "re-run: python -m bench.catalog.generate_eachlabs " + str(SEED)
+    assert regenerated == shipped, "re-run: python tools/generate_eachlabs.py " + str(SEED)
     assert gen.main([str(SEED), "--check", "-o", str(gen.DEFAULT_OUT)]) == 0
 
 

@@ -19,7 +19,8 @@ import torch
 import bench  # noqa: F401  (torchvision import fix before open_clip / transformers)
 from bench.metrics import preference as pref
 from bench.metrics.fingerprint import is_random_init
-from bench.metrics.score import MetricsWarning, score_run
+from bench.metrics.notes import MetricsWarning
+from bench.metrics.score import score_run
 from bench.providers.local_render import render
 
 PROMPTS = ["two red apples on a blue table", "a yellow banana", "five orange stars on a blue background"]

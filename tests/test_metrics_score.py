@@ -14,7 +14,8 @@ import pytest
 import bench  # noqa: F401
 from bench.errors import ConfigError
 from bench.metrics import clip as clipmod
-from bench.metrics.score import MetricsWarning, read_fingerprints, score_run
+from bench.metrics.notes import MetricsWarning
+from bench.metrics.score import read_fingerprints, score_run
 from bench.metrics.synthetic import write_synthetic_run
 from bench.records import RECORD_SCHEMA
 

@@ -21,8 +21,14 @@ from bench.cli.parsers import PARSERS
 from bench.config import RunnerSettings, SweepAxes
 from bench.gate.compare import GateConfig
 from bench.judge.config import JudgeConfig
-from bench.metrics.config import ClipConfig, FidConfig, KidConfig, ReferenceConfig, StatsConfig
-from bench.metrics.preference import PreferenceConfig
+from bench.metrics.config import (
+    ClipConfig,
+    FidConfig,
+    KidConfig,
+    PreferenceConfig,
+    ReferenceConfig,
+    StatsConfig,
+)
 from bench.providers.base import ProviderSettings
 
 # (config key, typed class, fields the user does not set under that key, what the block is for)

@@ -1,7 +1,7 @@
 """The Eachlabs text-to-image catalog as ModelSpecs.
 
 The data is bench/catalog/data/eachlabs.json, generated from the Eachlabs seed by
-bench.catalog.generate_eachlabs (which documents how each field is derived). It is
+tools/generate_eachlabs.py and bench.catalog.model_entries (which document how each field is derived). It is
 read through importlib.resources so that it works from an installed package too.
 """
 

@@ -3,7 +3,7 @@
 Every source of model schemas ends as entries of this one shape: the shipped
 snapshots in bench/catalog/data/<provider>.json, schemas fetched from a provider
 (bench.catalog.schema_import turns them into entries), and a user's own spec
-files (`catalog_paths`). The shape is the one bench.catalog.generate_eachlabs
+files (`catalog_paths`). The shape is the one bench.catalog.model_entries
 writes: normalized-parameter names, the size mode, and `params` as a list of
 {name, type, required, default, options, options_complete, min, max, description}.
 """

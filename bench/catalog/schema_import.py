@@ -11,7 +11,7 @@ The schema shapes read here are the providers' own:
 
 Properties become catalog parameters; the normalized mapping (steps, guidance,
 seed, size, count by name) is then assigned exactly as for the shipped Eachlabs
-catalog (bench.catalog.generate_eachlabs.model_entry), so a fetched model maps
+catalog (bench.catalog.model_entries.model_entry), so a fetched model maps
 the same way a shipped one does. What cannot be read is noted in the entry.
 """
 
@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.catalog.generate_eachlabs import Model, Param, SeedFormatError, model_entry
+from bench.catalog.model_entries import Model, Param, SeedFormatError, model_entry
 from bench.errors import BenchError
 
 JSON_TYPES = {"string", "integer", "number", "boolean", "array", "object"}

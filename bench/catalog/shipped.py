@@ -1,7 +1,7 @@
 """The model snapshots shipped in the package: bench/catalog/data/<catalog>.json.
 
 One file per catalog (fal, replicate, openai, aimlapi, apipie, akiio, kidjig, and
-eachlabs, which bench.catalog.generate_eachlabs derives from seed 001). They are
+eachlabs, which tools/generate_eachlabs.py derives from seed 001). They are
 read through importlib.resources so an installed package finds them too.
 """
 

@@ -195,7 +195,8 @@ def score(
     `bench run` does after scoring), so they are never older than records.parquet; report.write=false
     leaves them alone."""
     from bench.metrics.errors import WeightsError
-    from bench.metrics.score import MetricsWarning, score_run
+    from bench.metrics.notes import MetricsWarning
+    from bench.metrics.score import score_run
 
     if not run_dir.is_dir():
         print(f"bench: {run_dir} not found: is it a run folder?", file=sys.stderr)

@@ -295,7 +295,8 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
         # Deciding first keeps torch and open_clip unimported when nothing could be scored.
         why_not = unavailable_metrics(config.metrics, [t.id for t in config.targets])
         if why_not is None:
-            from bench.metrics.score import METRICS_FILE, MetricsWarning, score_run
+            from bench.metrics.notes import MetricsWarning
+            from bench.metrics.score import METRICS_FILE, score_run
 
             with warnings.catch_warnings():
                 # Each caveat is printed once, as a note of the report below, not again as a warning.

@@ -20,11 +20,11 @@ import numpy.typing as npt
 import torch
 
 from bench.library_logs import quiet_open_clip
-from bench.metrics.availability import cached_pretrained_file as _cached_pretrained_file
-from bench.metrics.availability import host_reachable as _host_reachable
 from bench.metrics.config import ClipConfig
 from bench.metrics.errors import WeightsError
 from bench.metrics.fingerprint import RANDOM_INIT_MARK, file_sha256, fingerprint_id, library_versions
+from bench.metrics.weights_lookup import cached_pretrained_file as _cached_pretrained_file
+from bench.metrics.weights_lookup import host_reachable as _host_reachable
 
 F32 = npt.NDArray[np.float32]
 

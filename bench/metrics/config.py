@@ -14,7 +14,6 @@ from typing import Any
 
 from bench.errors import ConfigError
 from bench.judge.config import JudgeConfig, parse_judge_config
-from bench.metrics.preference import DEFAULT_PRETRAINED, PreferenceConfig
 
 DEFAULT_CACHE_DIR = "~/.cache/t2i-bench"
 DEFAULT_GROUP_BY = ("target", "steps", "guidance", "size")
@@ -68,6 +67,25 @@ class StatsConfig:
     n_boot: int = 2000
     confidence: float = 0.95
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class PreferenceConfig:
+    enabled: bool = False  # configs/metrics/default.yaml turns both on; metrics=off / test leave them off
+    backbone: str = (
+        "ViT-H-14"  # pickscore: a PICKSCORE_DIMS key (random init only); hpsv2: an open_clip model
+    )
+    pretrained: str | None = (
+        None  # tag / HF repo id, a local file or folder, or None (random init: tests only)
+    )
+    batch_size: int = 16
+    device: str = "cpu"
+    allow_download: bool = True
+    random_init_seed: int = 0
+
+
+# The preference models (bench/metrics/preference.py) and their default weights.
+DEFAULT_PRETRAINED = {"pickscore": "yuvalkirstain/PickScore_v1", "hpsv2": "hps_v2.1"}
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.library_logs import quiet_open_clip
+from bench.metrics.config import PreferenceConfig
 from bench.metrics.errors import WeightsError
 from bench.metrics.fingerprint import RANDOM_INIT_MARK, file_sha256, fingerprint_id, library_versions
 
@@ -90,24 +91,6 @@ HOW_TO_PROVIDE = {
 
 
 @dataclass(frozen=True)
-class PreferenceConfig:
-    enabled: bool = False  # configs/metrics/default.yaml turns both on; metrics=off / test leave them off
-    backbone: str = (
-        "ViT-H-14"  # pickscore: a PICKSCORE_DIMS key (random init only); hpsv2: an open_clip model
-    )
-    pretrained: str | None = (
-        None  # tag / HF repo id, a local file or folder, or None (random init: tests only)
-    )
-    batch_size: int = 16
-    device: str = "cpu"
-    allow_download: bool = True
-    random_init_seed: int = 0
-
-
-DEFAULT_PRETRAINED = {"pickscore": "yuvalkirstain/PickScore_v1", "hpsv2": "hps_v2.1"}
-
-
-@dataclass(frozen=True)
 class PreferenceWeights:
     path: Path | None  # a file (hpsv2) or folder (pickscore); None: random init
     label: str
@@ -123,7 +106,7 @@ def _reachable(url: str) -> bool:
 @functools.lru_cache(maxsize=8)
 def _host_answers(host: str) -> bool:
     """Asked once per process: an offline run waits for the connection timeout once, not per model."""
-    from bench.metrics.availability import host_reachable
+    from bench.metrics.weights_lookup import host_reachable
 
     return host_reachable(f"https://{host}/")
 

@@ -21,12 +21,12 @@ import pyarrow.parquet as pq
 
 from bench import stats
 from bench.metrics.cache import EmbeddingCache
-from bench.metrics.config import MetricsConfig, ReferenceConfig
+from bench.metrics.config import MetricsConfig, PreferenceConfig, ReferenceConfig
 from bench.metrics.errors import WeightsError
 from bench.metrics.images import decoded_chunks, text_key
+from bench.metrics.notes import note
 from bench.metrics.preference import (
     SCORERS,
-    PreferenceConfig,
     PreferenceModel,
     details,
     load_model,
@@ -127,18 +127,13 @@ def _score_preference(
     result: QualityResult,
 ) -> None:
     """PickScore or HPSv2 per ok image; embeddings cached by (sha256, fingerprint) like CLIP's."""
-    import warnings
-
     from bench.metrics.fingerprint import fingerprint_id
-    from bench.metrics.score import MetricsWarning
 
     cache_dir = cfg.resolved_cache_dir()
     try:
         weights = resolve_weights(kind, pcfg, cache_dir)
     except WeightsError as exc:
-        message = f"{kind} is NaN for this run: {exc}"
-        notes.append(message)
-        warnings.warn(message, MetricsWarning, stacklevel=3)
+        note(notes, f"{kind} is NaN for this run: {exc}", stacklevel=3)
         return  # stored scores (if any) stay as they were
     info = details(kind, pcfg, weights)
     fp = fingerprint_id(kind, info)

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from bench.metrics.fid import (
 )
 from bench.metrics.fingerprint import fingerprint_id
 from bench.metrics.images import decoded_chunks, text_key
+from bench.metrics.notes import note
 from bench.metrics.quality import group_means, preset_reference, score_quality
 from bench.metrics.reference import ReferenceSet, images_of, resolve_reference
 from bench.records import RECORD_SCHEMA
@@ -47,10 +47,6 @@ log = logging.getLogger("bench.metrics")
 F32 = npt.NDArray[np.float32]
 METRICS_FILE = "metrics.parquet"
 FINGERPRINTS_META = b"t2i_bench_fingerprints"
-
-
-class MetricsWarning(UserWarning):
-    """A metric could not be computed as configured, or its value is unreliable."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +170,7 @@ class _Scorer:
 
 
 def _warn(notes: list[str], message: str) -> None:
-    notes.append(message)
-    warnings.warn(message, MetricsWarning, stacklevel=3)
+    note(notes, message, stacklevel=4)
 
 
 def _score_clip(
