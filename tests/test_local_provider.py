@@ -16,16 +16,14 @@ from bench.catalog.mapping import map_request
 from bench.errors import InvalidRequestError
 from bench.providers.base import GenerationResult, ProviderSettings
 from bench.providers.local import LocalProvider
-from bench.providers.local_render import (
+from bench.providers.local_render import render, render_png, render_with_stats
+from bench.providers.local_scene import (
     COLORS,
     ObjectGroup,
     Surface,
     drift_probability,
     interpret,
     parse_prompt,
-    render,
-    render_png,
-    render_with_stats,
 )
 from bench.request import ImageRequest
 

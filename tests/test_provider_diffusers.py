@@ -297,3 +297,58 @@ def test_a_run_prints_no_diffusers_chatter(tiny_pipeline: Path, tmp_path: Path) 
     assert "requests finished" in out  # the run's own lines are there
     assert "torch_dtype" not in out and "FutureWarning" not in out, out
     assert "Loading pipeline components" not in out and "it/s]" not in out, out
+
+
+def test_diffusers_imports_in_a_users_own_script(tmp_path: Path) -> None:
+    """`from diffusers import ...` first thing in a fresh interpreter, as a user's script or the
+    docs' examples do, without `import bench` before it (the torchvision hook comes from the .pth
+    that `make setup` writes; on a machine whose torchvision loads, nothing is needed)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "mine.py"
+    script.write_text(
+        "from diffusers import StableDiffusionPipeline\nimport torchvision\nprint(StableDiffusionPipeline.__name__)\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert proc.returncode == 0, (
+        proc.stderr[-2000:] + "\n(set up with `make setup`, or run "
+        "python -c 'from bench._torchvision_compat import install_pth; install_pth()')"
+    )
+    assert proc.stdout.strip() == "StableDiffusionPipeline"
+
+
+def test_the_pth_line_installs_the_hook_and_survives_a_missing_bench(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from bench._torchvision_compat import install_pth
+
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    pth = install_pth(site_dir)
+    check = (
+        f"import site, sys; site.addsitedir({str(site_dir)!r}); "
+        "from bench._torchvision_compat import _hook; print(_hook in sys.meta_path or 'torchvision' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
+    # Without bench importable the line does nothing (no error at every interpreter start).
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            f"import importlib.util, site; site.addsitedir({str(site_dir)!r}); print(importlib.util.find_spec('bench'))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "None" and proc.stderr == "", proc.stderr
+    assert pth.read_text().startswith("import ")

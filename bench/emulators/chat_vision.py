@@ -25,7 +25,7 @@ import numpy.typing as npt
 from PIL import Image, ImageFilter
 
 from bench.judge.questions import NUMBER_WORDS, article, plural
-from bench.providers.local_render import COLORS, COUNT_WORDS, OBJECTS, PAPER, named_words, parse_prompt
+from bench.providers.local_scene import COLORS, COUNT_WORDS, OBJECTS, PAPER, named_words, parse_prompt
 
 MIN_SHARE = 0.004  # a colour covering less than this share of the image is "not there"
 MIN_BLOB_SHARE = 0.0015  # blobs smaller than this share of the image are noise
