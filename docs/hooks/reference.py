@@ -6,6 +6,9 @@
 - reference/cli.md: each command's `--help`, from the parsers the commands themselves parse with
   (bench/cli/parsers.py).
 - changelog.md: CHANGELOG.md as it is.
+- links from a page to a repository file outside docs/ (`[the server](../bench/local_server.py)`,
+  which work on GitHub) become the file's path in code type, since the site does not hold the
+  file; a link to a file that exists nowhere is left for the strict build to reject.
 - getting-started.md: its `<!-- README walkthrough -->` line is replaced by the README's
   walkthrough block (the one tests/test_readme_walkthrough.py runs).
 
@@ -15,6 +18,7 @@ Nothing here is written to disk or committed, so the pages cannot drift from the
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,7 +54,28 @@ def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
 WALKTHROUGH_MARK = "<!-- README walkthrough -->"
 
 
+_LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]+)\]\((?P<target>[^)\s#]+)(?P<anchor>#[^)\s]*)?\)")
+
+
+def _repository_file_links(markdown: str, page_path: Path) -> str:
+    docs = REPO / "docs"
+
+    def replace(match: re.Match[str]) -> str:
+        target = match["target"]
+        if "://" in target or target.startswith(("/", "mailto:")):
+            return match[0]
+        resolved = (page_path.parent / target).resolve()
+        if resolved.is_relative_to(docs) or not resolved.is_file() or not resolved.is_relative_to(REPO):
+            return match[0]
+        path = resolved.relative_to(REPO).as_posix()
+        text = match["text"]
+        return f"`{path}`" if text.strip("`") == path else f"{text} (`{path}`)"
+
+    return _LINK.sub(replace, markdown)
+
+
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    markdown = _repository_file_links(markdown, REPO / "docs" / page.file.src_uri)
     if WALKTHROUGH_MARK not in markdown:
         return markdown
     block = readme_walkthrough((REPO / "README.md").read_text(encoding="utf-8"))
