@@ -95,12 +95,21 @@ def _side(arm: str, sha: str, run_path: str) -> Side:
 def _planted(
     left: Side, right: Side, p_left: float, n: int, rng: np.random.Generator, pid: str
 ) -> list[Vote]:
+    """n votes on one image pair, each from a rater of its own (one rater's repeat is one vote)."""
     out = []
     for i in range(n):
         choice = "left" if rng.random() < p_left else "right"
+        rater = f"r{i}"
         out.append(
             Vote(
-                f"{left.arm}-{right.arm}-{i}", "2026-01-01T00:00:00+00:00", "r", pid, "", left, right, choice
+                f"{left.arm}-{right.arm}-{i}",
+                "2026-01-01T00:00:00+00:00",
+                rater,
+                pid,
+                "",
+                left,
+                right,
+                choice,
             )
         )
     return out
