@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench.arena.ratings import ArenaRatings, rate
 from bench.arena.votes import VOTES_FILE, Vote, read_all_votes
+from bench.decide.evidence import Replicates
 from bench.report.runs import RunSet
 
 ARENA_COLUMNS = ("arena_elo", "arena_elo_ci_low", "arena_elo_ci_high", "arena_votes")
@@ -88,6 +89,23 @@ def attach_arena(summary: pd.DataFrame, ratings: ArenaRatings | None, keys: list
         out[col] = [float(by_arm[a][src]) if a in by_arm else nan for a in arms]
     out["arena_votes"] = [int(by_arm[a]["votes"]) if a in by_arm else 0 for a in arms]
     return out
+
+
+def arena_replicates(
+    summary: pd.DataFrame, ratings: ArenaRatings | None, keys: list[str]
+) -> Replicates | None:
+    """Elo per bootstrap replicate over votes, one column per summary group (NaN: not rated), for bench.decide."""
+    if ratings is None or ratings.empty or ratings.elo_boot.size == 0 or summary.empty:
+        return None
+    own = {a: v for a, v in ratings.arm_keys.items() if not v.get("baseline")}
+    by_key = {_key(v, keys): arm for arm, v in own.items()}
+    col = {a: i for i, a in enumerate(ratings.boot_arms)}
+    elo = dict(zip(ratings.table["arm"], ratings.table["elo"], strict=True))
+    arms = [by_key.get(_key(r, keys), "") for r in summary.to_dict("records")]
+    nan = np.full(ratings.elo_boot.shape[0], np.nan)
+    boot = np.stack([ratings.elo_boot[:, col[a]] if a in col else nan for a in arms], axis=1)
+    estimate = np.array([float(elo.get(a, np.nan)) for a in arms])
+    return Replicates(tuple(str(g) for g in summary["group"]), estimate, boot, ratings.n_votes, "votes")
 
 
 def _f(v: Any, spec: str = ".0f") -> str:

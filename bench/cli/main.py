@@ -52,6 +52,9 @@ commands:
   catalog show PROVIDER:MODEL...   a model's schema, normalized mapping and price, from any source
   report PATH [--rebuild]   summary.parquet, plots/ and report.html for a run or sweep folder
                             (--rebuild: records.parquet again from the journal first)
+  recommend PATH [--max-cost-per-1k USD] [--max-p90-latency S] [--max-refusal-rate R] [--min-ok-rate R]
+                            which group to choose: the cheapest not shown worse than the best within a
+                            margin; writes verdict.json; exit 0 recommended, 1 none, 2 bad input
   compare BASELINE CANDIDATE [gate overrides...] [--min-measured 0.9] [--allow-missing TARGET...]
                             regression gate: exit 0 pass, 1 regression / not measured / missing target,
                             2 unusable input
@@ -74,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ls": cmd_ls,
         "report": cmd_report,
         "compare": cmd_compare,
+        "recommend": cmd_recommend,
         "score": cmd_score,
         "emulate": cmd_emulate,
         "catalog": cmd_catalog,
@@ -264,6 +268,15 @@ def cmd_report(args: list[str]) -> int:
 
     ns = report_parser().parse_args(args)
     return report(ns.run_dir, compose_config(ns.overrides).get("report") or {}, rebuild=ns.rebuild)
+
+
+def cmd_recommend(args: list[str]) -> int:
+    from bench.cli.hydra_config import compose_config
+    from bench.cli.recommend import parser, recommend
+
+    ns = parser().parse_args(args)
+    flags = {k: v for k, v in vars(ns).items() if k not in ("path", "overrides")}
+    return recommend(ns.path, compose_config(ns.overrides).get("report") or {}, flags)
 
 
 def cmd_compare(args: list[str]) -> int:

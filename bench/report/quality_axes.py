@@ -1,23 +1,8 @@
-"""The quality signals a report can plot, by name: kept free of pandas so that `bench run` can
-check `report.quality_metric` before any request without paying for the import."""
+"""The quality signals a report can plot: defined once in bench.decide.signals (the decision rests on
+the same ones), re-exported here for the report's modules."""
 
 from __future__ import annotations
 
-# name -> (summary column, interval low, interval high, label, higher is better, fingerprint column)
-AXES: dict[str, tuple[str, str, str, str, bool, str]] = {
-    "arena_elo": ("arena_elo", "arena_elo_ci_low", "arena_elo_ci_high", "Arena Elo (human votes, 95% CI)", True, ""),
-    "judge_adherence": ("judge_adherence_mean", "judge_adherence_ci_low", "judge_adherence_ci_high",
-                        "VLM judge adherence (share of yes, 95% CI over prompts)", True, "judge_fingerprint"),
-    "judge_rubric": ("judge_rubric_mean", "judge_rubric_ci_low", "judge_rubric_ci_high",
-                     "VLM judge rubric (1-10, 95% CI over prompts)", True, "judge_fingerprint"),
-    "pickscore": ("pickscore_mean", "pickscore_ci_low", "pickscore_ci_high",
-                  "PickScore (mean, 95% CI over prompts)", True, "pickscore_fingerprint"),
-    "hpsv2": ("hpsv2_mean", "hpsv2_ci_low", "hpsv2_ci_high", "HPSv2.1 (mean, 95% CI over prompts)", True,
-              "hpsv2_fingerprint"),
-    "clip": ("clip_mean", "clip_ci_low", "clip_ci_high", "CLIP score (mean, 95% CI over prompts)", True,
-             "clip_fingerprint"),
-    "kid": ("kid_mean", "", "", "KID vs the reference (lower is better)", False, "fid_fingerprint"),
-    "fid": ("fid", "", "", "FID vs the reference (lower is better)", False, "fid_fingerprint"),
-}  # fmt: skip
-QUALITY_ORDER = tuple(AXES)
-CHOICES = ("auto", *QUALITY_ORDER)
+from bench.decide.signals import AXES, CHOICES, QUALITY_ORDER
+
+__all__ = ["AXES", "CHOICES", "QUALITY_ORDER"]
