@@ -156,13 +156,18 @@ def report(run_dir: Path, report_cfg: Mapping[str, Any] | None = None, *, rebuil
     except (NotARunFolder, BrokenRecords) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(format_table(out.summary))
+    from bench.decide.render import verdict_block
+
+    print(format_table(out.summary, out.verdict.signal or None, emulated_judge=out.verdict.emulated))
     if out.agreement is not None:
         from bench.arena.agreement_report import agreement_text
 
         print(agreement_text(out.agreement))
+    print()
+    print(verdict_block(out.verdict, str(out.verdict_path)))
     print(
-        f"bench: wrote {out.summary_path}, {out.html_path} and {len(out.plots)} plots in {out.root / 'plots'}",
+        f"bench: wrote {out.summary_path}, {out.html_path}, {out.verdict_path.name} and {len(out.plots)} plots "
+        f"in {out.root / 'plots'}",
         file=sys.stderr,
     )
     return EXIT_OK

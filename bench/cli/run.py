@@ -86,6 +86,9 @@ def prepare(
 
     if quality_metric not in CHOICES:
         raise ConfigError("report.quality_metric", quality_metric, f"use one of {', '.join(CHOICES)}")
+    from bench.decide.settings import parse_settings
+
+    parse_settings(config.report)  # the decision's constraints and margins (report.decide), checked up front
     prompts = load_prompts(config.prompts)
     providers = build_providers(config, require_keys=require_keys)
     resolved = resolve_targets(config, providers, cfg, live_prices=require_keys)
@@ -310,19 +313,42 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
             print(f"bench: not scored: {why_not}", file=sys.stderr)
     # --- report wiring (owner: report engineer): after metrics, write summary.parquet, plots, report.html
     if config.report.get("write", True):
+        from bench.decide.render import verdict_block
         from bench.report.build import write_report
 
         out = write_report(run_dir, config.report)
-        summary = out.summary
-        written += [str(p.relative_to(run_dir)) for p in (out.summary_path, out.html_path)]
+        written += [str(p.relative_to(run_dir)) for p in (out.summary_path, out.html_path, out.verdict_path)]
         log.info("report: %s", out.html_path)
+        table = format_table(out.summary, out.verdict.signal or None, emulated_judge=out.verdict.emulated)
+        table += (
+            "\n\n" + verdict_block(out.verdict) + "\n\n" + next_steps(run_dir, out.html_path, out.verdict)
+        )
     else:
-        summary = summarize(load_records(run_dir))
-    table = format_table(summary)
+        table = format_table(summarize(load_records(run_dir)))
     if config.report.get("print_summary", True):
         print(table)
     # --- end report wiring
     return written, table
+
+
+def next_steps(run_dir: Path, html_path: Path, verdict: Any) -> str:
+    """What to do after a run: the report, the viewer, the verdict's command, and how to get a signal."""
+    lines = [
+        "Next:",
+        f"  open the report:   {html_path}",
+        f"  browse the images: bench view {run_dir}",
+        f"  decide again:      bench recommend {run_dir} [--max-cost-per-1k USD] [--max-p90-latency S]",
+    ]
+    if not verdict.signal:
+        lines.append(
+            f"  get a quality signal: bench rate {run_dir} (your votes), metrics.judge.enabled=true (a VLM judge), "
+            "or CLIP / PickScore / HPSv2 weights"
+        )
+    elif verdict.emulated:
+        lines.append(
+            "  the judge here is the offline emulator: point metrics.judge.target at a real VLM to decide for real"
+        )
+    return "\n".join(lines)
 
 
 def metrics_enabled(metrics_cfg: Mapping[str, Any]) -> bool:

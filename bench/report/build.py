@@ -19,11 +19,15 @@ from bench.arena.agreement import Agreement, preferred_signal
 from bench.arena.agreement_report import agreement_html, folder_agreement, gold_html, preference_line
 from bench.arena.report import arena_html, arena_ratings
 from bench.cache import format_age
+from bench.decide.io import write_verdict
+from bench.decide.verdict import Verdict
 from bench.report.html import render_report
 from bench.report.plots import write_plots
-from bench.report.quality import axis_note, choose_axis, plotted, self_referenced
+from bench.report.quality import axis_note, axis_of, choose_axis, plotted, self_referenced
 from bench.report.runs import RunSet
 from bench.report.summary import SUMMARY_FILE, StatsSettings, summarize_runs
+from bench.report.verdict import folder_verdict
+from bench.report.verdict_html import verdict_html
 
 REPORT_FILE = "report.html"
 PLOTS_DIR = "plots"
@@ -36,6 +40,8 @@ class ReportOutput:
     summary_path: Path
     html_path: Path
     plots: dict[str, Path]
+    verdict: Verdict
+    verdict_path: Path
     agreement: Agreement | None = None  # the automated signals against the votes (None: no votes)
 
 
@@ -103,15 +109,25 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
     )
     trusted = preferred_signal(agreement)
     preferred = trusted.signal if trusted else ""
-    axis = choose_axis(summary, wanted, self_reference=self_referenced(runs.metrics), preferred=preferred)
+    verdict = folder_verdict(runs, summary, cfg, arena=arena)
+    verdict_path = write_verdict(root, verdict)
+    # The plots' quality axis is the verdict's signal; without one, the best available (it may be one
+    # the verdict refused, e.g. random-init CLIP asked for by name: plotted, never decided on).
+    axis = (
+        axis_of(summary, verdict.signal)
+        if verdict.signal
+        else choose_axis(summary, wanted, self_reference=self_referenced(runs.metrics), preferred=preferred)
+    )
     why = ""
     if axis is not None and wanted == "auto" and axis.name == preferred:
         why = preference_line(agreement)
+    label = axis.label if axis else ""  # axis_of names an emulated judge as such
     svgs = write_plots(
-        plotted(summary, axis) if axis else summary,
+        marked(plotted(summary, axis), verdict) if axis else summary,
         runs.records,
         root / PLOTS_DIR,
-        ("_quality", "_quality_low", "_quality_high", axis.label) if axis else None,
+        ("_quality", "_quality_low", "_quality_high", label) if axis else None,
+        per_image=(verdict_signal_column(verdict, axis.name if axis else ""), label),
     )
     title = f"t2i-bench report: {root.resolve().name}"
     page = render_report(
@@ -126,7 +142,24 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
         ],
         max_per_cell=int(cfg.get("max_images_per_cell", 4)),
         extra_sections=arena_html(arena) + gold_html(runs, exclude_flagged) + agreement_html(agreement),
+        verdict_section=verdict_html(verdict),
+        quality_columns=(axis.column,) if axis else (),
     )
     html_path = root / REPORT_FILE
     _atomic_write_text(html_path, page)
-    return ReportOutput(root, summary, summary_path, html_path, dict(svgs), agreement)
+    return ReportOutput(root, summary, summary_path, html_path, dict(svgs), verdict, verdict_path, agreement)
+
+
+def marked(summary: pd.DataFrame, verdict: Verdict) -> pd.DataFrame:
+    """`_verdict` per group for the plots: recommended, non-inferior, or ""."""
+    roles = {g: "non-inferior" for g in verdict.non_inferior}
+    if verdict.recommended:
+        roles[verdict.recommended] = "recommended"
+    return summary.assign(_verdict=[roles.get(str(g), "") for g in summary["group"]])
+
+
+def verdict_signal_column(verdict: Verdict, axis_name: str) -> str:
+    """The per-image records column of the report's quality signal ("" for group-level ones)."""
+    from bench.decide.signals import PER_IMAGE_COLUMN
+
+    return PER_IMAGE_COLUMN.get(verdict.signal or axis_name, "")

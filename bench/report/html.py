@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from bench.cache import format_age
 from bench.report.plot_style import SYNTHETIC_NOTE
 from bench.report.plots import PLOTS
 from bench.report.thumbs import thumbnail_data_uri
+from bench.report.verdict_html import VERDICT_CSS
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;overflow-x:hidden}
@@ -103,6 +104,13 @@ TABLE_COLUMNS: list[tuple[str, str, str]] = [
     ("FID", "fid", "f1"),
     ("KID mean ± std", "kid_mean", "kid"),
 ]
+QUALITY_TABLE_COLUMNS: list[tuple[str, str, str]] = [
+    ("judge adherence [95% CI]", "judge_adherence_mean", "clip"),
+    ("judge rubric [95% CI]", "judge_rubric_mean", "clip"),
+    ("PickScore [95% CI]", "pickscore_mean", "clip"),
+    ("HPSv2 [95% CI]", "hpsv2_mean", "ci3"),
+    ("Elo [95% CI]", "arena_elo", "elo"),
+]
 HEADER_TITLES = {
     "requests": "requests sent (a request with several images counts once; skipped ones were not sent)",
     "images": "images that came back",
@@ -155,6 +163,9 @@ def _cell(row: Mapping[str, Any], col: str, fmt: str) -> tuple[str, str]:
         return f"${x:,.2f}", f"{x}"
     if fmt == "kid":
         return f"{x:.4f} ± {_num(row.get('kid_std')):.4f}", f"{x}"
+    if fmt == "elo":
+        lo, hi = _num(row.get("arena_elo_ci_low")), _num(row.get("arena_elo_ci_high"))
+        return (f"{x:.0f}" + ("" if np.isnan(lo) else f" [{lo:.0f}, {hi:.0f}]")), f"{x}"
     base = col[: -len("_s")] if col.endswith("_s") else col.removesuffix("_mean")
     lo, hi = _num(row.get(f"{base}_ci_low")), _num(row.get(f"{base}_ci_high"))
     digits = 3 if fmt == "ci3" else 2
@@ -174,17 +185,33 @@ def _badges(row: Mapping[str, Any]) -> str:
     return (" " + " ".join(out)) if out else ""
 
 
-def summary_table(summary: pd.DataFrame) -> str:
+def table_columns(summary: pd.DataFrame, decides: Sequence[str] = ()) -> list[tuple[str, str, str]]:
+    """TABLE_COLUMNS plus a column for every quality signal the summary has values for (the judge,
+    preference models, Elo); CLIP, FID and KID only when they have values. `decides`: the summary
+    column(s) the verdict rests on, marked in the header."""
+    cols: list[tuple[str, str, str]] = []
+    for head, col, fmt in [*TABLE_COLUMNS[:-3], *QUALITY_TABLE_COLUMNS, *TABLE_COLUMNS[-3:]]:
+        optional = col in {c for _, c, _ in QUALITY_TABLE_COLUMNS} | {"clip_mean", "fid", "kid_mean"}
+        if optional and (
+            col not in summary or not pd.to_numeric(summary[col], errors="coerce").notna().any()
+        ):
+            continue
+        cols.append((head + (" ★" if col in decides else ""), col, fmt))
+    return cols
+
+
+def summary_table(summary: pd.DataFrame, decides: Sequence[str] = ()) -> str:
+    columns = table_columns(summary, decides)
     head = "".join(
-        f"<th title='{html.escape(HEADER_TITLES.get(h, 'click to sort'), quote=True)}'>{html.escape(h)}</th>"
-        for h, _, _ in TABLE_COLUMNS
+        f"<th title='{html.escape(HEADER_TITLES.get(h.removesuffix(' ★'), 'the signal the verdict rests on' if h.endswith('★') else 'click to sort'), quote=True)}'>{html.escape(h)}</th>"
+        for h, _, _ in columns
     )
     body = []
     for num, raw in enumerate(summary.to_dict("records"), start=1):
         row = {str(k): v for k, v in raw.items()}
         row["_num"] = num
         cells = []
-        for _, col, fmt in TABLE_COLUMNS:
+        for _, col, fmt in columns:
             text, sort = _cell(row, col, fmt)
             cls = " class='l'" if fmt == "s" else ""
             extra = _badges(row) if col == "target" else ""
@@ -281,6 +308,8 @@ def render_report(
     notes: list[str],
     max_per_cell: int = 4,
     extra_sections: str = "",
+    verdict_section: str = "",
+    quality_columns: Sequence[str] = (),
 ) -> str:
     """The page; `extra_sections` (HTML, e.g. the arena's ratings) goes after the summary table."""
     synthetic = bool(summary.get("synthetic", pd.Series(dtype=bool)).any())
@@ -302,14 +331,14 @@ def render_report(
     )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{banner}<ul>{note_html}</ul>"
+        f"<title>{html.escape(title)}</title><style>{CSS}{VERDICT_CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{banner}{verdict_section}<ul>{note_html}</ul>"
         "<h2>Summary</h2><p>One row per target and setting (# matches the plots' numbers); click a header to "
         "sort. Intervals are 95% intervals (CLIP: studentized bootstrap over prompts; latency percentiles: "
         "order-statistic binomial intervals over requests, inf where the group is too small to bound that "
         "side). <i>requests</i> counts requests sent; <i>skipped</i> ones (budget cap) were not sent; "
         "<i>target req/s</i> is the target's requests finished per wall-clock second.</p>"
-        f"{summary_table(summary)}{extra_sections}<h2>Plots</h2>{figures}"
+        f"{summary_table(summary, quality_columns)}{extra_sections}<h2>Plots</h2>{figures}"
         "<h2>Images</h2><p>Rows: prompts; columns: targets and settings. Thumbnails are embedded; click one "
         "for the original (beside the run folder). Under each image: seed, latency, cost and CLIP score. "
         "Look before you trust a number.</p>"

@@ -23,8 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy.stats import binomtest
 
+from bench.report.plot_base import empty, finish, group_numbers, pareto_front, wilson
 from bench.report.plot_style import (
     PALETTE,
     SYNTHETIC_NOTE,
@@ -40,61 +40,21 @@ from bench.report.plot_style import (
     svg_metadata,
     target_styles,
 )
+from bench.report.quality_plots import cost_vs_latency
 from bench.report.summary import requests_of
 
-__all__ = ["PALETTE", "PLOTS", "SYNTHETIC_NOTE", "pareto_front", "style", "write_plots"]
+__all__ = [
+    "PALETTE",
+    "PLOTS",
+    "SYNTHETIC_NOTE",
+    "group_numbers",
+    "pareto_front",
+    "style",
+    "wilson",
+    "write_plots",
+]
 
 QUALITY = ("clip_mean", "clip_ci_low", "clip_ci_high", "CLIP score (mean, 95% CI over prompts)")
-
-
-def _finish(fig: Figure, title: str, caveats: Caveats, *, legend_axes: list[Any] | None = None) -> Figure:
-    """Title, legend (outside the data), caveat stamp, then the layout."""
-    fig.suptitle(title, fontsize=11)
-    if legend_axes:
-        handles, labels = [], []
-        for ax in legend_axes:
-            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-                if lab not in labels and not lab.startswith("_"):
-                    handles.append(h)
-                    labels.append(lab)
-        if handles:
-            # Beside the last axes, outside the data; tight_layout makes room for it.
-            legend_axes[-1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
-                                   fontsize=7, frameon=False, ncol=1 if len(labels) <= 16 else 2)  # fmt: skip
-    bottom = stamp(fig, caveats)
-    fig.tight_layout(rect=(0, bottom + 0.01, 1, 0.95))
-    return fig
-
-
-def _empty(ax: Any, message: str) -> None:
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=10, wrap=True)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def pareto_front(x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.intp]]:
-    """Indices of the points no other point beats (lower-or-equal x and higher-or-equal y, one strictly),
-    sorted by x. NaNs are never on the front."""
-    idx = [i for i in range(len(x)) if np.isfinite(x[i]) and np.isfinite(y[i])]
-    front = []
-    for i in idx:
-        dominated = any(x[j] <= x[i] and y[j] >= y[i] and (x[j] < x[i] or y[j] > y[i]) for j in idx if j != i)
-        if not dominated:
-            front.append(i)
-    return np.array(sorted(front, key=lambda i: (x[i], -y[i])), dtype=np.intp)
-
-
-def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a rate k/n (scipy's reference implementation); NaNs when n = 0."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
-def group_numbers(summary: pd.DataFrame) -> list[int]:
-    """1-based group numbers: the report table's '#' column uses the same."""
-    return list(range(1, len(summary) + 1))
 
 
 def _key_text(summary: pd.DataFrame, shown: set[int]) -> str:
@@ -123,12 +83,12 @@ def _quality_scatter(
     numbered = summary.assign(_num=group_numbers(summary)).reset_index(drop=True)
     s = numbered[numbered[ycol].notna() & numbered[xcol].notna()].reset_index(drop=True)
     if s.empty:
-        _empty(
+        empty(
             ax,
             f"No group has both a quality score and {xlabel}\n"
             "(run `bench score RUN_DIR` for CLIP; unknown costs stay unknown)",
         )
-        return _finish(fig, title, caveats)
+        return finish(fig, title, caveats)
     styles = target_styles(summary["target"])
     for target, grp in s.groupby("target", sort=True):
         st = styles[str(target)]
@@ -153,10 +113,10 @@ def _quality_scatter(
     ax.scatter(fx, fy, s=220, facecolors="none", edgecolors="black", linewidths=1.6, zorder=4, clip_on=False,
                label=f"Pareto frontier ({len(front)} group{'s' if len(front) != 1 else ''})")  # fmt: skip
     # An unbounded side of an interval (too few prompts) is not drawn and does not set the limits.
+    _verdict_marks(ax, s, x, y)
     ylo_v = np.nanmin(np.where(np.isfinite(s[ylo]), s[ylo], y)) if ylo in s else np.nanmin(y)
     yhi_v = np.nanmax(np.where(np.isfinite(s[yhi]), s[yhi], y)) if yhi in s else np.nanmax(y)
-    pad = max((yhi_v - ylo_v) * 0.12, 1e-6)
-    ax.set_ylim(ylo_v - pad, yhi_v + pad)
+    set_quality_limits(ax, float(ylo_v), float(yhi_v))
     ax.set_xlabel(xlabel + ("" if scale == "linear" else f" ({scale} scale: values span > 10×)"))
     if np.all(x == 0):
         ax.text(0.5, 0.97, f"every plotted group has {xlabel.split(' (')[0]} 0", transform=ax.transAxes,
@@ -186,6 +146,35 @@ def _quality_scatter(
     return fig
 
 
+def set_quality_limits(ax: Any, low: float, high: float) -> None:
+    """Y limits with room around the data, readable when every group scores the same: a spread of zero
+    gets a pad of 5% of the value (at least 0.05), and ticks never turn into an offset ("1e-6 + 1").
+    A share that sits in [0, 1] keeps its axis inside [0, 1] (plus the pad)."""
+    spread = high - low
+    pad = spread * 0.12 if spread > 0 else max(abs(high) * 0.05, 0.05)
+    lo, hi = low - pad, high + pad
+    if low >= 0.0 and high <= 1.0:
+        lo, hi = max(lo, -0.02), min(hi, 1.02)
+    ax.set_ylim(lo, hi)
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+
+
+def _verdict_marks(ax: Any, s: pd.DataFrame, x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> None:
+    """Ring the non-inferior groups and star the recommended one (summary column `_verdict`)."""
+    if "_verdict" not in s:
+        return
+    role = s["_verdict"].to_numpy(str)
+    for which, kw in (
+        ("non-inferior", {"s": 360, "facecolors": "none", "edgecolors": PALETTE[2], "linewidths": 2.2,
+                          "linestyle": "--", "label": "as good as the best (within the margin)"}),
+        ("recommended", {"s": 420, "marker": "*", "facecolors": "none", "edgecolors": PALETTE[3],
+                         "linewidths": 1.8, "label": "recommended"}),
+    ):  # fmt: skip
+        at = np.flatnonzero((role == which) | ((which == "non-inferior") & (role == "recommended")))
+        if at.size:
+            ax.scatter(x[at], y[at], zorder=5, clip_on=False, **kw)
+
+
 def stamp_height(fig: Figure, caveats: Caveats) -> float:
     lines = len(caveats.lines())
     return 0.0 if not lines else min(0.3, (lines * 0.13 + 0.05) / fig.get_figheight()) + 0.01
@@ -211,8 +200,8 @@ def latency_ecdf(records: pd.DataFrame, caveats: Caveats) -> Figure:
     title = "Latency distribution per target (ECDF), p90 marked"
     ok = records[(records["status"] == "ok") & records["latency_s"].notna()]
     if ok.empty:
-        _empty(ax, "No successful requests: no latencies")
-        return _finish(fig, title, caveats)
+        empty(ax, "No successful requests: no latencies")
+        return finish(fig, title, caveats)
     ok = requests_of(ok)
     styles = target_styles(ok["target"])
     p90s = []
@@ -234,7 +223,7 @@ def latency_ecdf(records: pd.DataFrame, caveats: Caveats) -> Figure:
     ax.set_xlabel("end-to-end latency per request (s)")
     ax.set_ylabel("fraction of requests ≤ latency")
     ax.grid(alpha=0.3, which="both")
-    _finish(fig, title, caveats, legend_axes=[ax])
+    finish(fig, title, caveats, legend_axes=[ax])
     place_labels(fig, ax, p90s)
     return fig
 
@@ -262,7 +251,7 @@ def clip_vs_params(records: pd.DataFrame, caveats: Caveats) -> Figure:
     for ax, param, unit in ((axes[0], "steps", "inference steps"), (axes[1], "guidance", "guidance scale")):
         sub = ok[ok[param].notna()]
         if sub.empty:
-            _empty(ax, f"No CLIP scores with {param} sent")
+            empty(ax, f"No CLIP scores with {param} sent")
             continue
         means = sub.groupby(["target", param])["clip_score"].mean().reset_index()
         for target, grp in means.groupby("target", sort=True):
@@ -273,7 +262,7 @@ def clip_vs_params(records: pd.DataFrame, caveats: Caveats) -> Figure:
         ax.set_xlabel(unit)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("CLIP score (mean over prompts, seeds, other settings)")
-    return _finish(fig, title, caveats, legend_axes=list(axes))
+    return finish(fig, title, caveats, legend_axes=list(axes))
 
 
 def cost_per_1k(summary: pd.DataFrame, caveats: Caveats) -> Figure:
@@ -295,7 +284,7 @@ def cost_per_1k(summary: pd.DataFrame, caveats: Caveats) -> Figure:
     ax.set_xlabel("USD per 1,000 images" + ("" if scale == "linear" else f" ({scale} scale)")
                   + " — unknown = no price and none reported")  # fmt: skip
     ax.grid(alpha=0.3, axis="x", which="both")
-    return _finish(fig, "Cost per 1,000 images", caveats)
+    return finish(fig, "Cost per 1,000 images", caveats)
 
 
 def _rates(frame: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -343,15 +332,17 @@ def failure_rates(records: pd.DataFrame, caveats: Caveats) -> Figure:
             f"0–{100 * wilson(0, len(attempted))[1]:.1f}%.)"
         )  # fmt: skip
         fig.text(0.5, 0.55, what, ha="center", va="center", fontsize=12)
-        return _finish(fig, title, caveats)
+        return finish(fig, title, caveats)
     for ax, col, name in ((axes[0], "provider", "provider"), (axes[1], "category", "prompt category")):
         sub = attempted.assign(**{col: attempted[col].fillna("(none)")})
         _rate_bars(ax, _rates(sub, col), name)
-    return _finish(fig, title, caveats, legend_axes=list(axes))
+    return finish(fig, title, caveats, legend_axes=list(axes))
 
 
-def by_category(records: pd.DataFrame, caveats: Caveats) -> Figure:
-    """Quality and refusal rate by prompt category, per target: where a model is weak or refuses."""
+def by_category(
+    records: pd.DataFrame, caveats: Caveats, quality_column: tuple[str, str] = ("clip_score", "CLIP score")
+) -> Figure:
+    """Quality (the report's per-image signal) and refusal rate by prompt category, per target."""
     attempted = requests_of(records[records["status"] != "skipped"]).assign(
         category=lambda d: d["category"].fillna("(none)")
     )
@@ -362,19 +353,20 @@ def by_category(records: pd.DataFrame, caveats: Caveats) -> Figure:
     title = "Quality and refusal rate by prompt category, per target"
     if attempted.empty:
         for ax in axes:
-            _empty(ax, "No requests were sent")
-        return _finish(fig, title, caveats)
+            empty(ax, "No requests were sent")
+        return finish(fig, title, caveats)
     styles = target_styles(targets)
     pos = {c: i for i, c in enumerate(cats)}
     step = 0.7 / max(1, len(targets))
     top_rate = 0.05
     ok = records[(records["status"] == "ok")].assign(category=lambda d: d["category"].fillna("(none)"))
-    has_q = "clip_score" in ok and ok["clip_score"].notna().any()
+    column, label = quality_column
+    has_q = bool(column) and column in ok and ok[column].notna().any()
     for k, t in enumerate(targets):
         st = styles[t]
         off = -0.35 + step * (k + 0.5)
         if has_q:
-            q = ok[(ok["target"] == t) & ok["clip_score"].notna()].groupby("category")["clip_score"]
+            q = ok[(ok["target"] == t) & ok[column].notna()].groupby("category")[column]
             mean, sem = q.mean(), q.sem()
             ys = [pos[c] + off for c in mean.index]
             axes[0].errorbar(mean.to_numpy(float), ys, xerr=np.nan_to_num(1.96 * sem.to_numpy(float)),
@@ -389,9 +381,9 @@ def by_category(records: pd.DataFrame, caveats: Caveats) -> Figure:
                          fmt=st["marker"], color=st["color"], capsize=2, markersize=5,
                          label=t if not has_q else "_")  # fmt: skip
     if not has_q:
-        _empty(axes[0], "No quality scores (run `bench score RUN_DIR`)")
+        empty(axes[0], "No per-image quality signal in this run" + (f" ({label})" if label else ""))
     else:
-        axes[0].set_xlabel("CLIP score by category (mean ± 1.96 SE over images)")
+        axes[0].set_xlabel(f"{label.split(' (')[0]} by category (mean ± 1.96 SE over images)")
         axes[0].grid(alpha=0.3, axis="x")
     axes[1].set_yticks(range(len(cats)), [str(c) for c in cats], fontsize=7)
     axes[1].tick_params(labelleft=True)
@@ -399,7 +391,7 @@ def by_category(records: pd.DataFrame, caveats: Caveats) -> Figure:
     axes[1].set_xlim(0, 100 * top_rate * 1.1)
     axes[1].set_xlabel("refusal rate % (95% Wilson interval)")
     axes[1].grid(alpha=0.3, axis="x")
-    return _finish(fig, title, caveats, legend_axes=list(axes))
+    return finish(fig, title, caveats, legend_axes=list(axes))
 
 
 Maker = Callable[[pd.DataFrame, pd.DataFrame, Caveats], Figure]
@@ -410,16 +402,13 @@ PLOTS: dict[str, tuple[str, Maker]] = {
     "clip_vs_params": ("CLIP vs steps and guidance", lambda s, r, c: clip_vs_params(r, c)),
     "cost_per_1k": ("Cost per 1,000 images", lambda s, r, c: cost_per_1k(s, c)),
     "failure_rates": ("Error and refusal rates", lambda s, r, c: failure_rates(r, c)),
-    "by_category": ("Quality and refusals by prompt category", lambda s, r, c: by_category(r, c)),
-    "cost_vs_latency": ("Cost vs p90 latency", lambda s, r, c: _cost_vs_latency(s, c)),
+    "by_category": (
+        "Quality and refusals by prompt category",
+        lambda s, r, c: by_category(r, c, s.attrs.get("per_image") or ("clip_score", "CLIP score")),
+    ),
+    "cost_vs_latency": ("Cost vs p90 latency", lambda s, r, c: cost_vs_latency(s, c)),
 }
 QUALITY_PLOTS = ("quality_vs_cost", "quality_vs_latency")
-
-
-def _cost_vs_latency(summary: pd.DataFrame, caveats: Caveats) -> Figure:
-    from bench.report.quality_plots import cost_vs_latency
-
-    return cost_vs_latency(summary, caveats)
 
 
 def _skipped(records: pd.DataFrame, quality: tuple[str, str, str, str] | None) -> set[str]:
@@ -440,12 +429,24 @@ def write_plots(
     records: pd.DataFrame,
     out_dir: Path,
     quality: tuple[str, str, str, str] | None = QUALITY,
+    *,
+    per_image: tuple[str, str] | None = None,
 ) -> dict[str, Path]:
     """Every plot as out_dir/<name>.png and .svg, caveats in the image and the metadata;
     returns name -> SVG path. `quality` is the y axis of the frontier plots (columns of `summary`:
     value, interval low, high, label); None: the run has no quality signal, so no frontier plots."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary.attrs["quality_axis"] = quality
+    # The by-category plot's per-image column: the report's signal when it is per image.
+    summary.attrs["per_image"] = (
+        per_image
+        if per_image and per_image[0]
+        else (
+            ("clip_score", "CLIP score")
+            if quality is None or quality[3].startswith("CLIP")
+            else ("", quality[3])
+        )
+    )
     skip = _skipped(records, quality)
     caveats = Caveats.of(summary, records)
     written: dict[str, Path] = {}

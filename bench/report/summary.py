@@ -246,41 +246,73 @@ def _fmt(v: Any, spec: str, missing: str = "-") -> str:
     return missing if v is None or pd.isna(v) else format(v, spec)
 
 
-def format_table(summary: pd.DataFrame) -> str:
-    """A plain-text table (no colour codes) that reads the same in a terminal and a CI log."""
+TABLE_WIDTH = 120  # the terminal table fits a 120-column terminal (columns are dropped, never names cut)
+
+
+def _pct(v: Any) -> str:
+    return _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"
+
+
+def _interval_text(s: pd.DataFrame, column: str, low: str, high: str, spec: str) -> list[str]:
+    lows = s[low] if low in s else pd.Series(np.nan, index=s.index)
+    highs = s[high] if high in s else pd.Series(np.nan, index=s.index)
+    return [
+        "-" if pd.isna(m) else (f"{m:{spec}}" + ("" if pd.isna(lo) else f" [{lo:{spec}}, {hi:{spec}}]"))
+        for m, lo, hi in zip(s[column], lows, highs, strict=True)
+    ]
+
+
+def format_table(summary: pd.DataFrame, signal: str | None = None, *, emulated_judge: bool = False) -> str:
+    """A plain-text table (no colour codes) that reads the same in a terminal and a CI log, at most
+    120 columns wide. `signal`: the quality signal the verdict rests on (bench.decide.signals name),
+    shown with its interval; without one, CLIP when it has values. Groups are named by their label."""
+    from bench.decide.signals import AXES, SHORT_NAME
+
     if summary.empty:
         return "(no records)"
     s = summary
-    shown = pd.DataFrame(
-        {
-            "group": s["group"] if "group" in s else s["target"],
-            "requests": s["n"],
-            "images": s.get("n_images", s["n"]),
-            "skipped": s.get("skipped", pd.Series(0, index=s.index)),
-            "retries": s.get("retries", pd.Series(0, index=s.index)),
-            "replayed": s.get("n_cached", pd.Series(0, index=s.index)),
-            "ok": s["ok_rate"].map(lambda v: _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"),
-            "refused": s["refusal_rate"].map(lambda v: _fmt(100 * v, ".0f") + "%" if not pd.isna(v) else "-"),
-            "p50 s": s["latency_p50_s"].map(lambda v: _fmt(v, ".3f")),
-            "p90 s": s["latency_p90_s"].map(lambda v: _fmt(v, ".3f")),
-            "target req/s": s["live_req_per_s"].map(lambda v: _fmt(v, ".2f"))
-            if "live_req_per_s" in s
-            else "-",
-            "$/1k img": s["cost_per_image_usd"].map(lambda v: _fmt(1000 * v, ".2f", "unknown")),
-            "CLIP [95% CI]": [
-                "-" if pd.isna(m) else f"{m:.2f} [{_fmt(lo, '.2f')}, {_fmt(hi, '.2f')}]"
-                for m, lo, hi in zip(
-                    s["clip_mean"],
-                    s.get("clip_ci_low", pd.Series(np.nan, index=s.index)),
-                    s.get("clip_ci_high", pd.Series(np.nan, index=s.index)),
-                    strict=True,
-                )
-            ],
-        }
+    zero = pd.Series(0, index=s.index)
+    cols: dict[str, Any] = {
+        "group": s["group"] if "group" in s else s["target"].astype(str),
+        "requests": s["n"],
+    }
+    optional: list[str] = []  # dropped last-first while the table is too wide
+    images = s.get("n_images", s["n"])
+    for count, values in (("images", images), ("skipped", s.get("skipped", zero)),
+                          ("retries", s.get("retries", zero)), ("replayed", s.get("n_cached", zero))):  # fmt: skip
+        if (count == "images" and (values != s["n"]).any()) or (
+            count != "images" and (values.fillna(0) != 0).any()
+        ):
+            cols[count] = values
+    cols["ok"] = s["ok_rate"].map(_pct)
+    cols["refused"] = s["refusal_rate"].map(_pct)
+    cols["p50 s"] = s["latency_p50_s"].map(lambda v: _fmt(v, ".3f"))
+    cols["p90 s"] = s["latency_p90_s"].map(lambda v: _fmt(v, ".3f"))
+    if "live_req_per_s" in s:
+        cols["target req/s"] = s["live_req_per_s"].map(lambda v: _fmt(v, ".2f"))
+        optional.append("target req/s")
+    cols["$/1k img"] = s["cost_per_image_usd"].map(lambda v: _fmt(1000 * v, ".2f", "unknown"))
+    name = (
+        signal if signal in AXES else ("clip" if "clip_mean" in s and s["clip_mean"].notna().any() else None)
     )
-    if "fid" in s and s["fid"].notna().any():
-        shown["FID"] = s["fid"].map(lambda v: _fmt(v, ".1f"))
+    if name is not None and AXES[name][0] in s:
+        column, low, high = AXES[name][:3]
+        spec = ".0f" if name == "arena_elo" else (".1f" if name == "fid" else ".3g")
+        head = SHORT_NAME[name] + ("*" if emulated_judge and name.startswith("judge_") else "") + " [95% CI]"
+        cols[head] = _interval_text(s, column, low or f"{column}_low", high or f"{column}_high", spec)
+    if name != "clip" and "clip_mean" in s and s["clip_mean"].notna().any():
+        cols["CLIP [95% CI]"] = _interval_text(s, "clip_mean", "clip_ci_low", "clip_ci_high", ".2f")
+        optional.insert(0, "CLIP [95% CI]")
+    if "fid" in s and s["fid"].notna().any() and name != "fid":
+        cols["FID"] = s["fid"].map(lambda v: _fmt(v, ".1f"))
+        optional.insert(0, "FID")
+    optional.append("p50 s")
+    shown = pd.DataFrame(cols)
+    while optional and max(len(line) for line in shown.to_string(index=False).splitlines()) > TABLE_WIDTH:
+        shown = shown.drop(columns=[optional.pop()])
     text = shown.to_string(index=False)
+    if emulated_judge and name is not None and name.startswith("judge_"):
+        text += "\n(* emulated judge: the chat emulator measuring pixels stands in for a VLM; not a model's opinion)"
     if summary.get("synthetic", pd.Series(dtype=bool)).any():
         text += (
             "\n(synthetic: images from the offline `local` generator are drawings, not a real model's output)"
