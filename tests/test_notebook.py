@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from _report_runs import NOCOLOR_TARGETS, make_run
+from _report_runs import NOCOLOR_TARGETS, bench, make_run
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "choose_model.ipynb"
@@ -53,6 +53,9 @@ def test_notebook_runs_and_gives_a_pick_and_a_verdict(
     base = make_run(root, "base")
     cand = make_run(root, "nocolor", NOCOLOR_TARGETS)
     _vote(cand, 12)
+    # The report (and its verdict.json) again, now that the run has oracle scores and votes.
+    report = bench("report", str(cand), "report.n_boot=200")
+    assert report.returncode == 0, report.stderr[-2000:]
     monkeypatch.setenv("T2I_RUN", str(cand))
     monkeypatch.setenv("T2I_BASELINE", str(base))
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -63,6 +66,17 @@ def test_notebook_runs_and_gives_a_pick_and_a_verdict(
     client.execute(env=dict(os.environ))
     text = _text(nb)
     assert "Pick: local:shapes-" in text
+    # One verdict everywhere: verdict.json, the notebook, report.html and `bench recommend`.
+    import json
+
+    verdict = json.loads((cand / "verdict.json").read_text())
+    assert verdict["status"] == "recommended" and verdict["signal"] == "clip"  # 12 votes: too few for Elo
+    assert any("Elo not used: only 12 votes" in n for n in verdict["notes"])
+    assert f"Pick: {verdict['recommended']}" in text
+    assert f"Recommended: {verdict['recommended']} (on CLIP" in (cand / "report.html").read_text()
+    rec = bench("recommend", str(cand))
+    assert rec.returncode == 0 and f"Verdict: Recommended: {verdict['recommended']} (on CLIP" in rec.stdout
+    assert json.loads((cand / "verdict.json").read_text())["recommended"] == verdict["recommended"]
     assert "Arena: 12 votes by 1 rater(s)" in text  # the arena section read the run's votes.jsonl
     assert "Gate verdict: REGRESSION" in text
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]

@@ -212,12 +212,14 @@ def score(
             print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
             return EXIT_USAGE
         try:
-            with warnings.catch_warnings():
+            from bench.cli.emulated_judge import judge_endpoint
+
+            with warnings.catch_warnings(), judge_endpoint(metrics_cfg) as scoring_cfg:
                 # Each caveat is printed once, as a note of the result below, not again as a warning.
                 warnings.simplefilter("ignore", MetricsWarning)
                 result = score_run(
                     run_dir,
-                    metrics_cfg,
+                    scoring_cfg,
                     require_weights=True,
                     providers=providers,
                     max_cost_usd=folder_cap(run_dir, max_cost_usd),

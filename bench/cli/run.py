@@ -298,14 +298,15 @@ def score_and_report(run_dir: Path, config: BenchConfig) -> tuple[list[str], str
         # Deciding first keeps torch and open_clip unimported when nothing could be scored.
         why_not = unavailable_metrics(config.metrics, [t.id for t in config.targets])
         if why_not is None:
+            from bench.cli.emulated_judge import judge_endpoint
             from bench.metrics.notes import MetricsWarning
             from bench.metrics.score import METRICS_FILE, score_run
 
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), judge_endpoint(config.metrics) as metrics_cfg:
                 # Each caveat is printed once, as a note of the report below, not again as a warning.
                 warnings.simplefilter("ignore", MetricsWarning)
                 report = score_run(
-                    run_dir, config.metrics, providers=config.providers, max_cost_usd=config.max_cost_usd
+                    run_dir, metrics_cfg, providers=config.providers, max_cost_usd=config.max_cost_usd
                 )
             print(f"bench: {report}", file=sys.stderr)
             written.append(METRICS_FILE)

@@ -81,6 +81,8 @@ def verdict_block(v: Verdict, path: str | None = None) -> str:
             for c in v.categories[:3]
         )
         lines += _wrap(f"What the recommendation gives up, by category (recommended - best): {cats}")
+    for note in v.notes:
+        lines += _wrap(f"Note: {note}")
     if path:
         lines += _wrap(f"Details: {path}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,7 @@ class Verdict:
     undecided: list[str] = field(default_factory=list)
     categories: list[CategoryDiff] = field(default_factory=list)
     category_pair: tuple[str, str] | None = None  # (recommended, best) when they differ
+    notes: list[str] = field(default_factory=list)  # e.g. a better-ranked signal skipped for too few votes
 
     @property
     def exit_code(self) -> int:
@@ -263,8 +264,24 @@ def decide(
 ) -> Verdict:
     """The verdict for one run or sweep. `summary`: bench.report.summary's table (one row per group);
     `records`: the per-image records with scores (for per-prompt pairing); `replicates`: bootstrap
-    replicates for group-level signals by signal name ("arena_elo", "fid", "kid")."""
+    replicates for group-level signals by signal name ("arena_elo", "fid", "kid").
+
+    With signal "auto", the signals are tried best first (QUALITY_ORDER); one that has values but
+    too few prompts or votes to carry a choice is skipped, with a note, for the next one."""
     st = settings or DecideSettings()
+    if st.signal == "auto":
+        skipped: list[str] = []
+        first: Verdict | None = None
+        for name in QUALITY_ORDER:
+            if _unusable(summary, name):
+                continue
+            got = decide(summary, records, replace(st, signal=name), replicates=replicates)
+            if got.status != "no_signal":
+                return replace(got, notes=[*skipped, *got.notes]) if skipped else got
+            first = first or got
+            skipped.append(f"{SHORT_NAME[name]} not used: {got.reason}")
+        if first is not None:
+            return replace(first, notes=skipped[1:])
     replicates = replicates or {}
     sig, why = choose_signal(summary, st.signal)
     base: dict[str, Any] = {

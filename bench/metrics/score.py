@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from bench import stats
 from bench.errors import ConfigError
+from bench.group_names import group_label
 from bench.metrics import clip as clipmod
 from bench.metrics import inception
 from bench.metrics.cache import EmbeddingCache
@@ -310,9 +311,9 @@ def _group_rows(
                     kid_subset_size=kid.subset_size,
                 )
                 if not kid.std_informative:
-                    no_kid_std.append(f"{key_tuple}: n={len(g)}")
+                    no_kid_std.append(f"{group_label(row)}: n={len(g)}")
             if len(g) < FID_MIN_RELIABLE_N:
-                small.append(f"{key_tuple}: n={len(g)}")
+                small.append(f"{group_label(row)}: n={len(g)}")
         rows.append(row)
     if small:
         _warn(

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.group_names import group_label as group_label
 from bench.report.runs import RunSet
 
 if TYPE_CHECKING:
@@ -54,19 +55,6 @@ class StatsSettings:
 def load_records(run_dir: Path) -> pd.DataFrame:
     """records.parquet of a run folder, or of every run of a sweep folder, concatenated."""
     return RunSet.load(run_dir).records
-
-
-def group_label(key: dict[str, Any]) -> str:
-    """A short human label for a group: target plus the settings that were sent."""
-    parts = [str(key.get("target", "?"))]
-    for name, short in (("steps", "steps"), ("guidance", "cfg")):
-        value = key.get(name)
-        if value is not None and not pd.isna(value):
-            parts.append(f"{short}={float(value):g}")
-    size = key.get("size")
-    if isinstance(size, str) and size:
-        parts.append(size)
-    return " ".join(parts)
 
 
 def _cost(cost: np.ndarray[Any, np.dtype[np.float64]]) -> float:

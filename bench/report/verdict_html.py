@@ -69,6 +69,8 @@ def verdict_html(v: Verdict) -> str:
         )
     for line in v.undecided:
         parts.append(f"<p>Undecided: {html.escape(line)}.</p>")
+    for note in v.notes:
+        parts.append(f"<p>Note: {html.escape(note)}.</p>")
     excluded = [g for g in v.groups if g.excluded]
     if excluded:
         items = "".join(f"<li>{html.escape(g.group)}: {html.escape(g.excluded)}</li>" for g in excluded)

@@ -8,6 +8,7 @@ followed, and checked by the same helper `bench rate` uses).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -33,6 +34,42 @@ RECORD_FIELDS = (
 )  # fmt: skip
 THUMB_CACHE = 2048  # thumbnails kept in memory (about 10 kB each)
 QUALITY = "clip_score"
+NO_SIGNAL = (
+    "No per-image quality signal in these runs, so there is nothing to rank. To get one: run the VLM judge "
+    "(metrics.judge.enabled=true; offline: the emulated judge of the default local preset), or CLIP / "
+    "PickScore / HPSv2 with weights (`bench score RUN_DIR`)."
+)
+
+
+@dataclass(frozen=True)
+class ViewSignal:
+    """The per-image score the viewer shows on cards and ranks drops by: the report's (verdict.json's)
+    signal when it is per image, else the first per-image signal the records have."""
+
+    column: str  # "" when there is none
+    label: str
+
+
+def view_signal(records: pd.DataFrame, root: Path) -> ViewSignal:
+    from bench.decide.signals import PER_IMAGE_COLUMN, QUALITY_ORDER, SHORT_NAME
+    from bench.decide.verdict import VERDICT_FILE, judge_is_emulated
+
+    def label(name: str) -> str:
+        fp = records.get("judge_fingerprint", pd.Series(dtype=object)).dropna()
+        emulated = name.startswith("judge_") and any(judge_is_emulated(str(f)) for f in fp)
+        return SHORT_NAME[name] + (" (emulated judge)" if emulated else "")
+
+    try:
+        name = str(json.loads((root / VERDICT_FILE).read_text(encoding="utf-8")).get("signal") or "")
+    except (OSError, ValueError):
+        name = ""
+    if name in PER_IMAGE_COLUMN and PER_IMAGE_COLUMN[name] in records:
+        return ViewSignal(PER_IMAGE_COLUMN[name], label(name))
+    for name in QUALITY_ORDER:
+        col = PER_IMAGE_COLUMN.get(name, "")
+        if col and col in records and records[col].notna().any():
+            return ViewSignal(col, label(name))
+    return ViewSignal("", "")
 
 
 @dataclass(frozen=True)
@@ -40,6 +77,7 @@ class LoadedRun:
     label: str
     root: Path
     records: pd.DataFrame
+    signal: ViewSignal = ViewSignal(QUALITY, "CLIP")
 
 
 def load_run(path: Path, label: str) -> LoadedRun:
@@ -47,7 +85,9 @@ def load_run(path: Path, label: str) -> LoadedRun:
     recs = runs.records.copy()
     keys = [k for k in DEFAULT_GROUP_KEYS if k in recs.columns]
     recs["group"] = [group_label(dict(zip(keys, v, strict=True))) for v in recs[keys].itertuples(index=False)]
-    return LoadedRun(label, runs.root.resolve(), recs)
+    signal = view_signal(recs, runs.root)
+    recs["quality"] = recs[signal.column] if signal.column else np.nan
+    return LoadedRun(label, runs.root.resolve(), recs, signal)
 
 
 def _json_value(v: Any) -> Any:
@@ -59,7 +99,7 @@ def _json_value(v: Any) -> Any:
 
 
 def records_json(run: LoadedRun, index: int) -> list[dict[str, Any]]:
-    cols = [c for c in RECORD_FIELDS if c in run.records.columns]
+    cols = [c for c in (*RECORD_FIELDS, "quality") if c in run.records.columns]
     shown = run.records[run.records["status"] != "skipped"][cols]
     out = []
     for raw in shown.to_dict("records"):
@@ -73,14 +113,16 @@ def quality_drops(a: LoadedRun, b: LoadedRun, limit: int = 50) -> list[dict[str,
     """Prompts (per target setting) whose mean quality fell most from run A to run B: matched on
     group and prompt, ok images with a score only; the biggest drop first."""
 
+    column = a.signal.column if a.signal.column and a.signal.column in b.records else b.signal.column
+
     def means(run: LoadedRun) -> pd.DataFrame:
         ok = run.records[(run.records["status"] == "ok")]
-        if QUALITY not in ok:
+        if not column or column not in ok:
             return pd.DataFrame(columns=["group", "prompt_id", "q", "n", "image"])
-        ok = ok[ok[QUALITY].notna()]
+        ok = ok[ok[column].notna()]
         return ok.groupby(["group", "prompt_id"], as_index=False).agg(
-            q=(QUALITY, "mean"),
-            n=(QUALITY, "size"),
+            q=(column, "mean"),
+            n=(column, "size"),
             image=("image_relpath", "first"),
             prompt=("prompt", "first"),
         )
@@ -113,7 +155,14 @@ def create_app(paths: list[Path], extra_hosts: tuple[AllowedHost, ...] = ()) -> 
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
     async def meta(_: Request) -> Response:
-        return JSONResponse({"runs": [{"label": r.label, "root": str(r.root)} for r in runs]})
+        signal = runs[0].signal
+        return JSONResponse(
+            {
+                "runs": [{"label": r.label, "root": str(r.root)} for r in runs],
+                "signal": signal.label,
+                "no_signal": "" if signal.column else NO_SIGNAL,
+            }
+        )
 
     async def records(_: Request) -> Response:
         return JSONResponse([row for i, r in enumerate(runs) for row in records_json(r, i)])

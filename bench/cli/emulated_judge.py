@@ -1,0 +1,49 @@
+"""`metrics.judge.base_url: emulator`: the judge is answered by the chat emulator, started in-process
+for one scoring pass and stopped after it (configs/metrics/offline.yaml, the offline preset's).
+
+The emulator (bench/emulators/chat.py) measures the image's pixels to answer the judge's colour,
+count and position questions: a crude stand-in for a VLM that works offline. It never sees what the
+generator meant to draw, only the PNG. Scores it gives are labelled "emulated judge" wherever they
+are shown (bench.decide.verdict.judge_is_emulated reads the judge fingerprint).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+IN_PROCESS = "emulator"
+KEY_ENV = "T2I_BENCH_EMULATED_JUDGE_TOKEN"  # a one-off token for the in-process emulator, not an API key
+
+
+def wants_emulator(metrics_cfg: Mapping[str, Any]) -> bool:
+    judge = metrics_cfg.get("judge") or {}
+    return bool(isinstance(judge, Mapping) and judge.get("enabled") and judge.get("base_url") == IN_PROCESS)
+
+
+@contextmanager
+def judge_endpoint(metrics_cfg: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The metrics block to score with: unchanged, or with the judge pointed at a chat emulator
+    serving on 127.0.0.1 (a free port) for the duration of the block."""
+    if not wants_emulator(metrics_cfg):
+        yield metrics_cfg
+        return
+    from bench.emulators.chat import create_app
+    from bench.emulators.common import Knobs
+    from bench.emulators.serve import running
+
+    token = secrets.token_hex(16)
+    saved = os.environ.get(KEY_ENV)
+    os.environ[KEY_ENV] = token
+    try:
+        with running(create_app(Knobs(api_key=token, report_cost=False))) as url:
+            judge = {**dict(metrics_cfg["judge"]), "base_url": url, "api_key_env": KEY_ENV}
+            yield {**dict(metrics_cfg), "judge": judge}
+    finally:
+        if saved is None:
+            os.environ.pop(KEY_ENV, None)
+        else:
+            os.environ[KEY_ENV] = saved
