@@ -75,7 +75,7 @@ def _study(quality: dict[str, float], cost: dict[str, float], *, prompts: int = 
     rows = []
     for g, q in quality.items():
         for p in range(prompts):
-            for s in range(2):
+            for _seed in range(2):
                 rows.append({"target": g, "prompt_id": f"p{p}", "category": f"c{p % 3}", "status": "ok",
                              "judge_adherence": q + rng.normal(0, noise), "judge_fingerprint": fp})  # fmt: skip
     records = pd.DataFrame(rows)
@@ -171,10 +171,27 @@ def test_emulated_judge_is_named_in_the_verdict() -> None:
     assert "EMULATED JUDGE" in verdict_block(v)
 
 
+def test_terminal_table_shows_the_signal_with_its_interval_within_120_columns() -> None:
+    from bench.report.summary import format_table
+
+    summary, _ = _study({"local:shapes-quality steps=16 cfg=7 512x512": 0.9, "local:shapes-fast steps=4 cfg=2 512x512": 0.8},
+                        {"local:shapes-quality steps=16 cfg=7 512x512": 1.0, "local:shapes-fast steps=4 cfg=2 512x512": 2.0})  # fmt: skip
+    summary = summary.assign(
+        n=24, n_images=24, skipped=0, retries=0, n_cached=0, ok_rate=1.0, latency_p50_s=0.5,
+        cost_per_image_usd=0.001, live_req_per_s=3.3, judge_adherence_ci_low=0.85, judge_adherence_ci_high=0.95,
+        clip_mean=25.0, clip_ci_low=24.0, clip_ci_high=26.0, fid=12.0,
+    )  # fmt: skip
+    text = format_table(summary, "judge_adherence", emulated_judge=True)
+    assert all(len(line) <= 120 for line in text.splitlines()), text
+    assert "judge adherence* [95% CI]" in text and " [0.85, 0.95]" in text and "emulated judge" in text
+    assert "local:shapes-quality steps=16 cfg=7 512x512" in text and "('" not in text
+
+
 def test_default_margins_in_the_config_are_the_code_defaults() -> None:
     cfg = yaml.safe_load((ROOT / "configs/report/default.yaml").read_text())
     assert cfg["decide"]["margins"] == DEFAULT_MARGINS
-    assert parse_settings(cfg).margin("clip") == (1.0, "set")
+    assert parse_settings(cfg).margin("clip") == (1.0, "default")
+    assert parse_settings({"decide": {"margins": {"clip": 0.5}}}).margin("clip") == (0.5, "set")
     assert DecideSettings().margin("clip") == (1.0, "default")
 
 

@@ -122,7 +122,8 @@ def parse_settings(report_cfg: Mapping[str, Any] | None) -> DecideSettings:
             raise ConfigError(
                 f"report.decide.margins.{name}", value, "give a margin > 0 in the signal's units"
             )
-        margins[name] = number
+        if number != DEFAULT_MARGINS[name]:  # the shipped config states the defaults; they stay "default"
+            margins[name] = number
     confidence = _number("report.decide.confidence", cfg.get("confidence", 0.95), low=0.5, high=0.9999)
     defaults = DecideSettings()
     return DecideSettings(

@@ -14,6 +14,7 @@ VERDICT_CSS = (
     "table.vt{border-collapse:collapse;font-size:13px;margin:.4em 0}"
     "table.vt th,table.vt td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}"
     "table.vt th{background:#eee}table.vt .l{text-align:left}tr.rec td{font-weight:bold;background:#e8f3e8}"
+    ".verdict code{word-break:break-all}.verdict .tablewrap{overflow-x:auto;max-width:100%}"
     ".emujudge{background:#D55E00;color:#fff;border-radius:3px;padding:0 4px;font-size:11px}"
 )
 
@@ -62,8 +63,10 @@ def verdict_html(v: Verdict) -> str:
             for h in ("group", "", "quality [95% CI]", "minus the best [one-sided bounds]", "$/1k images",
                       "p90 s", "refused %", "prompts paired")
         )  # fmt: skip
-        parts.append(f"<table class='vt' id='verdict-table'><thead><tr>{head}</tr></thead><tbody>")
-        parts.append("".join(_row(g, v) for g in shown) + "</tbody></table>")
+        parts.append(
+            f"<div class='tablewrap'><table class='vt' id='verdict-table'><thead><tr>{head}</tr></thead><tbody>"
+        )
+        parts.append("".join(_row(g, v) for g in shown) + "</tbody></table></div>")
         parts.append(
             f"<p>Rows: the groups shown within {v.margin:g} of every other contender (non-inferior), and the best.</p>"
         )
@@ -87,8 +90,8 @@ def verdict_html(v: Verdict) -> str:
         parts.append(
             f"<p>What the recommendation gives up: {html.escape(rec)} minus {html.escape(best)}, by prompt category "
             "(largest differences first; 95% BCa interval over the category's prompts).</p>"
-            "<table class='vt' id='verdict-categories'><thead><tr><th>category</th><th>prompts</th><th>difference</th>"
-            f"<th>95% CI</th></tr></thead><tbody>{rows}</tbody></table>"
+            "<div class='tablewrap'><table class='vt' id='verdict-categories'><thead><tr><th>category</th>"
+            f"<th>prompts</th><th>difference</th><th>95% CI</th></tr></thead><tbody>{rows}</tbody></table></div>"
         )
     parts.append(
         "<p>Also in <a href='verdict.json'>verdict.json</a>; `bench recommend PATH` prints it.</p></section>"
