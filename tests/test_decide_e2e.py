@@ -42,7 +42,11 @@ def _study(root: Path, name: str, cheap: str) -> tuple[dict[str, object], str]:
         "run", f"targets=[local:shapes-quality,{cheap}]", *FAST, f"results_dir={root}", f"run_name={name}"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((root / name / "verdict.json").read_text()), proc.stdout
+    rec = bench("recommend", str(root / name))
+    assert rec.returncode in (0, 1) and (root / name / "verdict.json").is_file(), (
+        rec.stdout + rec.stderr[-3000:]
+    )
+    return json.loads((root / name / "verdict.json").read_text()), rec.stdout
 
 
 @pytest.fixture(scope="module")

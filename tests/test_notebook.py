@@ -46,7 +46,9 @@ def test_notebook_is_committed_without_outputs() -> None:
     )
 
 
-@pytest.mark.timeout(1200)  # two runs, a report, the notebook and `bench recommend`: minutes on a shared machine
+@pytest.mark.timeout(
+    1200
+)  # two runs, a report, the notebook and `bench recommend`: minutes on a shared machine
 def test_notebook_runs_and_gives_a_pick_and_a_verdict(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
