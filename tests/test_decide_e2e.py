@@ -79,3 +79,10 @@ def test_the_cheap_model_is_recommended_when_it_is_as_good(
     assert cheap["cost_per_1k_usd"] == pytest.approx(2.0)
     assert "Verdict: Recommended: local:shapes-fast steps=8 cfg=7 256x256" in stdout
     assert all(len(line) <= 120 for line in stdout.splitlines())
+
+
+def test_another_judge_target_on_the_in_process_emulator_is_refused(tmp_path: Path) -> None:
+    # The emulator's pixel measurements must never be labelled with a VLM's name.
+    proc = bench("run", "metrics.judge.target=openai:gpt-4.1-mini", f"results_dir={tmp_path}", "run_name=r")
+    assert proc.returncode == 2 and "metrics.judge.target='openai:gpt-4.1-mini'" in proc.stderr
+    assert "metrics.judge.base_url=null" in proc.stderr and not (tmp_path / "r").exists()

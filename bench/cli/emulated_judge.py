@@ -16,7 +16,23 @@ from contextlib import contextmanager
 from typing import Any
 
 IN_PROCESS = "emulator"
+EMULATOR_TARGET = "bench-emulator:chat-emulator"
 KEY_ENV = "T2I_BENCH_EMULATED_JUDGE_TOKEN"  # a one-off token for the in-process emulator, not an API key
+
+
+def check_judge_endpoint(metrics_cfg: Mapping[str, Any]) -> None:
+    """The in-process emulator answers only as itself: another judge target on `base_url: emulator`
+    would label pixel measurements with a VLM's name. Raises ConfigError (exit 2) before any request."""
+    from bench.errors import ConfigError
+
+    judge = metrics_cfg.get("judge") or {}
+    if wants_emulator(metrics_cfg) and judge.get("target") != EMULATOR_TARGET:
+        raise ConfigError(
+            "metrics.judge.target",
+            judge.get("target"),
+            f"metrics.judge.base_url=emulator is the built-in chat emulator, judged as {EMULATOR_TARGET}; "
+            "to use this target, also set metrics.judge.base_url=null (its provider's endpoint) or its URL",
+        )
 
 
 def wants_emulator(metrics_cfg: Mapping[str, Any]) -> bool:

@@ -78,8 +78,10 @@ def prepare(
     """
     config = parse_config(cfg)
     if metrics_enabled(config.metrics):
+        from bench.cli.emulated_judge import check_judge_endpoint
         from bench.metrics.config import parse_metrics_config
 
+        check_judge_endpoint(config.metrics)
         parse_metrics_config(config.metrics, config.providers)  # e.g. a judge key variable that is unset
     quality_metric = str(config.report.get("quality_metric", "auto"))
     from bench.report.quality_axes import CHOICES
