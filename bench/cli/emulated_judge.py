@@ -56,7 +56,9 @@ def judge_endpoint(metrics_cfg: Mapping[str, Any]) -> Iterator[Mapping[str, Any]
     os.environ[KEY_ENV] = token
     try:
         with running(create_app(Knobs(api_key=token, report_cost=False))) as url:
-            judge = {**dict(metrics_cfg["judge"]), "base_url": url, "api_key_env": KEY_ENV}
+            # Named, not addressed: the port is new each time, the judge is the same (cache and fingerprint).
+            judge = {**dict(metrics_cfg["judge"]), "base_url": url, "api_key_env": KEY_ENV,
+                     "endpoint_name": "in-process://bench-emulator/chat"}  # fmt: skip
             yield {**dict(metrics_cfg), "judge": judge}
     finally:
         if saved is None:

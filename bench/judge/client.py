@@ -35,7 +35,7 @@ from bench.errors import (
     TransportError,
 )
 from bench.judge.answers import READERS, UnreadableAnswerError
-from bench.judge.config import JudgeConfig, endpoint_id
+from bench.judge.config import JudgeConfig
 from bench.limits import Budget, CostKey, ProviderLane
 from bench.providers.base import error_from_status, parse_retry_after
 from bench.providers.observe import EMULATOR_HEADER
@@ -174,7 +174,7 @@ class ChatJudgeClient:
         )
         self.stats = ClientStats()
         self._key = cfg.api_key() or ""
-        self._endpoint = endpoint_id(cfg.base_url)
+        self._endpoint = cfg.endpoint
         self._seen_prompt_tokens: dict[str, float] = {}  # task -> most input tokens reported
         self._seen_cost: dict[str, float] = {}  # task -> largest reported cost
 

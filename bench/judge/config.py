@@ -66,6 +66,9 @@ class JudgeConfig:
     target: str | None = None  # provider:model, e.g. openai:gpt-4.1-mini
     modes: tuple[str, ...] = MODES
     base_url: str | None = None  # null: providers.<provider>.base_url
+    # What the cache key and the fingerprint call the endpoint (null: its base URL). The in-process
+    # emulator (base_url: emulator) serves on a new port each time: it is named, not addressed.
+    endpoint_name: str | None = None
     api_key_env: str | None = None  # null: providers.<provider>.api_key_env; "" for keyless local servers
     concurrency: int = 4
     requests_per_minute: float | None = None
@@ -94,6 +97,10 @@ class JudgeConfig:
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    @property
+    def endpoint(self) -> str:
+        return self.endpoint_name or endpoint_id(self.base_url)
 
     def chat_url(self) -> str:
         base = (self.base_url or "").rstrip("/")

@@ -34,7 +34,7 @@ from bench.judge.client import (
     JudgeBudget,
     png_data_uri,
 )
-from bench.judge.config import EMULATED_MARK, JudgeConfig, endpoint_id
+from bench.judge.config import EMULATED_MARK, JudgeConfig
 from bench.judge.journal import JudgeJournal
 from bench.judge.questions import Question, geneval_questions, judge_written
 from bench.judge.templates import ANSWER, QUESTIONS, RUBRIC, template_hash
@@ -50,7 +50,7 @@ def judge_details(cfg: JudgeConfig, endpoint_kind: str | None = None) -> dict[st
     any answer); with it ("emulator" or "remote", learnt from the answers): the records' fingerprint."""
     details: dict[str, Any] = {
         "backbone": cfg.target,
-        "endpoint": endpoint_id(cfg.base_url),
+        "endpoint": cfg.endpoint,
         "template_hash": template_hash(
             {
                 "temperature": cfg.temperature,
