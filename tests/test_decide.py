@@ -102,6 +102,7 @@ def test_cheap_group_as_good_is_recommended_and_a_worse_one_is_not() -> None:
     cheap = next(g for g in v.groups if g.group == "cheap")
     assert cheap.diff_to_best == pytest.approx(-0.01, abs=0.01) and cheap.diff_low < cheap.diff_to_best
     assert v.category_pair == ("cheap", "big") and len(v.categories) == 3
+    assert "Shown worse than the best by more than 0.05 (1): bad" in verdict_block(v)
     # A tighter margin than the gap: the expensive model is the answer.
     tight = decide(summary, records, DecideSettings(margins={"judge_adherence": 0.001}))
     assert tight.recommended == "big"

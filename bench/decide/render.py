@@ -55,7 +55,7 @@ def verdict_block(v: Verdict, path: str | None = None) -> str:
         lines += _wrap(
             f"Signal: {v.signal_label}{' — EMULATED JUDGE (pixel measurements, not a VLM)' if v.emulated else ''}; "
             f"margin {v.margin:g} ({v.margin_source}); {round(100 * v.confidence)}% one-sided; "
-            f"{v.n} {v.unit} shared at most"
+            f"{v.n} {v.unit} {'shared at most' if len(v.groups) > 1 else 'scored'}"
         )
     for role, name in (("recommended", v.recommended), ("best", v.best)):
         if name and name in by and not (role == "best" and name == v.recommended):
@@ -68,6 +68,10 @@ def verdict_block(v: Verdict, path: str | None = None) -> str:
     if v.non_inferior:
         lines += _wrap(f"Within {v.margin:g} of every other contender ({len(v.non_inferior)}): "
                        + ", ".join(v.non_inferior))  # fmt: skip
+    worse = [g.group for g in v.groups if not g.excluded and g.diff_high < -v.margin]
+    if worse:
+        lines += _wrap(f"Shown worse than the best by more than {v.margin:g} ({len(worse)}): " + ", ".join(worse[:4])
+                       + (f", and {len(worse) - 4} more" if len(worse) > 4 else ""))  # fmt: skip
     excluded = [g for g in v.groups if g.excluded]
     if excluded:
         shown = "; ".join(f"{g.group} ({g.excluded})" for g in excluded[:4])

@@ -369,6 +369,8 @@ def decide(
                   f"every other contender; Holm over {len(contenders)} contenders")  # fmt: skip
     common["method"] = method
     n_max = max((t.n for t in pairs.values()), default=0)
+    if len(contenders) == 1 and not table.empty:
+        n_max = int(table.notna().sum().max())  # one group: how many prompts it was scored on
     if len(contenders) > 1 and n_max < minimum:
         return Verdict("no_signal", f"only {n_max} {unit} shared between groups: at least {minimum} are needed to "
                        f"recommend on {sig.short} (report.decide.min_{'votes' if unit == 'votes' else 'prompts'})",
