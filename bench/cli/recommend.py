@@ -22,7 +22,7 @@ from bench.errors import ConfigError
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bench recommend",
-        description="the cheapest group not shown worse than the best within a margin, under constraints; "
+        description="the cheapest group shown within a margin of the best (and of every other contender), under constraints; "
         "writes verdict.json; exit 0 recommended, 1 none (constraints / undecided), 2 bad input",
     )
     p.add_argument("path", type=Path, help="a run folder, or a sweep folder (its runs are merged)")
