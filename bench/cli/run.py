@@ -91,6 +91,9 @@ def prepare(
     from bench.decide.settings import parse_settings
 
     parse_settings(config.report)  # the decision's constraints and margins (report.decide), checked up front
+    from bench.study import parse_study
+
+    parse_study(cfg.get("study"))  # study.mode and its settings, checked up front
     prompts = load_prompts(config.prompts)
     providers = build_providers(config, require_keys=require_keys)
     resolved = resolve_targets(config, providers, cfg, live_prices=require_keys)
@@ -224,6 +227,13 @@ def _run_locked(
     log.info("run folder: %s (%d requests planned)", run_dir, plan.total)
     for provider in providers.values():
         provider.prepare_transport()  # imports and TLS set-up, before the event loop starts
+    from bench.study import parse_study
+
+    study = parse_study(cfg.get("study"))
+    if study.mode == "adaptive":
+        from bench.cli.adaptive import run_adaptive
+
+        return run_adaptive(cfg, config, providers, plan, run_dir, study)[0]
     try:
         summary = asyncio.run(_generate(runner, plan, providers))
     except OSError as exc:

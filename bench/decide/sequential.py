@@ -58,7 +58,7 @@ class SequentialRules:
     score_low: float  # the range every per-prompt score lies in (the tests' only assumption)
     score_high: float
     constraints: Constraints = field(default_factory=Constraints)
-    bet_cap: float = 0.5  # the largest bet, as a share of what keeps a factor above 0 (WSR's c)
+    bet_cap: float = 0.75  # the largest bet, as a share of what keeps a factor above 0 (WSR's c)
     min_prompts: int = 10  # no quality decision on fewer shared prompts
 
 
