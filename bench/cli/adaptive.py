@@ -11,9 +11,7 @@ skips every request already answered: nothing is paid twice. max_cost_usd covers
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -24,21 +22,21 @@ import numpy as np
 
 from bench.cache import ResponseCache
 from bench.config import BenchConfig
-from bench.decide.sequential import METHOD, Drop, GroupEvidence, Look, SequentialRules, look
+from bench.decide.sequential import Drop, GroupEvidence, Look, SequentialRules, look
+from bench.decide.trace import (
+    adaptive_trace,
+    append_journal,
+    merge_into_verdict,
+    plain,
+    read_journal,
+    trace_block,
+)
 from bench.errors import ConfigError
 from bench.providers.base import Provider
 from bench.runner import Runner, RunSummary
 from bench.store import RunStore
 from bench.study import SCORE_RANGES, StudySettings
 from bench.sweep import SweepPlan
-
-JOURNAL = "adaptive.jsonl"
-ADAPTIVE_KEY = "adaptive"  # verdict.json's block
-ADAPTIVE_NOTE = (
-    "adaptive study: its always-valid rule recommends {rec}; the fixed-sample verdict here was computed on data "
-    "gathered with repeated looks, where its error rate does not hold"
-)
-ROUND_KEYS = ("round", "prompts", "drops", "alive", "candidate", "recommended", "settled", "spent_usd")
 
 
 @dataclass(frozen=True)
@@ -79,36 +77,6 @@ def sub_plan(
             targets.append((target, spec, chosen))
     return SweepPlan(prompts=tuple(plan.prompts[i] for i in order[:prompts]), targets=tuple(targets),
                      repeats=plan.repeats)  # fmt: skip
-
-
-def read_journal(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / JOURNAL
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a torn last line (killed mid-write): that look is taken again
-    return out
-
-
-def append_journal(run_dir: Path, entry: Mapping[str, Any]) -> None:
-    with open(run_dir / JOURNAL, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(_plain(entry)) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _drop_of(d: Mapping[str, Any]) -> Drop:
@@ -208,7 +176,7 @@ def run_adaptive(
         "contenders": [c.label for c in who],
     }
     past = read_journal(run_dir)
-    if past and past[0].get("kind") == "study" and past[0] != _plain(header):
+    if past and past[0].get("kind") == "study" and past[0] != plain(header):
         print(f"bench: study.*: this run folder's adaptive study was started with {past[0]['study']}; use a new "
               f"run_name to change it", file=sys.stderr)  # fmt: skip
         return EXIT_USAGE, None
@@ -318,72 +286,3 @@ def _grid_cost(groups: list[GroupEvidence], per_image: Mapping[str, int], prompt
     for g in groups:
         total += g.cost_per_1k_usd / 1000.0 * per_image.get(g.name, 1) * prompts
     return total
-
-
-def adaptive_trace(run_dir: Path) -> dict[str, Any] | None:
-    """The study's trace for verdict.json and the report: rounds, drops, spend, the grid's cost."""
-    entries = read_journal(run_dir)
-    looks = [e for e in entries if e.get("kind") == "look"]
-    if not looks:
-        return None
-    last = looks[-1]
-    return {
-        "method": METHOD,
-        "study": entries[0].get("study"),
-        "status": "settled" if last["settled"] else ("recommended" if last["recommended"] else "undecided"),
-        "recommended": last["recommended"],
-        "stopped_because": last["stop"],
-        "prompts": last["prompts"],
-        "prompts_in_suite": len(entries[0].get("order") or []),
-        "signal": last["signal"],
-        "margin": last["margin"],
-        "rounds": [{k: e.get(k) for k in ROUND_KEYS} for e in looks],
-        "open": last["open"],
-        "spent_usd": last["spent_usd"],
-        "judge_usd": last.get("judge_usd"),
-        "grid_usd": last["grid_usd"],
-    }
-
-
-def merge_into_verdict(run_dir: Path, trace: Mapping[str, Any]) -> None:
-    """Add the trace to verdict.json (written by the report) under "adaptive"."""
-    from bench.decide.verdict import VERDICT_FILE
-
-    path = run_dir / VERDICT_FILE
-    if not path.is_file():
-        return
-    data = json.loads(path.read_text(encoding="utf-8"))
-    data[ADAPTIVE_KEY] = _plain(dict(trace))
-    if trace["recommended"] != data.get("recommended"):
-        # bench.decide's fixed-sample test does not keep its error rate under the study's repeated
-        # looks: the adaptive rule's decision is the study's.
-        data.setdefault("notes", []).insert(0, ADAPTIVE_NOTE.format(rec=trace["recommended"] or "none"))
-    tmp = path.with_name(f".{VERDICT_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def trace_block(trace: Mapping[str, Any]) -> str:
-    """The study's outcome and trace as text (terminal; the report shows the same)."""
-    spent = sum(float(v or 0.0) for v in trace["spent_usd"].values())
-    grid = float(trace["grid_usd"] or math.nan)
-    share = f" = {spent / grid:.0%} of the full grid's ${grid:.4g}" if grid > 0 else ""
-    rec = trace["recommended"]
-    head = {
-        "settled": f"Adaptive study: settled after {trace['prompts']} of {trace['prompts_in_suite']} prompts: {rec}",
-        "recommended": f"Adaptive study: stopped ({trace['stopped_because']}) at {trace['prompts']} prompts; "
-        f"recommended: {rec} (cheaper groups still open)",
-        "undecided": f"Adaptive study: stopped ({trace['stopped_because']}) at {trace['prompts']} prompts, undecided",
-    }[trace["status"]]
-    lines = [head, f"  spent ${spent:.4g} on generation{share}; the judge ${float(trace['judge_usd'] or 0):.4g}",
-             f"  rule: {trace['method']}"]  # fmt: skip
-    for r in trace["rounds"]:
-        for d in r["drops"]:
-            lines.append(
-                f"  round {r['round']} ({r['prompts']} prompts): dropped {d['group']}: {d['reason']}"
-            )
-    lines += [f"  open: {o}" for o in trace["open"]]
-    lines.append("  (the verdict above is bench.decide's fixed-sample test; under repeated looks the study's own rule "
-                 "above is the one that keeps its error rate)")  # fmt: skip
-    lines += [f"  spent on {g}: ${float(v or 0.0):.4g}" for g, v in trace["spent_usd"].items()]
-    return "\n".join(lines)

@@ -20,6 +20,7 @@ from bench.arena.agreement_report import agreement_html, folder_agreement, gold_
 from bench.arena.report import arena_html, arena_ratings
 from bench.cache import format_age
 from bench.decide.io import write_verdict
+from bench.decide.trace import adaptive_trace, trace_html
 from bench.decide.verdict import Verdict
 from bench.report.html import render_report
 from bench.report.plots import write_plots
@@ -141,7 +142,10 @@ def write_report(path: Path, cfg: Mapping[str, Any] | None = None) -> ReportOutp
             *_notes(runs, stats_settings(cfg).include_cached_latency),
         ],
         max_per_cell=int(cfg.get("max_images_per_cell", 4)),
-        extra_sections=arena_html(arena) + gold_html(runs, exclude_flagged) + agreement_html(agreement),
+        extra_sections=trace_html(adaptive_trace(root))
+        + arena_html(arena)
+        + gold_html(runs, exclude_flagged)
+        + agreement_html(agreement),
         verdict_section=verdict_html(verdict),
         quality_columns=(axis.column,) if axis else (),
     )
