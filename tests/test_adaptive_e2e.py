@@ -142,3 +142,14 @@ def test_a_sigkill_mid_round_resumes_at_the_same_round_and_pays_nothing_twice(
     assert len(keys) == len(set(keys))  # no request was sent twice
     assert sorted(keys) == sorted(_journal_keys(straight))  # the same requests as the uninterrupted study
     assert _looks(run_dir) == _looks(straight)  # the same rounds, drops and recommendation
+
+
+def test_a_bad_study_setting_is_refused_before_any_request(tmp_path: Path) -> None:
+    proc = bench("run", "study.mode=race", f"results_dir={tmp_path}", "run_name=bad")
+    assert proc.returncode == 2
+    assert "study.mode" in proc.stderr and "race" in proc.stderr and "adaptive" in proc.stderr
+    assert not (tmp_path / "bad" / "journal.jsonl").exists()
+    proc = bench(
+        "run", "study.mode=adaptive", "study.round_prompts=0", f"results_dir={tmp_path}", "run_name=bad"
+    )
+    assert proc.returncode == 2 and "study.round_prompts" in proc.stderr
