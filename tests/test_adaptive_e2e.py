@@ -153,3 +153,17 @@ def test_a_bad_study_setting_is_refused_before_any_request(tmp_path: Path) -> No
         "run", "study.mode=adaptive", "study.round_prompts=0", f"results_dir={tmp_path}", "run_name=bad"
     )
     assert proc.returncode == 2 and "study.round_prompts" in proc.stderr
+
+
+def test_max_cost_usd_covers_every_round_and_the_study_says_it_stopped_for_it(root: Path) -> None:
+    """Round 1 costs $0.83 (10 prompts x $0.04 x 2 + $0.002 + $0.001): a $1 cap stops the study in round 2."""
+    proc = bench(*_args(root, "capped"), "max_cost_usd=1.0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = root / "capped"
+    lines = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
+    costs = [float(rows[0].get("cost_usd") or 0.0) for rows in lines]
+    spent = sum(c for c in costs if c == c)  # skipped requests (not sent for the budget) have no cost
+    assert 0.83 <= spent <= 1.0
+    trace = json.loads((run_dir / "verdict.json").read_text())["adaptive"]
+    assert trace["stopped_because"] == "budget" and trace["status"] != "settled"
+    assert "budget" in proc.stdout

@@ -4,8 +4,8 @@ Each round runs the ordinary runner on a sub-plan (the first N prompts of a fixe
 the contenders still in the race), scores the new images with the configured per-image signal,
 and looks (bench.decide.sequential.look). Every look is appended to adaptive.jsonl; a resumed run
 replays those lines, so it restarts at the same round with the same drops, and the runner's journal
-skips every request already answered: nothing is paid twice. max_cost_usd covers every round
-(the runner counts the folder's whole journal) and the judge's spend (deducted from the cap).
+skips every request already answered: nothing is paid twice. max_cost_usd covers every round and
+the judge (the runner and the judge both count the folder's whole spend, the judge's calls included).
 """
 
 from __future__ import annotations
@@ -196,14 +196,15 @@ def run_adaptive(
         step = study.first_round if rnd == 0 else study.round_prompts
         target = min(limit, done + step)
         alive = {c.label for c in who} - set(dropped)
-        cap = None if config.max_cost_usd is None else max(config.max_cost_usd - judge_spent, 0.0)
+        # The runner counts everything this folder has spent, the judge's calls included, against the cap.
+        cap = config.max_cost_usd
         runner = Runner(run_id=run_dir.name, providers=providers, store=RunStore(run_dir), settings=config.runner,
                         prices=config.prices, max_cost_usd=cap,
                         cache=ResponseCache(config.cache) if config.cache.mode != "off" else None)  # fmt: skip
         summary = asyncio.run(_generate(runner, sub_plan(plan, order, target, alive, who), providers))
         RunStore(run_dir).write_records({"run_id": run_dir.name})
         print(f"bench: round {rnd + 1}: {summary.line()}", file=sys.stderr)
-        if summary.interrupted and not summary.stop_reason.startswith("budget"):
+        if summary.interrupted:
             print(f"bench: re-run the same command with run_name={run_dir.name} to resume at round {rnd + 1}",
                   file=sys.stderr)  # fmt: skip
             return EXIT_INTERRUPTED, None
@@ -219,7 +220,8 @@ def run_adaptive(
         done = target
         state = look(groups, dropped, rules, rnd)
         dropped.update({d.group: d for d in state.drops})
-        budget_hit = summary.stop_reason.startswith("budget") or (
+        # The runner stops sending when max_cost_usd would be passed ("max_cost_usd=... reached").
+        budget_hit = "max_cost_usd" in summary.stop_reason or (
             config.max_cost_usd is not None and sum(spent.values()) + judge_spent >= config.max_cost_usd
         )
         why_stop = ("settled" if state.settled else "max_prompts" if done >= limit
@@ -257,7 +259,7 @@ def _score(run_dir: Path, config: BenchConfig, cap: float | None) -> None:
     if not metrics_enabled(config.metrics):
         return
     with judge_endpoint(config.metrics) as metrics_cfg:
-        score_run(run_dir, metrics_cfg, providers=config.providers, budget_usd=cap)
+        score_run(run_dir, metrics_cfg, providers=config.providers, max_cost_usd=cap)
 
 
 def _check_range(groups: list[GroupEvidence], rules: SequentialRules) -> None:
