@@ -101,6 +101,9 @@ def test_adaptive_drops_the_worse_model_names_the_cheap_one_and_sends_fewer_requ
     assert len(keys) == len(set(keys)) < 4 * PROMPTS
     spent = sum(trace["spent_usd"].values())
     assert spent < trace["grid_usd"]
+    page = (straight / "report.html").read_text()
+    assert "<section id='adaptive'>" in page and "dropped" in page and NOCOLOR in page
+    assert "Adaptive study: settled after" in page
 
 
 def test_a_sigkill_mid_round_resumes_at_the_same_round_and_pays_nothing_twice(
