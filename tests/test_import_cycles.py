@@ -124,7 +124,6 @@ def test_the_finder_finds_a_circle_and_a_lazy_one() -> None:
 # The arena one came with the `agreement` merge (06:40) and has no owner yet: it must be broken too.
 BEING_BROKEN_ELSEWHERE = [
     ["bench.arena.gold", "bench.arena.pairs", "bench.arena.report", "bench.report.summary"],
-    ["bench.report.plots", "bench.report.quality_plots"],
 ]
 
 

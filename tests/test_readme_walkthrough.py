@@ -27,9 +27,6 @@ from tools.docs_reference import readme_walkthrough
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BENCH = [sys.executable, "-c", "import sys; from bench.cli import main; sys.exit(main())"]
-# `bench recommend` is being built on another branch. Once it is on main, set this to True:
-# the walkthrough then runs its recommend step like every other command.
-RUN_RECOMMEND = False
 FIVE_STEPS = ("estimate", "run", "recommend", "view", "compare")
 
 
@@ -95,8 +92,6 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path, background: list[sub
             continue
         assert argv[0] == "bench", f"the walkthrough runs only bench commands: {command}"
         step = argv[1]
-        if step == "recommend" and not RUN_RECOMMEND:
-            continue
         if command.endswith("&") or step == "view":
             proc = subprocess.Popen(
                 [*BENCH, *argv[1:]],
@@ -120,8 +115,7 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path, background: list[sub
             )
             assert done.returncode == 0, f"{command}\nexit {done.returncode}\n{done.stdout}\n{done.stderr}"
         ran.append(step)
-    assert ran == ["emulate", "emulate", "estimate", "run", *(["recommend"] if RUN_RECOMMEND else []),
-                   "view", "run", "compare"]  # fmt: skip
+    assert ran == ["emulate", "emulate", "estimate", "run", "recommend", "view", "run", "compare"]
 
     study = tmp_path / "results" / "choose"
     records = pd.read_parquet(study / "records.parquet")

@@ -153,6 +153,13 @@ def rate_parser() -> argparse.ArgumentParser:
 
 
 # Every command `bench` dispatches has its parser here (tests/test_cli_reference.py checks it).
+def recommend_parser() -> argparse.ArgumentParser:
+    """`bench recommend`'s parser lives beside the command (bench.cli.recommend)."""
+    from bench.cli.recommend import parser
+
+    return parser()
+
+
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "run": run_parser,
     "estimate": estimate_parser,
@@ -164,4 +171,5 @@ PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "emulate": emulate_parser,
     "view": view_parser,
     "rate": rate_parser,
+    "recommend": recommend_parser,
 }
