@@ -6,6 +6,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+# What makes a group when nothing else is said: the target and the settings sent to it.
+DEFAULT_GROUP_KEYS = ("target", "steps", "guidance", "size")
+
 
 def group_label(key: Mapping[str, Any]) -> str:
     """A short human label for a group: target plus the settings that were sent,

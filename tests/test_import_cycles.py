@@ -120,15 +120,8 @@ def test_the_finder_finds_a_circle_and_a_lazy_one() -> None:
     assert [n.names[0].name for n in _imports(tree)] == ["x.y"]  # in a function: counted; typing-only: not
 
 
-# Being broken on another branch (the report's plots): remove it from here once that lands.
-# The arena one came with the `agreement` merge (06:40) and has no owner yet: it must be broken too.
-BEING_BROKEN_ELSEWHERE = [
-    ["bench.arena.gold", "bench.arena.pairs", "bench.arena.report", "bench.report.summary"],
-]
-
-
 def test_bench_has_no_import_circle() -> None:
     graph = import_graph()
     assert "bench.metrics.score" in graph and "bench.metrics.quality" in graph["bench.metrics.score"]
     found = cycles(graph)
-    assert [c for c in found if c not in BEING_BROKEN_ELSEWHERE] == [], found
+    assert found == [], found

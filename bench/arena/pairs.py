@@ -25,7 +25,7 @@ import pandas as pd
 
 from bench.arena.ratings import fit_bradley_terry
 from bench.arena.votes import Side, Vote
-from bench.report.summary import DEFAULT_GROUP_KEYS, group_label
+from bench.group_names import DEFAULT_GROUP_KEYS, group_label
 
 EXPLORE = 0.02  # floor on a pair's weight: a lopsided pair still gets an occasional check
 # With `--against BASELINE`, the share of offers that pit a candidate group against the same group of

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from bench.cache import ResponseCache
+from bench.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from bench.config import BenchConfig
 from bench.decide.sequential import Drop, GroupEvidence, Look, SequentialRules, look
 from bench.decide.trace import (
@@ -154,6 +155,15 @@ def live_line(state: Look, done: int, limit: int, spent: float, grid_usd: float,
     return head + "\n" + lead + (f"; dropped now: {dropped}" if dropped else "")
 
 
+@dataclass(frozen=True)
+class RunSteps:
+    """The steps of `bench run` a round reuses, handed in by bench.cli.run (which imports this module)."""
+
+    generate: Callable[..., Any]
+    score_and_report: Callable[..., Any]
+    metrics_enabled: Callable[..., bool]
+
+
 def run_adaptive(
     cfg: Mapping[str, Any],
     config: BenchConfig,
@@ -161,9 +171,9 @@ def run_adaptive(
     plan: SweepPlan,
     run_dir: Path,
     study: StudySettings,
+    steps: RunSteps,
 ) -> tuple[int, dict[str, Any] | None]:
     """The rounds; returns (exit code, the trace for verdict.json) or (code, None) when interrupted."""
-    from bench.cli.run import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, _generate, score_and_report
 
     order = [int(i) for i in np.random.default_rng(study.seed).permutation(len(plan.prompts))]
     order_ids = [plan.prompts[i].id for i in order]
@@ -201,14 +211,14 @@ def run_adaptive(
         runner = Runner(run_id=run_dir.name, providers=providers, store=RunStore(run_dir), settings=config.runner,
                         prices=config.prices, max_cost_usd=cap,
                         cache=ResponseCache(config.cache) if config.cache.mode != "off" else None)  # fmt: skip
-        summary = asyncio.run(_generate(runner, sub_plan(plan, order, target, alive, who), providers))
+        summary = asyncio.run(steps.generate(runner, sub_plan(plan, order, target, alive, who), providers))
         RunStore(run_dir).write_records({"run_id": run_dir.name})
         print(f"bench: round {rnd + 1}: {summary.line()}", file=sys.stderr)
         if summary.interrupted:
             print(f"bench: re-run the same command with run_name={run_dir.name} to resume at round {rnd + 1}",
                   file=sys.stderr)  # fmt: skip
             return EXIT_INTERRUPTED, None
-        _score(run_dir, config, cap)
+        _score(run_dir, config, cap, steps)
         try:
             groups, signal, margin, spent, judge_spent = evidence(run_dir, config, who, order_ids)
             rules = _rules(config, study, signal, margin)
@@ -241,7 +251,7 @@ def run_adaptive(
         stopped = bool(why_stop)
     from bench.run_state import record_outputs
 
-    outputs, table = score_and_report(run_dir, config)
+    outputs, table = steps.score_and_report(run_dir, config)
     trace = adaptive_trace(run_dir)
     if trace is not None:
         merge_into_verdict(run_dir, trace)
@@ -250,13 +260,12 @@ def run_adaptive(
     return 0, trace
 
 
-def _score(run_dir: Path, config: BenchConfig, cap: float | None) -> None:
+def _score(run_dir: Path, config: BenchConfig, cap: float | None, steps: RunSteps) -> None:
     """Score the new images (the judge's answers are cached: an image is never paid twice)."""
     from bench.cli.emulated_judge import judge_endpoint
-    from bench.cli.run import metrics_enabled
     from bench.metrics.score import score_run
 
-    if not metrics_enabled(config.metrics):
+    if not steps.metrics_enabled(config.metrics):
         return
     with judge_endpoint(config.metrics) as metrics_cfg:
         score_run(run_dir, metrics_cfg, providers=config.providers, max_cost_usd=cap)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache import ResponseCache
-from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, prepare
+from bench.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from bench.cli.run import prepare
 from bench.errors import BenchError, ConfigError
 from bench.report.summary import format_table
 from bench.runlock import run_folder_lock

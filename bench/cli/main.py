@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cli.exit_codes import EXIT_USAGE
 from bench.cli.parsers import (
     catalog_parser,
     compare_parser,
@@ -18,7 +19,7 @@ from bench.cli.parsers import (
     score_parser,
     view_parser,
 )
-from bench.cli.run import EXIT_USAGE, execute_run, prepare
+from bench.cli.run import execute_run, prepare
 from bench.config import check_writable, parse_http_debug
 from bench.errors import BenchError, ConfigError
 from bench.http_logging import configure_http_logging

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.cli import cluster_env
+from bench.cli.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from bench.cli.hydra_config import override_problem
 from bench.cli.launchers import launcher_config, with_parallel_jobs
-from bench.cli.run import EXIT_FAILED, EXIT_OK, EXIT_USAGE, execute_run, metrics_enabled, prepare
+from bench.cli.run import execute_run, metrics_enabled, prepare
 from bench.config import check_writable
 from bench.errors import BenchError, ConfigError
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.cli.run import EXIT_USAGE
+from bench.cli.exit_codes import EXIT_USAGE
 from bench.decide.settings import CONSTRAINT_KEYS, parse_constraints
 from bench.decide.signals import CHOICES
 from bench.errors import ConfigError

@@ -24,6 +24,7 @@ from bench.catalog.sources import (
     provenance,
     unpriced_units,
 )
+from bench.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from bench.config import BenchConfig, check_writable, parse_config, share_limits
 from bench.errors import ConfigError
 from bench.http_logging import configure_http_logging
@@ -38,7 +39,6 @@ from bench.store import RunStore
 from bench.sweep import SweepPlan, plan_sweep
 
 log = logging.getLogger("bench")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _warned_units: set[tuple[str, str]] = set()  # (target, unit): `bench run` plans twice, warns once
 
 
@@ -231,9 +231,12 @@ def _run_locked(
 
     study = parse_study(cfg.get("study"))
     if study.mode == "adaptive":
-        from bench.cli.adaptive import run_adaptive
+        from bench.cli.adaptive import RunSteps, run_adaptive
 
-        return run_adaptive(cfg, config, providers, plan, run_dir, study)[0]
+        steps = RunSteps(
+            generate=_generate, score_and_report=score_and_report, metrics_enabled=metrics_enabled
+        )
+        return run_adaptive(cfg, config, providers, plan, run_dir, study, steps)[0]
     try:
         summary = asyncio.run(_generate(runner, plan, providers))
     except OSError as exc:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.cli.run import EXIT_OK
+from bench.cli.exit_codes import EXIT_OK
 
 SCORE_JOB_KEY = "+score_job"
 

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.group_names import DEFAULT_GROUP_KEYS as DEFAULT_GROUP_KEYS
 from bench.group_names import group_label as group_label
 from bench.report.runs import RunSet
 
 if TYPE_CHECKING:
     from bench.arena.ratings import ArenaRatings
 
-DEFAULT_GROUP_KEYS = ("target", "steps", "guidance", "size")
 METRIC_COLUMNS = ("fid", "kid_mean", "kid_std", "n_reference", "reference_id", "fid_fingerprint")
 # Preference models and the VLM judge, per group from metrics.parquet (bench/metrics/quality.py).
 QUALITY_METRIC_COLUMNS = (

@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from bench.group_names import DEFAULT_GROUP_KEYS, group_label
 from bench.local_server import AllowedHost, LocalOnly, confined_file
 from bench.report.runs import RunSet
-from bench.report.summary import DEFAULT_GROUP_KEYS, group_label
 from bench.report.thumbs import thumbnail_bytes
 
 PAGE = Path(__file__).with_name("viewer.html")
