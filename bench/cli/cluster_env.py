@@ -34,6 +34,14 @@ def key_names(providers: Iterable[Any], judge_key_env: str | None) -> set[str]:
     return names
 
 
+def judge_key_env(metrics: Any, providers: Any) -> str | None:
+    """The name of the judge's key variable when the judge is on (its workers need it), else None."""
+    from bench.metrics.config import parse_metrics_config
+
+    judge = parse_metrics_config(metrics or {}, providers or {}).judge
+    return (judge.api_key_env or None) if judge.enabled else None
+
+
 def node_facts() -> dict[str, Any]:
     """Where this process runs: host, pid, and the Ray node / SLURM job if it is one's worker."""
     facts: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}

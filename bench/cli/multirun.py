@@ -126,17 +126,13 @@ def validate_jobs(overrides: Sequence[str], jobs: Iterable[Sequence[str]]) -> tu
             check_writable(Path(str(cfg.get("results_dir", "results"))))
         except ConfigError as exc:
             raise ConfigError(exc.key, exc.value, f"{exc.fix} (in the job {' '.join(job)})") from None
-        names |= cluster_env.key_names(providers.values(), judge_key_env(config))
+        judge_env = (
+            cluster_env.judge_key_env(config.metrics, config.providers)
+            if metrics_enabled(config.metrics)
+            else None
+        )
+        names |= cluster_env.key_names(providers.values(), judge_env)
     return len(composed_jobs), names
-
-
-def judge_key_env(config: Any) -> str | None:
-    if not metrics_enabled(config.metrics):
-        return None
-    from bench.metrics.config import parse_metrics_config
-
-    judge = parse_metrics_config(config.metrics, config.providers).judge
-    return (judge.api_key_env or None) if judge.enabled else None
 
 
 def multirun_task(cfg: Any) -> int:

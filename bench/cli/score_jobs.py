@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.cli import cluster_env
 from bench.cli.exit_codes import EXIT_OK
 
 SCORE_JOB_KEY = "+score_job"
@@ -55,14 +56,6 @@ class ScoreJob:
         )
 
 
-def judge_key_names(cfg: dict[str, Any]) -> list[str]:
-    """The judge's key variable, which scoring jobs on a cluster's workers need (never its value)."""
-    from bench.metrics.config import parse_metrics_config
-
-    judge = parse_metrics_config(cfg.get("metrics") or {}, cfg.get("providers") or {}).judge
-    return [judge.api_key_env] if judge.enabled and judge.api_key_env else []
-
-
 def score_sweep(sweep: Path, overrides: list[str]) -> int:
     """Score each run folder of `sweep`; through the launcher when the overrides name one."""
     from bench.cli.commands import score
@@ -89,7 +82,9 @@ def score_sweep(sweep: Path, overrides: list[str]) -> int:
             f"hydra.sweep.dir={sweep / '.score-jobs'}",
             "hydra.sweep.subdir=${hydra.job.num}",
         ],
-        key_names=judge_key_names(cfg),
+        key_names=cluster_env.key_names(
+            (), cluster_env.judge_key_env(cfg.get("metrics"), cfg.get("providers"))
+        ),
         task_function=ScoreJob(runs),
     )
     failed = [(label, code) for label, code in outcomes if code != EXIT_OK]
