@@ -42,7 +42,13 @@ API_REFERENCE = (OPENAI / "images-generate.api-reference.txt").read_text(encodin
 DEPRECATIONS = (OPENAI / "deprecations.image-rows.txt").read_text(encoding="utf-8")
 MODEL_PAGES = (OPENAI / "model-pages.txt").read_text(encoding="utf-8")
 GUIDE_26 = (OPENAI / "image-generation-guide.2.6.txt").read_text(encoding="utf-8")
-CURRENT = ("gpt-image-2", "gpt-image-2.6-sunburst", "gpt-image-2.6-flare", "gpt-image-2.5-sunburst", "gpt-image-2.5-flare")
+CURRENT = (
+    "gpt-image-2",
+    "gpt-image-2.6-sunburst",
+    "gpt-image-2.6-flare",
+    "gpt-image-2.5-sunburst",
+    "gpt-image-2.5-flare",
+)
 SNAPSHOT = re.compile(r"^(?P<alias>.+)-(?P<date>\d{4}-\d{2}-\d{2})$")
 
 
@@ -161,7 +167,9 @@ def test_every_retired_id_has_openais_date_and_a_replacement_openai_recommends()
     assert "Use gpt-image-2.5-sunburst or gpt-image-2.5-flare instead" in API_REFERENCE
     assert rows["gpt-image-1"]["recommended"] == ["gpt-image-2.5-sunburst", "gpt-image-2.5-flare"]
     for dalle in ("dall-e-2", "dall-e-3"):
-        assert "We recommend" in page_sections(dalle)[0] and "GPT-Image-2.5 Sunburst" in page_sections(dalle)[0]
+        assert (
+            "We recommend" in page_sections(dalle)[0] and "GPT-Image-2.5 Sunburst" in page_sections(dalle)[0]
+        )
         assert rows[dalle]["use"] == "gpt-image-2.5-sunburst"
     defaults = yaml.safe_load(Path("configs/models/openai.yaml").read_text())["targets"]
     assert defaults and all(t.split(":", 1)[1] in CURRENT for t in defaults)
@@ -207,7 +215,7 @@ def test_each_fact_names_its_sources_and_secondary_prices_say_so() -> None:
     for model in doc["models"]:
         facts = model["facts"]
         assert {"id", "snapshots", "price"} <= set(facts), model["slug"]
-        assert all(cited in sources for cited in sum(facts.values(), [])), model["slug"]
+        assert all(cited in sources for cited_list in facts.values() for cited in cited_list), model["slug"]
         assert any(sources[s]["kind"] == "primary" for s in facts["id"])  # every id is OpenAI's own
         price = shipped_price(model["slug"])
         primary = [sources[s]["url"] for s in facts["price"] if sources[s]["kind"] == "primary"]
@@ -227,7 +235,9 @@ def test_the_price_table_has_the_rates_of_openais_model_page(model: str) -> None
 def test_aimlapi_gpt_image_entries_are_its_published_schemas() -> None:
     doc = shipped_document("aimlapi")
     retired = {r["model"]: r for r in doc["retired"]}
-    shipped = {m["slug"]: m for m in doc["models"]} | {m: r["spec"] for m, r in retired.items() if "spec" in r}
+    shipped = {m["slug"]: m for m in doc["models"]} | {
+        m: r["spec"] for m, r in retired.items() if "spec" in r
+    }
     for name, slug in (
         ("gpt-image-2-GENERATE", "openai/gpt-image-2"),
         ("gpt-image-1-5", "openai/gpt-image-1-5"),
@@ -238,16 +248,25 @@ def test_aimlapi_gpt_image_entries_are_its_published_schemas() -> None:
             "application/json"
         ]["schema"]
         assert schema["properties"]["model"]["enum"] == [slug]
-        published = {p["name"]: p for p in entry_from_input_schema(published_doc, schema, slug=slug)["params"]}
+        published = {
+            p["name"]: p for p in entry_from_input_schema(published_doc, schema, slug=slug)["params"]
+        }
         ours = {p["name"]: p for p in shipped[slug]["params"]}
         assert set(ours) == set(published) - {"model"}  # the model id is the route, sent by the adapter
         for key in ("options", "default", "min", "max", "required"):
             assert {n: p[key] for n, p in ours.items()} == {n: published[n][key] for n in ours}
     # OpenAI shut these down; AIML's docs still list them, so a warning, not an error.
-    assert set(retired) == {"dall-e-3", "openai/gpt-image-1", "openai/gpt-image-1-5", "openai/gpt-image-1-mini"}
+    assert set(retired) == {
+        "dall-e-3",
+        "openai/gpt-image-1",
+        "openai/gpt-image-1-5",
+        "openai/gpt-image-1-mini",
+    }
     assert all(r["severity"] == "warn" for r in retired.values())
-    assert retired["openai/gpt-image-1-5"]["retired_on"] == retired["openai/gpt-image-1-mini"]["retired_on"] == str(
-        retired_by_openai()["gpt-image-1.5"]
+    assert (
+        retired["openai/gpt-image-1-5"]["retired_on"]
+        == retired["openai/gpt-image-1-mini"]["retired_on"]
+        == str(retired_by_openai()["gpt-image-1.5"])
     )
     assert [m["slug"] for m in doc["models"] if "gpt-image" in m["slug"]] == ["openai/gpt-image-2"]
 
@@ -271,7 +290,10 @@ def test_bench_ls_lists_todays_models_with_prices_and_the_date_checked(
         ("dall-e-3", "openai:dall-e-3: retired on 2026-05-12, use openai:gpt-image-2.5-sunburst"),
         ("gpt-image-1", "openai:gpt-image-1: retired on 2026-10-23, use openai:gpt-image-2.5-sunburst"),
         ("gpt-image-1.5", "openai:gpt-image-1.5: retired on 2026-12-01, use openai:gpt-image-2.6-sunburst"),
-        ("gpt-image-1-mini", "openai:gpt-image-1-mini: retired on 2026-12-01, use openai:gpt-image-2.6-flare"),
+        (
+            "gpt-image-1-mini",
+            "openai:gpt-image-1-mini: retired on 2026-12-01, use openai:gpt-image-2.6-flare",
+        ),
     ],
 )
 def test_a_retired_model_at_openais_host_is_one_line_exit_2(

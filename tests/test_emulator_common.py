@@ -100,7 +100,8 @@ def test_gpt_image_estimate_from_documented_tokens() -> None:
     assert low is not None and math.isclose(low, (10 * 5.0 + 272 * 30.0) / 1e6)
     # Retired at OpenAI: asking its own host for dall-e-3 is one line naming the date and the successor.
     with pytest.raises(
-        RetiredModelError, match=r"^openai:dall-e-3: retired on 2026-05-12, use openai:gpt-image-2\.5-sunburst"
+        RetiredModelError,
+        match=r"^openai:dall-e-3: retired on 2026-05-12, use openai:gpt-image-2\.5-sunburst",
     ):
         provider.model_spec("dall-e-3")
 

@@ -428,7 +428,7 @@ def generic_openai_entry(catalog: str, model: str) -> dict[str, Any]:
     OpenAI-compatible gateways copied for their own models."""
     openai_doc = shipped_document("openai")
     if model.rsplit("/", 1)[-1].startswith("gpt-image"):
-        template = spec_from_entry(openai_doc["models"][0], catalog)  # the newest GPT image model
+        template = spec_from_entry(openai_doc["models"][0], catalog)  # gpt-image-2: the plainest served one
     else:
         (dalle,) = [r["spec"] for r in openai_doc["retired"] if r["model"] == "dall-e-3"]
         template = spec_from_entry(dalle, catalog)
