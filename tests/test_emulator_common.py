@@ -98,6 +98,10 @@ def test_gpt_image_estimate_from_documented_tokens() -> None:
     spec = provider.model_spec("gpt-image-2")
     low = provider.estimate_cost_usd(spec, ImageRequest(prompt="a" * 40, extra={"quality": "low"}))
     assert low is not None and math.isclose(low, (10 * 5.0 + 272 * 30.0) / 1e6)
+    # A quality above high (gpt-image-2.6's xhigh, max) has no published token count: unknown.
+    top = provider.model_spec("gpt-image-2.6-sunburst")
+    assert "max" in top.params["quality"].options
+    assert provider.estimate_cost_usd(top, ImageRequest(prompt="a", extra={"quality": "max"})) is None
     # Retired at OpenAI: asking its own host for dall-e-3 is one line naming the date and the successor.
     with pytest.raises(
         RetiredModelError,

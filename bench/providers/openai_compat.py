@@ -181,6 +181,9 @@ class OpenAICompatProvider(HttpProvider):
         if not is_gpt_image(spec.model) or not isinstance(table, PriceTable):
             return super().estimate_cost_usd(spec, request)
         quality = str(request.extra.get("quality", "auto"))
+        if quality not in GPT_IMAGE_OUTPUT_TOKENS:
+            # xhigh and max (gpt-image-2.5/2.6) have no published token count: unknown, not high's.
+            return None
         text_tokens = max(1, len(request.prompt) // 4)  # ~4 characters per token
         output_tokens = (
             GPT_IMAGE_OUTPUT_TOKENS.get(quality, GPT_IMAGE_OUTPUT_TOKENS["auto"]) * request.num_images
