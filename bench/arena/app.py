@@ -22,6 +22,7 @@ import datetime as dt
 import html
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,9 @@ from bench.arena.gold import (
 )
 from bench.arena.pairs import Image, Offer, Scheduler
 from bench.arena.raters import rater_of
+from bench.arena.settle import CannotSettle, Settler, read_study_verdict
 from bench.arena.votes import CHOICES, VOTES_FILE, Vote, VoteLog
+from bench.decide.verdict import VERDICT_FILE
 from bench.errors import BenchError
 from bench.local_server import AllowedHost, LocalOnly, confined_file
 from bench.report.runs import RunSet
@@ -63,6 +66,8 @@ class Arena:
     gold_every: int = 0  # `--gold-every N`: one gold pair (real vs blank) in N; 0: none
     blank: Image | None = None
     gold_answers: dict[str, int] = field(default_factory=dict)  # rater -> gold pairs answered
+    # Called with the settled message the first time the recommendation is settled (the terminal).
+    on_settled: Callable[[str], None] | None = None
 
     def enable_gold(self, every: int) -> None:
         self.gold_every, self.blank = every, blank_image(self.root)
@@ -78,7 +83,18 @@ class Arena:
         return self.scheduler.next_offer(rater, self.log.votes)
 
     @classmethod
-    def open(cls, path: Path, rater: str, seed: int | None = None, against: Path | None = None) -> Arena:
+    def open(
+        cls,
+        path: Path,
+        rater: str,
+        seed: int | None = None,
+        against: Path | None = None,
+        pairs: str = "auto",
+        margin_elo: float | None = None,
+    ) -> Arena:
+        """`pairs`: settle (the pairs that settle verdict.json's recommendation on Elo), uncertainty
+        (every arm pair, the least certain first), or auto (settle when the folder has a verdict with
+        two contenders to rate and no --against; uncertainty otherwise)."""
         runs = RunSet.load(path)
         base = RunSet.load(against) if against is not None else None
         scheduler = Scheduler.from_records(
@@ -90,7 +106,31 @@ class Arena:
                 f"{path}: nothing to compare: pairwise rating needs two targets or settings with an image "
                 f"of the same prompt, found {len(arms)} ({', '.join(arms) or 'no ok images'})"
             )
-        return cls(Path(path), scheduler, VoteLog(Path(path) / VOTES_FILE), rater, threading.Lock())
+        log = VoteLog(Path(path) / VOTES_FILE)
+        if pairs == "settle" and against is not None:
+            raise CannotSettle("--pairs settle with --against: settling compares a study's own groups; "
+                               "drop --against, or use --pairs uncertainty")  # fmt: skip
+        if pairs in ("auto", "settle") and against is None:
+            verdict = read_study_verdict(Path(path))
+            if verdict is None and pairs == "settle":
+                raise CannotSettle(f"--pairs settle: {path} has no {VERDICT_FILE}: run `bench recommend {path}` "
+                                   "first, or use --pairs uncertainty")  # fmt: skip
+            if verdict is not None:
+                try:
+                    scheduler.settler = Settler.build(verdict, scheduler.arms, log.votes, margin_elo)
+                except CannotSettle:
+                    if pairs == "settle":
+                        raise
+        return cls(Path(path), scheduler, log, rater, threading.Lock())
+
+    def record(self, vote: Vote) -> None:
+        """After a vote is on disk: the race looks again, and says so once when it is settled."""
+        settler = self.scheduler.settler
+        if settler is None:
+            return
+        message = settler.add(vote)
+        if message is not None and self.on_settled is not None:
+            self.on_settled(message)
 
     def progress(self, rater: str) -> dict[str, int]:
         mine = [v for v in self.log.votes if v.rater == rater]
@@ -103,6 +143,8 @@ class Arena:
 
     def offer_json(self, offer: Offer | None, rater: str) -> dict[str, object]:
         body: dict[str, object] = {"progress": self.progress(rater), "rater": rater}
+        if self.scheduler.settler is not None:
+            body["settle"] = self.scheduler.settler.status()
         if offer is None:
             body["done"] = True
             return body
@@ -186,6 +228,7 @@ def build_app(arena: Arena, extra_hosts: tuple[AllowedHost, ...] = ()) -> LocalO
                 arena.gold_answers[rater] = arena.gold_answers.get(rater, 0) + 1
             else:
                 arena.log.append(v)  # fsynced before we answer
+                arena.record(v)
             nxt = arena.next_for(rater)
             reply = arena.offer_json(nxt, rater)
         reply["saved"] = {"choice": choice}  # no names: they stay hidden until the report
@@ -216,10 +259,13 @@ PAGE = """<!doctype html>
  .keys { margin-top: 1rem; } .keys kbd { border: 1px solid #999; border-radius: 3px; padding: 0 .3em; }
  button { margin-right: .5rem; } #status { color: #555; margin-top: .8rem; min-height: 1.2em; }
  #progress { float: right; }
+ #settle { margin: .3rem 0; color: #555; min-height: 1.2em; }
+ #settle.done { color: #064; background: #e6f4ea; border: 1px solid #8c8; padding: .4rem .6rem; font-weight: 600; }
 </style></head>
 <body data-votes="0">
 <div id="progress">-</div>
 <label>rater <input id="rater" value="__RATER__" size="16"></label>
+<div id="settle"></div>
 <div id="prompt">loading…</div>
 <div class="pair">
  <figure><img id="left" alt="left image"><figcaption>left</figcaption></figure>
@@ -246,6 +292,13 @@ function show(d) {
   document.getElementById("progress").textContent =
     `your votes: ${p.yours} · all votes: ${p.total} · pairs left for you: ${p.left}`;
   document.body.dataset.votes = p.yours;
+  const s = d.settle, box = document.getElementById("settle");
+  if (s) {  // a study: the recommendation is being settled (no names until it is)
+    box.textContent = s.settled ? s.message
+      : `settling the recommendation: ${s.open} comparison(s) still open (margin ${s.margin_elo} Elo)`;
+    box.className = s.settled ? "done" : "";
+    document.body.dataset.settled = s.settled ? "yes" : "no";
+  }
   if (d.done) {
     token = null;
     document.getElementById("prompt").textContent =

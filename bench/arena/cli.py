@@ -1,4 +1,5 @@
-"""`bench rate PATH [--rater NAME] [--port N] [--seed N] [--host NAME[:PORT]]`: serve the arena until Ctrl-C.
+"""`bench rate PATH [--rater NAME] [--port N] [--seed N] [--host NAME[:PORT]] [--pairs MODE]`: serve the
+arena until Ctrl-C. On a study with a verdict, the pairs settle the recommendation (bench.arena.settle).
 
 `bench rate PATH --export FILE` / `--import FILE` move votes between machines instead (bench.arena.transfer).
 """
@@ -40,6 +41,21 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="a baseline run or sweep folder: its groups join as 'baseline: ...' arms (for the gate's Elo check)",
+    )
+    parser.add_argument(
+        "--pairs",
+        choices=("auto", "settle", "uncertainty"),
+        default="auto",
+        help="which pairs to show: settle = the pairs that settle verdict.json's recommendation on Elo, and "
+        "say when it is settled; uncertainty = every pair of groups, the least certain first; auto (default) = "
+        "settle when PATH has a verdict with two groups to rate (and no --against), else uncertainty",
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        metavar="ELO",
+        help="with --pairs settle: the margin in Elo points (default: the verdict's Elo margin, else 25)",
     )
     parser.add_argument("--host", action="append", default=[], metavar="NAME[:PORT]", help=HOST_HELP)
     parser.add_argument(
@@ -85,6 +101,7 @@ def main(args: list[str]) -> int:
 
     from bench.arena.app import Arena, NothingToRate, build_app
     from bench.arena.raters import BadRaters, parse_raters, rater_tokens
+    from bench.arena.settle import CannotSettle
 
     ns = parser().parse_args(args)
     if ns.listen is not None and (problem := _listen_problem(ns.listen, ns.raters, ns.host)):
@@ -93,6 +110,11 @@ def main(args: list[str]) -> int:
     if ns.gold_every < 0:
         print(f"bench rate: --gold-every {ns.gold_every}: give 0 (no gold pairs) or a positive N, e.g. 10",
               file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    if ns.margin is not None and not ns.margin > 0:
+        print(
+            f"bench rate: --margin {ns.margin:g}: give a margin > 0 in Elo points, e.g. 25", file=sys.stderr
+        )
         return EXIT_USAGE
     if ns.export is not None or ns.import_file is not None:
         return _transfer(ns.path, ns.export, ns.import_file)
@@ -103,11 +125,13 @@ def main(args: list[str]) -> int:
         ):  # the address raters will type: Host checks apply to it
             hosts = (*hosts, AllowedHost.parse(ns.listen, "--listen"))
         raters = parse_raters(ns.raters) if ns.raters is not None else []
-        arena = Arena.open(ns.path, ns.rater or _default_rater(), ns.seed, ns.against)
+        arena = Arena.open(
+            ns.path, ns.rater or _default_rater(), ns.seed, ns.against, pairs=ns.pairs, margin_elo=ns.margin
+        )
         arena.tokens = rater_tokens(arena.root, raters) if raters else {}
         if ns.gold_every:
             arena.enable_gold(ns.gold_every)
-    except (BadHostOption, BadRaters, NotARunFolder, NothingToRate) as exc:
+    except (BadHostOption, BadRaters, NotARunFolder, NothingToRate, CannotSettle) as exc:
         print(f"bench rate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
@@ -137,6 +161,12 @@ def main(args: list[str]) -> int:
     )
     for token, name in arena.tokens.items():
         print(f"bench rate: link for {name}: {base}/?rt={token}", flush=True)
+    settler = arena.scheduler.settler
+    if settler is not None:
+        print(f"bench rate: {settler.describe()}", flush=True)
+        already = settler.newly_settled()  # the votes already cast may settle it
+        print(f"bench rate: {already or settler.race.message(settler.look)}", flush=True)
+    arena.on_settled = lambda message: print(f"bench rate: {message}", flush=True)
     config = uvicorn.Config(build_app(arena, hosts), log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
     return EXIT_OK

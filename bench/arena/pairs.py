@@ -8,6 +8,9 @@ rarely (but not never) come back. Within the chosen arm pair, the prompt, the
 images (seeds, repeats) and the sides are random. With a baseline (`bench rate PATH
 --against BASELINE`), AGAINST_SHARE of the offers pit a group against the same group of the
 baseline on the same prompt: the comparison the gate's Elo check needs.
+
+On a study with a verdict (`bench rate PATH --pairs settle`, the default there), the arm pairs come
+from bench.arena.settle first: the pairs that settle the recommendation, until it is settled.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from bench.arena.ratings import fit_bradley_terry
 from bench.arena.votes import Side, Vote
 from bench.group_names import DEFAULT_GROUP_KEYS, group_label
+
+if TYPE_CHECKING:
+    from bench.arena.settle import Settler
 
 EXPLORE = 0.02  # floor on a pair's weight: a lopsided pair still gets an occasional check
 # With `--against BASELINE`, the share of offers that pit a candidate group against the same group of
@@ -118,6 +125,16 @@ def _add_images(
         )
 
 
+def information_weights(
+    n: npt.NDArray[np.float64], w: npt.NDArray[np.float64], idx: npt.NDArray[np.intp], k: int
+) -> npt.NDArray[np.float64]:
+    """p(1-p)/(1 + n) per arm pair (votes n, first arm's points w, arm indices idx), p from a point
+    Bradley–Terry fit: what a vote would still teach. The uncertainty scheduler's weights."""
+    beta = fit_bradley_terry(n[None, :], w[None, :], idx, k)[0]
+    p = 1.0 / (1.0 + np.exp(-(beta[idx[:, 0]] - beta[idx[:, 1]])))
+    return np.asarray(np.maximum(p * (1.0 - p), EXPLORE) / (1.0 + n), dtype=np.float64)
+
+
 @dataclass
 class Scheduler:
     images: dict[str, dict[str, list[Image]]]
@@ -125,6 +142,7 @@ class Scheduler:
     rng: np.random.Generator
     offers: dict[str, Offer] = field(default_factory=dict)
     pending: dict[str, str] = field(default_factory=dict)  # rater -> token of the unanswered offer
+    settler: Settler | None = None  # `--pairs settle`: bench.arena.settle; None: uncertainty only
 
     @classmethod
     def from_records(
@@ -176,12 +194,10 @@ class Scheduler:
             if key in where:
                 n[where[key]] += 1
                 w[where[key]] += v.score_left if key[0] == a else 1.0 - v.score_left
-        idx = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.intp).reshape(-1, 2)
         if len(pairs) == 0:
             return {}
-        beta = fit_bradley_terry(n[None, :], w[None, :], idx, len(arms))[0]
-        p = 1.0 / (1.0 + np.exp(-(beta[idx[:, 0]] - beta[idx[:, 1]])))
-        info = np.maximum(p * (1.0 - p), EXPLORE) / (1.0 + n)
+        idx = np.array([[index[a], index[b]] for a, b in pairs], dtype=np.intp).reshape(-1, 2)
+        info = information_weights(n, w, idx, len(arms))
         return {pair: float(x) for pair, x in zip(pairs, info, strict=True)}
 
     def next_offer(self, rater: str, votes: list[Vote]) -> Offer | None:
@@ -192,6 +208,12 @@ class Scheduler:
         # Besides the rater's own past pairs, the pairs waiting for someone else's vote right now: two
         # raters at once never get the same pair (a pair held by a rater who left stays held until they vote).
         seen = {v.pair for v in votes if v.rater == rater} | {o.pair for o in self.offers.values()}
+        # On a study (`--pairs settle`): the pairs that settle the recommendation, until it is settled.
+        focus = self.settler.weights() if self.settler is not None else None
+        if focus:
+            offer = self._offer_from(focus, seen, rater)
+            if offer is not None:
+                return offer
         weights = self.weights(votes)
         counterparts = {p: w for p, w in weights.items() if self._is_counterpart(p)}
         if counterparts and self.rng.random() < AGAINST_SHARE:
