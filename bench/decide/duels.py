@@ -95,6 +95,7 @@ class Duel:
     h: str
     m: float
     scores: list[float] = field(default_factory=list)
+    total: float = 0.0  # sum of scores
     worse: BetTracker = field(init=False)  # mean < m: g worse than h beyond the margin
     not_worse: BetTracker = field(init=False)  # mean > m: g not worse than h beyond the margin
 
@@ -104,6 +105,7 @@ class Duel:
 
     def add(self, score: float) -> None:
         self.scores.append(score)
+        self.total += score
         self.worse.update(score)
         self.not_worse.update(score)
 
@@ -114,7 +116,7 @@ class Duel:
     @property
     def running_mean(self) -> float:
         """g's score so far, pulled towards 1/2 by one pseudo-vote (the bets' own estimate)."""
-        return (0.5 + sum(self.scores)) / (self.n + 1)
+        return (0.5 + self.total) / (self.n + 1)
 
 
 @dataclass(frozen=True)
@@ -208,17 +210,13 @@ class ArenaRace:
                          elo_of_score(lo) if x.size else math.nan, elo_of_score(hi) if x.size else math.nan,
                          self._shown(d.not_worse), self._shown(d.worse))  # fmt: skip
 
-    def best(self, look: ArenaLook) -> str | None:
-        """The strongest contender still in the race: the one the candidate scores lowest against, by
-        direct votes (the candidate itself when it scores at least 1/2 against everyone)."""
+    def strongest_other(self, look: ArenaLook) -> str | None:
+        """The contender still in the race the candidate scores lowest against, by direct votes."""
         c = look.candidate
-        if c is None:
+        others = [h for h in look.alive if h != c and self.duels[(c, h)].n] if c is not None else []
+        if c is None or not others:
             return None
-        others = [h for h in look.alive if h != c and self.duels[(c, h)].n]
-        if not others:
-            return c
-        h = min(others, key=lambda o: float(np.mean(self.duels[(c, o)].scores)))
-        return h if float(np.mean(self.duels[(c, h)].scores)) < 0.5 else c
+        return min(others, key=lambda o: self.duels[(c, o)].total / self.duels[(c, o)].n)
 
     def message(self, look: ArenaLook) -> str:
         """One line for the rater and the terminal: settled, and why; or what is still open."""
@@ -226,12 +224,13 @@ class ArenaRace:
         if not look.settled or look.recommended is None:
             return f"not settled yet: {len(look.open_pairs)} comparison(s) open at margin {m}"
         rec = look.recommended
-        best = self.best(look)
-        cheaper = [g for g in self.order[: self.order.index(rec)]]
-        if best is not None and best != rec:
-            s = self.state(rec, best)
-            return (f"settled: {rec} is as good as {best} within {m} (difference {s.elo_diff:+.0f} Elo, "
-                    f"always-valid interval {s.low:+.0f} to {s.high:+.0f}, {s.n} votes); you can stop")  # fmt: skip
-        if cheaper:
+        other = self.strongest_other(look)
+        cheaper = self.order[: self.order.index(rec)]
+        leads = other is None or self.duels[(rec, other)].total / self.duels[(rec, other)].n >= 0.5
+        if cheaper and leads:
             return f"settled: {rec} is recommended; every cheaper group is worse beyond {m}; you can stop"
-        return f"settled: {rec} is recommended; no other group is better by more than {m}; you can stop"
+        if other is None:  # cannot happen with two contenders left: settling needs votes against them
+            return f"settled: {rec} is recommended; you can stop"
+        s = self.state(rec, other)
+        return (f"settled: {rec} is as good as {other} within {m} (difference {s.elo_diff:+.0f} Elo, "
+                f"always-valid interval {s.low:+.0f} to {s.high:+.0f}, {s.n} votes); you can stop")  # fmt: skip
