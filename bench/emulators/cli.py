@@ -65,6 +65,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with 429")
     p.add_argument("--no-cost", action="store_true", help="do not report cost in answers")
+    p.add_argument(
+        "--gray-model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="draw this model's images with every colour gray: a clearly worse model (repeatable)",
+    )
     p.add_argument("--max-side", type=int, default=256, help="largest image side rendered, in pixels")
     p.add_argument(
         "--fal-shape", action="store_true", help="aimlapi: answer fal-style images[] (older flux routes)"
@@ -87,6 +94,7 @@ def build_app(args: argparse.Namespace) -> Any:
         retry_after_s=args.retry_after,
         report_cost=not args.no_cost,
         max_side_px=args.max_side,
+        gray_models=tuple(args.gray_model),
     )
     factory, _ = EMULATORS[args.provider]
     return factory(knobs, args)

@@ -67,6 +67,9 @@ class Knobs:
     # Where a transient fault (rate_limit, server_error, unavailable) answers: at "submit", or,
     # on queue APIs that have them, at the "status" or "result" call of the job it hit.
     fault_at: str = "submit"
+    # Models whose images are drawn with every colour gray (the local generator's "nocolor" variant):
+    # a model that is clearly worse on colour prompts, for studies that must tell one apart.
+    gray_models: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -100,6 +103,7 @@ class Job:
     cancelled: bool = False
     outputs: list[str] | None = None  # file ids, rendered on first completion
     extra: dict[str, Any] = field(default_factory=dict)
+    model: str = ""  # as the request named it ("" where the protocol names it elsewhere)
 
     def phase(self) -> str:
         """queued | running | done | cancelled, from the clock (hung jobs never finish)."""
@@ -127,7 +131,8 @@ class EmulatorState:
         self.expired: set[str] = set()
         self.calls: list[str] = []  # "METHOD /path", in arrival order
         self.cancels: list[str] = []  # job ids a client asked to cancel
-        self.submissions = 0
+        self.submissions = 0  # generation requests received: what a test counts requests by
+        self.submissions_by_model: dict[str, int] = {}
         # Jobs that produced images: what a real provider bills for, whether or not the client
         # then managed to download or decode them. Tests count money with these.
         self.billed: dict[str, Job] = {}  # job id -> job, in billing order
@@ -152,6 +157,7 @@ class EmulatorState:
         steps_key: str = "num_inference_steps",
         count_key: str = "num_images",
         count: int | None = None,
+        model: str | None = None,
     ) -> Job:
         """A job from an image request body (prompt, size, seed, steps, image count), the part of
         every protocol's "create" that is the same; each emulator keeps only its own names."""
@@ -164,6 +170,7 @@ class EmulatorState:
             seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
             steps=int_param(payload.get(steps_key), 4),
             num_images=count if count is not None else int_param(payload.get(count_key), 1),
+            model=str(payload.get("model") or "") if model is None else model,
         )
 
     def new_job(
@@ -175,9 +182,11 @@ class EmulatorState:
         seed: int | None = None,
         steps: int = 4,
         num_images: int = 1,
+        model: str = "",
     ) -> Job:
         with self._lock:
             self.submissions += 1
+            self.submissions_by_model[model] = self.submissions_by_model.get(model, 0) + 1
             fault = self._fault_for(self.submissions)
             if self.knobs.refuse_word and self.knobs.refuse_word in prompt:
                 fault = "refuse"
@@ -193,6 +202,7 @@ class EmulatorState:
                 queue_s=self._rng.uniform(*self.knobs.queue_s),
                 inference_s=self._rng.uniform(*self.knobs.inference_s)
                 + (self.knobs.slow_s if fault == "slow" else 0.0),
+                model=model,
             )
             self.jobs[job.id] = job
         return job
@@ -250,7 +260,8 @@ class EmulatorState:
         if job.fault == "bad_image":
             return b"<html>this is not an image</html>"
         width, height = fit_size(job.width, job.height, self.knobs.max_side_px)
-        return render(job.prompt, width, height, job.seed + index, job.steps)
+        variant = "nocolor" if job.model and job.model in self.knobs.gray_models else "fast"
+        return render(job.prompt, width, height, job.seed + index, job.steps, variant)
 
     def file_bytes(self, file_id: str) -> tuple[bytes, str]:
         return self.files[file_id]
@@ -287,11 +298,11 @@ def fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(8, round(width * scale)), max(8, round(height * scale))
 
 
-def render(prompt: str, width: int, height: int, seed: int, steps: int) -> bytes:
+def render(prompt: str, width: int, height: int, seed: int, steps: int, variant: str = "fast") -> bytes:
     # Imported here: the local generator is heavier than the emulator protocol code.
     from bench.providers.local_render import render_png
 
-    return render_png(prompt, width, height, seed, steps=max(1, min(steps, 8)))
+    return render_png(prompt, width, height, seed, steps=max(1, min(steps, 8)), variant=variant)
 
 
 # ---- shared route pieces ----------------------------------------------------------
