@@ -71,3 +71,25 @@ def make_run(root: Path, name: str, targets: str = BASE_TARGETS, *extra: str, sc
         oracle_score(run_dir)
     _made[key] = run_dir
     return run_dir
+
+
+PRICED_STUDY_PRICES = (
+    'prices.entries=[{provider:local,model:"shapes-quality",unit:image,usd:0.04,effective_date:"2026-12-06",'
+    'source_url:"test price"},{provider:local,model:"*",unit:image,usd:0.002,effective_date:"2026-12-06",'
+    'source_url:"test price"}]'
+)
+_recommended: set[Path] = set()
+
+
+def make_priced_study(base: Path) -> Path:
+    """A study with a verdict, made once per session under `base` (tmp_path_factory.getbasetemp()):
+    shapes-nocolor ($2/1k, every colour gray, labelled local:shapes-fast) against shapes-quality
+    ($40/1k), scored by the oracle, then `bench recommend` (verdict.json). Copy it before voting."""
+    run = make_run(base / "priced-study", "study", NOCOLOR_TARGETS, PRICED_STUDY_PRICES)
+    if run not in _recommended:
+        from bench.cli.main import main  # in-process: one interpreter start less
+
+        assert main(["recommend", str(run), "report.n_boot=200"]) in (0, 1)
+        assert (run / "verdict.json").is_file()
+        _recommended.add(run)
+    return run

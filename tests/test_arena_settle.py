@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 from _arena_sim import ALPHA, MARGIN, make_truth, run_arena
-from _report_runs import BENCH, NOCOLOR_TARGETS, bench, make_run
+from _report_runs import BENCH, make_priced_study
 from PIL import Image
 from scipy.stats import binomtest
 
@@ -26,12 +26,6 @@ from bench.arena.votes import VOTES_FILE, Side, Vote, read_votes
 from bench.decide.duels import ArenaRace, BetTracker, elo_of_score, score_of_elo
 from bench.decide.sequential import max_log_wealth
 from bench.emulators.serve import running
-
-PRICES = (
-    'prices.entries=[{provider:local,model:"shapes-quality",unit:image,usd:0.04,effective_date:"2026-12-06",'
-    'source_url:"test price"},{provider:local,model:"*",unit:image,usd:0.002,effective_date:"2026-12-06",'
-    'source_url:"test price"}]'
-)
 
 
 def test_the_vote_by_vote_bets_equal_the_adaptive_rules_bets() -> None:
@@ -119,10 +113,7 @@ def test_drops_are_final_and_the_messages_say_what_settled() -> None:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A study with a verdict: shapes-nocolor ($2/1k, every colour gray) against shapes-quality ($40/1k)."""
-    run = make_run(tmp_path_factory.mktemp("arena_settle"), "study", NOCOLOR_TARGETS, PRICES)
-    proc = bench("recommend", str(run), "report.n_boot=200")
-    assert (run / "verdict.json").is_file(), proc.stdout + proc.stderr
-    return run
+    return make_priced_study(tmp_path_factory.getbasetemp())
 
 
 def _fresh(run: Path, tmp_path: Path) -> Path:
@@ -148,7 +139,10 @@ def test_bench_rate_on_a_study_settles_and_says_so(study: Path, tmp_path: Path) 
     assert arena.scheduler.settler is not None  # auto: a study with a verdict settles
     heard: list[str] = []
     arena.on_settled = heard.append
-    with running(build_app(arena)) as url, httpx.Client(base_url=url, timeout=10, headers={"origin": url}) as c:
+    with (
+        running(build_app(arena)) as url,
+        httpx.Client(base_url=url, timeout=10, headers={"origin": url}) as c,
+    ):
         d = c.get("/api/next", params={"rater": "ana"}).json()
         assert d["settle"] == {"mode": "settle", "settled": False, "open": 1, "margin_elo": 25.0, "votes": 0}
         assert "local:" not in json.dumps(d)  # no names before it is settled
@@ -190,7 +184,7 @@ def test_todays_pairs_stay_available_and_settle_needs_a_verdict(
     assert Arena.open(folder, "ana", pairs="uncertainty").scheduler.settler is None
     (folder / "verdict.json").unlink()
     assert Arena.open(folder, "ana").scheduler.settler is None  # auto without a verdict: today's pairs
-    with pytest.raises(CannotSettle, match="no verdict.json: run `bench recommend"):
+    with pytest.raises(CannotSettle, match=re.escape("no verdict.json: run `bench recommend")):
         Arena.open(folder, "ana", pairs="settle")
     assert main([str(folder), "--pairs", "settle", "--port", "0"]) == 2
     err = capsys.readouterr().err

@@ -154,3 +154,55 @@ def test_both_sides_are_shown_at_the_same_size_whatever_their_pixels(
         page.screenshot(path=str(tmp_path_factory.mktemp("shots") / "arena_sizes.png"))
     finally:
         _kill(proc)
+
+
+def test_on_a_study_the_page_says_when_the_recommendation_is_settled(
+    browser: object, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A study with a verdict (shapes-nocolor at $2/1k against shapes-quality at $40/1k): a rater who
+    prefers colour votes by keyboard until the page says it is settled; the terminal says it too.
+    No model is named before that."""
+    import shutil
+
+    from _report_runs import make_priced_study
+
+    run = make_priced_study(tmp_path_factory.getbasetemp())
+    folder = tmp_path_factory.mktemp("settle") / "study"
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns(VOTES_FILE))
+    proc, url = _serve(folder)
+    try:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.settled === 'no'")
+        assert "settling the recommendation: 1 comparison(s) still open" in page.inner_text("#settle")
+        saturation = (
+            "['left', 'right'].map(id => { const im = document.getElementById(id); const c = "
+            "document.createElement('canvas'); c.width = im.naturalWidth; c.height = im.naturalHeight; "
+            "const g = c.getContext('2d'); g.drawImage(im, 0, 0); const d = g.getImageData(0, 0, c.width, "
+            "c.height).data; let s = 0; for (let i = 0; i < d.length; i += 4) { s += Math.max(d[i], d[i+1], "
+            "d[i+2]) - Math.min(d[i], d[i+1], d[i+2]); } return s; })"
+        )
+        votes = 0
+        while page.evaluate("document.body.dataset.settled") != "yes":
+            assert "local:" not in page.inner_text("body")  # blind until settled
+            page.wait_for_function(
+                "['left', 'right'].every(id => document.getElementById(id).complete "
+                "&& document.getElementById(id).naturalWidth > 0)"
+            )
+            left, right = page.evaluate(saturation)
+            page.keyboard.press("ArrowLeft" if left > right else "ArrowRight")  # colour wins
+            votes += 1
+            page.wait_for_function(f"document.body.dataset.votes === '{votes}'")
+            assert votes < 40
+        message = page.inner_text("#settle")
+        assert message == (
+            "settled: local:shapes-quality steps=4 cfg=2 128x128 is recommended; every cheaper group is worse "
+            "beyond 25 Elo; you can stop"
+        )
+        assert page.evaluate("getComputedStyle(document.getElementById('settle')).fontWeight") == "600"
+    finally:
+        _kill(proc)
+    assert proc.stdout is not None
+    terminal = proc.stdout.read()
+    assert f"bench rate: {message}" in terminal and "pairs: settle the recommendation" in terminal
+    assert len(read_votes(folder / VOTES_FILE)) == votes
