@@ -2,6 +2,7 @@
 (tests/_arena_sim.py: simulated raters, known Bradley–Terry strengths).
 
     PYTHONPATH=$PWD python tests/benchmarks/bench_arena_settle.py [--studies 8] [--models 5] [--max-votes 30000]
+        [--shapes clear_winner,cheap_within,all_within,cheap_on_margin]
 
 Per kind (4 shapes of truth x decisive or tied votes), `--studies` studies of `--models` groups; each
 study is run twice on the same truth: with the settle scheduler (bench.arena.settle) and with today's
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=5)
     parser.add_argument("--max-votes", type=int, default=30000)
     parser.add_argument("--seed", type=int, default=22)
+    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated shapes of truth to run")
     ns = parser.parse_args()
     rng = np.random.default_rng(ns.seed)
     started = time.monotonic()
@@ -41,7 +43,10 @@ def main() -> None:
     bad = {"settle": 0, "uncertainty": 0}
     settled_total = {"settle": 0, "uncertainty": 0}
     ratios: list[float] = []
-    for shape in SHAPES:
+    shapes = [x for x in ns.shapes.split(",") if x]
+    if unknown := set(shapes) - set(SHAPES):
+        parser.error(f"--shapes: unknown {', '.join(sorted(unknown))}; use {', '.join(SHAPES)}")
+    for shape in shapes:
         for kind in VOTE_KINDS:
             for _ in range(ns.studies):
                 truth = make_truth(shape, kind, ns.models, rng)
@@ -61,7 +66,7 @@ def main() -> None:
                     ratio = out["uncertainty"].votes / out["settle"].votes
                     row["ratio"].append(ratio)
                     ratios.append(ratio)
-    n = len(SHAPES) * len(VOTE_KINDS) * ns.studies
+    n = len(shapes) * len(VOTE_KINDS) * ns.studies
     print(
         f"{n} simulated arena studies of {ns.models} groups, margin {MARGIN:g} Elo, alpha {ALPHA:g}, "
         f"looked at after every vote, cap {ns.max_votes} votes, seed {ns.seed}"
