@@ -13,7 +13,7 @@ answered to the killed process), and none the killed run had recorded.
 Kept fast: 40 prompts, rounds of 10 then 8, images rendered at 64 px, the response cache off (it
 would replay the first study's answers to the second), the three studies run at once in one module
 fixture, one `bench run` subprocess per study (two for the killed one: the kill and the resume),
-only the first writing report.html, bad settings checked in-process.
+the killed one writing no report, bad settings checked in-process.
 """
 
 from __future__ import annotations
@@ -162,11 +162,11 @@ def _kill_mid_round_two(proc: subprocess.Popen[str], run_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def studies(root: Path, emulators: dict[str, tuple[str, EmulatorState]]) -> Studies:
     """The three studies run at once (each against its own emulator): the uninterrupted one (with
-    its report), the one killed mid-round 2 and resumed, and the one capped by max_cost_usd. Only
-    the first writes report.html; the others need only their journals and verdict.json."""
+    its report), the one killed mid-round 2 and resumed (report.write=false: its journal and
+    adaptive.jsonl are what is compared), and the one capped by max_cost_usd."""
     quiet = ("report.write=false",)
     straight = _launch(root, "straight", emulators["straight"][0])
-    capped = _launch(root, "capped", emulators["capped"][0], "max_cost_usd=1.0", *quiet)
+    capped = _launch(root, "capped", emulators["capped"][0], "max_cost_usd=1.0")
     killed = _launch(root, "killed", emulators["killed"][0], *quiet)
     _kill_mid_round_two(killed, root / "killed")
     recorded_at_kill = len(_journal_keys(root / "killed"))

@@ -139,3 +139,30 @@ def test_token_price_of_a_bare_total_is_unknown_not_free() -> None:
     }
     cost = entry.cost_usd(n_images=1, megapixels=None, seconds=None, usage=usage)
     assert math.isclose(cost, (29 * 5.0 + 1568 * 40.0) / 1e6)
+
+
+def test_a_gray_model_draws_without_colour_and_requests_are_counted_per_model() -> None:
+    """`gray_models` (bench emulate --gray-model): a clearly worse model for studies; counts per model."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    app = create_app(Knobs(max_side_px=64, gray_models=("flux/schnell",)), profile="aimlapi")
+    assert build_app(
+        parser().parse_args(["aimlapi", "--gray-model", "flux/schnell"])
+    ).state.emu.knobs.gray_models == ("flux/schnell",)
+    saturation = {}
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as c:
+        for model in ("flux/schnell", "flux/dev", "flux/dev"):
+            r = c.post("/v1/images/generations", headers={"authorization": "Bearer k"},
+                       json={"model": model, "prompt": "a red apple on a blue background", "seed": 3,
+                             "response_format": "b64_json"})  # fmt: skip
+            assert r.status_code == 200, r.text
+            data = base64.b64decode(r.json()["data"][0]["b64_json"])
+            with Image.open(io.BytesIO(data)) as im:
+                saturation[model] = float(np.asarray(im.convert("RGB").convert("HSV"))[..., 1].mean())
+    assert saturation["flux/schnell"] < 1.0 < saturation["flux/dev"]
+    emu: EmulatorState = app.state.emu
+    assert emu.submissions == 3 and emu.submissions_by_model == {"flux/schnell": 1, "flux/dev": 2}
