@@ -27,8 +27,6 @@ from bench.decide.settings import DEFAULT_MARGINS
 from bench.decide.verdict import VERDICT_FILE, GroupVerdict, Verdict
 from bench.errors import BenchError
 
-PAIR_MODES = ("auto", "settle", "uncertainty")
-
 
 class CannotSettle(BenchError):
     """`bench rate --pairs settle` on a folder whose verdict gives fewer than two contenders to rate."""
