@@ -15,21 +15,18 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bench.emulators.catalog import models_of
-from bench.emulators.common import (
-    FILE_ROUTE,
-    EmulatorState,
-    Job,
-    Knobs,
-    int_param,
-    json_body,
-    malformed_json,
-    mark_emulator,
-)
+from bench.emulators.common import EmulatorState, Knobs, int_param, json_body, malformed_json
+from bench.emulators.jobs import Job, Phase, StatusWords
+from bench.emulators.routes import Protocol, Routes
 
-PROGRESS_STATE = {"queued": "queued", "running": "processing", "done": "done", "cancelled": "canceled"}
+PROGRESS_STATE: StatusWords = {
+    Phase.QUEUED: "queued",
+    Phase.RUNNING: "processing",
+    Phase.DONE: "done",
+    Phase.CANCELLED: "canceled",
+}
 # AKI.IO publishes no refusal text; this one is what the emulator sends (inferred).
 REFUSAL_TEXT = "Prompt rejected by the content safety filter"
 
@@ -46,8 +43,21 @@ def create_app(
             status_code=200 if errors_as_200 else status,
         )
 
+    # The key travels in the JSON body of calls (checked below) and in the query of GETs.
+    routes = Routes(
+        emu,
+        Protocol(
+            name="akiio",
+            key=lambda request: request.query_params.get("key"),
+            unauthorized=lambda _key: error(401, "Invalid API key"),
+            rate_limited=lambda: error(400, "Job queue reached max length 100!"),  # the AIME server's words
+            server_failed=lambda status: (
+                error(500, "Internal server error") if status == 500 else error(400, "Endpoint disabled!")
+            ),
+        ),
+    )
+
     async def checked_body(request: Request) -> Mapping[str, Any] | Response:
-        emu.calls.append(f"POST {request.url.path}")
         if request.path_params["endpoint"] not in endpoints:
             return error(404, "Endpoint disabled or no free queue slot")
         body = await json_body(request)
@@ -86,12 +96,8 @@ def create_app(
             seed=int_param(body.get("seed"), -1),
             steps=int_param(body.get("steps"), 4),
         )
-        if job.fault == "rate_limit":
-            return error(400, "Job queue reached max length 100!")  # the AIME API server's words
-        if job.fault == "server_error":
-            return error(500, "Internal server error")
-        if job.fault == "unavailable":
-            return error(400, "Endpoint disabled!")
+        if (failure := routes.fault_answer(job)) is not None:
+            return failure
         if job.refused:
             return error(400, REFUSAL_TEXT)
         if body.get("wait_for_result", True) is False:
@@ -105,7 +111,7 @@ def create_app(
         body = await checked_body(request)
         if isinstance(body, Response):
             return body
-        job = emu.jobs.get(str(body.get("job_id")))
+        job = emu.job(str(body.get("job_id")))
         if job is None:
             return error(402, "Unknown job_id")
         if body.get("cancel") is True:
@@ -119,29 +125,21 @@ def create_app(
             "ep_version": 0,
             "job_state": PROGRESS_STATE[phase],
         }
-        if phase in ("queued", "running"):
+        if not phase.finished:
             out["progress"] = {
-                "progress": 0 if phase == "queued" else 50,
+                "progress": 0 if phase == Phase.QUEUED else 50,
                 "queue_position": 0,
                 "estimate": job.inference_s,
                 "progress_data": {},
             }
-        elif phase == "done":
+        elif phase == Phase.DONE:
             out["job_result"] = await result(job)
         return JSONResponse(out)
 
-    def key_error(request: Request) -> JSONResponse | None:
-        emu.calls.append(f"GET {request.url.path}")
-        return None if emu.key_ok(request.query_params.get("key")) else error(401, "Invalid API key")
-
     async def list_endpoints(request: Request) -> Response:
-        if (denied := key_error(request)) is not None:
-            return denied
         return JSONResponse({"success": True, "endpoints": list(endpoints)})
 
     async def get_endpoint(request: Request) -> Response:
-        if (denied := key_error(request)) is not None:
-            return denied
         name = request.path_params["endpoint"]
         if name not in endpoints:
             return error(404, f"Endpoint {name} not found")
@@ -154,14 +152,11 @@ def create_app(
             }
         )
 
-    app = Starlette(
-        routes=[
-            FILE_ROUTE,
-            Route("/api/call/{endpoint}", call, methods=["POST"]),
-            Route("/api/progress/{endpoint}", progress, methods=["POST"]),
-            Route("/api/endpoints", list_endpoints, methods=["GET"]),
-            Route("/api/endpoints/{endpoint}", get_endpoint, methods=["GET"]),
+    return routes.app(
+        [
+            routes.open("/api/call/{endpoint}", call, "POST"),
+            routes.open("/api/progress/{endpoint}", progress, "POST"),
+            routes.keyed("/api/endpoints", list_endpoints),
+            routes.keyed("/api/endpoints/{endpoint}", get_endpoint),
         ]
     )
-    app.state.emu = emu
-    return mark_emulator(app, "akiio")

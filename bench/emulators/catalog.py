@@ -14,15 +14,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.catalog.mapping import IMAGE_SIZE_PRESETS
+
+if TYPE_CHECKING:
+    from bench.emulators.routes import Routes
 
 CREATED_AT = "2026-11-01T00:00:00Z"
 
@@ -148,9 +151,10 @@ def fal_openapi(model: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def fal_routes(authorized: Callable[[Request], bool], calls: list[str]) -> list[Route]:
+def fal_routes(routes: Routes) -> list[Route]:
+    """fal's discovery routes: the queue OpenAPI document of an endpoint (no key) and its prices."""
+
     async def openapi(request: Request) -> Response:
-        calls.append(f"GET {request.url.path}")
         endpoint = request.query_params.get("endpoint_id", "")
         model = find("fal", endpoint)
         if model is None:
@@ -158,8 +162,7 @@ def fal_routes(authorized: Callable[[Request], bool], calls: list[str]) -> list[
         return JSONResponse(fal_openapi(model))
 
     async def pricing(request: Request) -> Response:
-        calls.append(f"GET {request.url.path}")
-        if not authorized(request):
+        if not routes.emu.key_ok(routes.protocol.key(request)):
             return JSONResponse({"detail": "Cannot access pricing: invalid key"}, status_code=401)
         wanted = request.query_params.getlist("endpoint_id")
         rows = [
@@ -177,8 +180,8 @@ def fal_routes(authorized: Callable[[Request], bool], calls: list[str]) -> list[
         return JSONResponse({"prices": rows, "next_cursor": None, "has_more": False})
 
     return [
-        Route("/api/openapi/queue/openapi.json", openapi, methods=["GET"]),
-        Route("/v1/models/pricing", pricing, methods=["GET"]),
+        routes.open("/api/openapi/queue/openapi.json", openapi),
+        routes.open("/v1/models/pricing", pricing),
     ]
 
 

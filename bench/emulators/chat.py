@@ -27,10 +27,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bench.emulators.chat_vision import answer_question, measure_of, questions_for_prompt
-from bench.emulators.common import EmulatorState, Knobs, bearer, json_body, mark_emulator, rate_limit_headers
+from bench.emulators.common import EmulatorState, Knobs, bearer, json_body, rate_limit_headers
+from bench.emulators.routes import Protocol, Routes
 
 PATH = "/v1/chat/completions"
 EMULATOR_MODEL_NOTE = "chat-emulator (crude stand-in for a VLM: measures colours and blobs)"
@@ -123,12 +123,20 @@ def _content_for(text: str, images: list[tuple[bytes, str]]) -> dict[str, Any]:
 
 def create_app(knobs: Knobs | None = None) -> Starlette:
     emu = EmulatorState(knobs or Knobs())
+    routes = Routes(
+        emu,
+        Protocol(
+            name="chat",
+            key=bearer,
+            unauthorized=lambda key: _error(401, f"Incorrect API key provided: {key}", "invalid_api_key"),
+            rate_limited=lambda: _error(
+                429, "Rate limit reached for requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs)
+            ),
+            server_failed=lambda status: _error(status, "The server had an error", "server_error"),
+        ),
+    )
 
     async def completions(request: Request) -> Response:
-        emu.calls.append(f"POST {request.url.path}")
-        key = bearer(request)
-        if not emu.key_ok(key):
-            return _error(401, f"Incorrect API key provided: {key}", "invalid_api_key")
         body = await json_body(request)
         if body is None or not isinstance(body.get("model"), str):
             return _error(400, "you must provide a model parameter", "invalid_request")
@@ -140,14 +148,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             return _error(400, "Invalid 'messages': expected role/content objects", "invalid_value")
         text, images = parsed
         job = emu.new_job(text, width=1, height=1)  # one completion; carries the injected fault
-        if job.fault == "rate_limit":
-            return _error(
-                429, "Rate limit reached for requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs)
-            )
-        if job.fault in ("server_error", "unavailable"):
-            return _error(
-                500 if job.fault == "server_error" else 503, "The server had an error", "server_error"
-            )
+        if (failure := routes.fault_answer(job)) is not None:
+            return failure
         await emu.wait_sync(job)
         if job.fault == "malformed_json":
             return Response(b'{"choices": [{"mess', media_type="application/json")
@@ -183,6 +185,4 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             headers={"x-request-id": f"req_{job.id}"},
         )
 
-    app = Starlette(routes=[Route(PATH, completions, methods=["POST"])])
-    app.state.emu = emu
-    return mark_emulator(app, "chat")
+    return routes.app([routes.keyed(PATH, completions, "POST")])

@@ -11,27 +11,17 @@ older status "failed" with a plain-string output.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bench.catalog.eachlabs import load_eachlabs_document
 from bench.emulators.catalog import eachlabs_model, eachlabs_output_type, find
-from bench.emulators.common import (
-    FILE_ROUTE,
-    EmulatorState,
-    Job,
-    Knobs,
-    bearer,
-    json_body,
-    malformed_json,
-    mark_emulator,
-    rate_limit_headers,
-)
+from bench.emulators.common import EmulatorState, Knobs, bearer, json_body, malformed_json, rate_limit_headers
+from bench.emulators.jobs import Job, Phase, StatusWords
+from bench.emulators.routes import Protocol, Routes
 from bench.emulators.validate import problems
 
 
@@ -51,29 +41,47 @@ def seed_model(slug: str) -> dict[str, Any] | None:
     return {"id": slug, "title": entry.get("title", slug), "params": params}
 
 
-def status_of(job: Job, phase: str) -> str:
+def status_of(job: Job, phase: Phase) -> str:
     """created (just accepted), then starting (a worker is being found), processing, ..."""
-    if phase == "queued" and time.monotonic() - job.created < job.queue_s / 2:
+    if phase == Phase.QUEUED and job.elapsed_s() < job.queue_s / 2:
         return "created"
     return STATUS[phase]
 
 
-STATUS = {"queued": "starting", "running": "processing", "done": "success", "cancelled": "cancelled"}
+STATUS: StatusWords = {
+    Phase.QUEUED: "starting",
+    Phase.RUNNING: "processing",
+    Phase.DONE: "success",
+    Phase.CANCELLED: "cancelled",
+}
 REJECTED = "Content rejected by the provider's safety filter"
+MODEL_NOT_FOUND = "Failed to fetch model: model not found"
 
 
 def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
     emu = EmulatorState(knobs or Knobs())
-
-    def denied(request: Request, method: str) -> JSONResponse | None:
-        emu.calls.append(f"{method} {request.url.path}")
-        if emu.key_ok(request.headers.get("x-api-key") or bearer(request)):
-            return None
-        return JSONResponse({"error": "Invalid or missing API key"}, status_code=401)
+    routes = Routes(
+        emu,
+        Protocol(
+            name="eachlabs",
+            key=lambda request: request.headers.get("x-api-key") or bearer(request),
+            unauthorized=lambda _key: JSONResponse({"error": "Invalid or missing API key"}, status_code=401),
+            unknown_job=lambda: JSONResponse({"error": "Prediction not found"}, status_code=404),
+            rate_limited=lambda: JSONResponse(
+                {
+                    "status": 429,
+                    "error": "too many requests",
+                    "details": "Account rate limited: 10 concurrent",
+                },
+                status_code=429,
+                headers=rate_limit_headers(emu.knobs),
+            ),
+            server_failed=lambda status: JSONResponse({"error": "internal server error"}, status_code=status),
+            job_param="prediction_id",
+        ),
+    )
 
     async def create(request: Request) -> Response:
-        if (refusal := denied(request, "POST")) is not None:
-            return refusal
         body = await json_body(request)
         payload = body.get("input") if body is not None else None
         if body is None or not isinstance(body.get("model"), str) or not isinstance(payload, dict):
@@ -82,7 +90,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
             return JSONResponse({"error": "input.prompt is required"}, status_code=422)
         known = find("eachlabs", body["model"]) or seed_model(body["model"])
         if known is None:
-            return JSONResponse({"error": "Failed to fetch model: model not found"}, status_code=404)
+            return JSONResponse({"error": MODEL_NOT_FOUND}, status_code=404)
         schema = eachlabs_model(known)["request_schema"]
         found = problems(schema, schema, dict(payload))
         if found:  # errors.mdx: 422 with {"error": "..."}
@@ -90,19 +98,8 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
             return JSONResponse({"error": f"Input validation failed: {text}"}, status_code=422)
         job = emu.job_from_payload(payload)
         job.extra.update(input=payload, model=body["model"])
-        if job.fault == "rate_limit":
-            return JSONResponse(
-                {
-                    "status": 429,
-                    "error": "too many requests",
-                    "details": "Account rate limited: 10 concurrent",
-                },
-                status_code=429,
-                headers=rate_limit_headers(emu.knobs),
-            )
-        if job.fault in ("server_error", "unavailable"):
-            status = 500 if job.fault == "server_error" else 503
-            return JSONResponse({"error": "internal server error"}, status_code=status)
+        if (failure := routes.fault_answer(job)) is not None:
+            return failure
         return JSONResponse(
             {"status": "success", "message": "Prediction created successfully", "predictionID": job.id}
         )
@@ -122,7 +119,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
                 "get": f"{base}/v1/prediction/{job.id}",
             },
         }
-        if phase != "done":
+        if phase != Phase.DONE:
             return out
         out["metrics"] = {"predict_time": job.inference_s}
         if emu.knobs.report_cost and not job.refused:  # a refused prediction is not billed
@@ -142,45 +139,31 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
             out["output"] = refs if as_list else refs[0]
         return out
 
-    async def get(request: Request) -> Response:
-        if (refusal := denied(request, "GET")) is not None:
-            return refusal
-        job = emu.jobs.get(request.path_params["prediction_id"])
-        if job is None:
-            return JSONResponse({"error": "Prediction not found"}, status_code=404)
-        if job.fault == "malformed_json" and job.phase() == "done":
+    async def get(request: Request, job: Job) -> Response:
+        if job.fault == "malformed_json" and job.phase() == Phase.DONE:
             return malformed_json()
         return JSONResponse(await prediction(request, job))
 
-    async def cancel(request: Request) -> Response:
-        if (refusal := denied(request, "POST")) is not None:
-            return refusal
-        job = emu.jobs.get(request.path_params["prediction_id"])
-        if job is None:
-            return JSONResponse({"error": "Prediction not found"}, status_code=404)
+    async def cancel(request: Request, job: Job) -> Response:
         emu.cancel(job)
         return JSONResponse({"status": "success", "message": "Prediction cancelled"})
 
     async def get_model(request: Request) -> Response:
         # GET /v1/model?slug=SLUG (openapi_specs/models.json, api/models/get-model.mdx).
-        emu.calls.append(f"GET {request.url.path}")
         slug = request.query_params.get("slug")
         if not slug:
             return JSONResponse({"error": "slug parameter is required"}, status_code=400)
         model = find("eachlabs", slug) or seed_model(slug)
         if model is None:
-            return JSONResponse({"error": "Failed to fetch model: model not found"}, status_code=404)
+            return JSONResponse({"error": MODEL_NOT_FOUND}, status_code=404)
         return JSONResponse(eachlabs_model(model))
 
-    app = Starlette(
-        routes=[
-            FILE_ROUTE,
-            Route("/v1/model", get_model, methods=["GET"]),
-            Route("/v1/prediction", create, methods=["POST"]),
-            Route("/v1/prediction/", create, methods=["POST"]),
-            Route("/v1/prediction/{prediction_id}", get, methods=["GET"]),
-            Route("/v1/prediction/{prediction_id}/cancel", cancel, methods=["POST"]),
+    return routes.app(
+        [
+            routes.open("/v1/model", get_model),
+            routes.keyed("/v1/prediction", create, "POST"),
+            routes.keyed("/v1/prediction/", create, "POST"),
+            routes.job("/v1/prediction/{prediction_id}", get),
+            routes.job("/v1/prediction/{prediction_id}/cancel", cancel, "POST"),
         ]
     )
-    app.state.emu = emu
-    return mark_emulator(app, "eachlabs")

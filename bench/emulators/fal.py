@@ -14,22 +14,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from bench.emulators.catalog import fal_openapi, fal_routes, find
-from bench.emulators.common import (
-    FILE_ROUTE,
-    EmulatorState,
-    Job,
-    Knobs,
-    json_body,
-    malformed_json,
-    mark_emulator,
-    rate_limit_headers,
-)
+from bench.emulators.common import EmulatorState, Knobs, json_body, malformed_json, rate_limit_headers
+from bench.emulators.jobs import Job, Phase
+from bench.emulators.routes import Protocol, Routes, fault_answer
 from bench.emulators.validate import problems
 
-TRANSIENT = frozenset({"rate_limit", "server_error", "unavailable"})
 REFUSAL = [
     {
         "loc": ["body", "prompt"],
@@ -58,27 +49,49 @@ def billed_usd(job: Job) -> float:
     raise ValueError(f"fal emulator: unit {unit!r} has no billing rule")
 
 
+def rate_limited(knobs: Knobs) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Rate limit exceeded", "error_type": "rate_limited"},
+        status_code=429,
+        headers={**rate_limit_headers(knobs), "X-Fal-Error-Type": "rate_limited"},
+    )
+
+
+def server_failed(status: int) -> JSONResponse:
+    error_type = "internal_server_error" if status == 500 else "runner_scheduling_failure"
+    return JSONResponse(
+        {"detail": "The request could not be scheduled", "error_type": error_type},
+        status_code=status,
+        headers={"X-Fal-Error-Type": error_type, "X-Fal-Retryable": "true"},
+    )
+
+
+def key_of(request: Request) -> str | None:
+    """fal's `Authorization: Key <key>`; any other scheme is no key."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme == "Key" else None
+
+
+def refused() -> JSONResponse:
+    return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
+
+
 def create_app(knobs: Knobs | None = None) -> Starlette:
     emu = EmulatorState(knobs or Knobs())
-
-    def authorized(request: Request) -> bool:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        return scheme == "Key" and emu.key_ok(key.strip())
-
-    def unauthorized() -> JSONResponse:
-        return JSONResponse({"detail": "Cannot access application: invalid key"}, status_code=401)
-
-    def job_or_none(request: Request) -> Job | None:
-        return emu.jobs.get(request.path_params["request_id"])
-
-    def not_found() -> JSONResponse:
-        return JSONResponse({"detail": "Request not found"}, status_code=404)
+    protocol = Protocol(
+        name="fal",
+        key=key_of,
+        unauthorized=lambda _key: JSONResponse(
+            {"detail": "Cannot access application: invalid key"}, status_code=401
+        ),
+        unknown_job=lambda: JSONResponse({"detail": "Request not found"}, status_code=404),
+        rate_limited=lambda: rate_limited(emu.knobs),
+        server_failed=server_failed,
+    )
+    routes = Routes(emu, protocol)
 
     async def accept(request: Request) -> Job | JSONResponse:
         """A job for a valid request to an endpoint (queue or synchronous), else the refusal."""
-        emu.calls.append(f"POST {request.url.path}")
-        if not authorized(request):
-            return unauthorized()
         body = await json_body(request)
         if body is None or not isinstance(body.get("prompt"), str):
             detail = [{"loc": ["body", "prompt"], "msg": "field required", "type": "value_error.missing"}]
@@ -110,7 +123,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         job = await accept(request)
         if not isinstance(job, Job):
             return job
-        if (failure := transient(job, "submit")) is not None:
+        if (failure := fault_answer(protocol, emu.fault_at(job, "submit"))) is not None:
             return failure
         app = "/".join(request.path_params["model_path"].split("/")[:2])
         follow = f"{str(request.base_url).rstrip('/')}/{app}/requests/{job.id}"
@@ -141,75 +154,39 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         detail = [{"loc": ["body", *path.split(".")], "msg": msg, "type": kind} for path, kind, msg in found]
         return JSONResponse({"detail": detail}, status_code=422, headers={"X-Fal-Retryable": "false"})
 
-    def transient(job: Job, where: str) -> JSONResponse | None:
-        """A rate limit or server error on this call, if the job carries one injected here.
-
-        At status and result it is transient, as fal's are: the job's first such call fails,
-        the next one answers."""
-        if job.fault not in TRANSIENT or emu.knobs.fault_at != where:
-            return None
-        if where != "submit":
-            if job.extra.get(f"faulted_{where}"):
-                return None
-            job.extra[f"faulted_{where}"] = True
-        if job.fault == "rate_limit":
-            return JSONResponse(
-                {"detail": "Rate limit exceeded", "error_type": "rate_limited"},
-                status_code=429,
-                headers={**rate_limit_headers(emu.knobs), "X-Fal-Error-Type": "rate_limited"},
-            )
-        status = 500 if job.fault == "server_error" else 503
-        error_type = "internal_server_error" if status == 500 else "runner_scheduling_failure"
-        return JSONResponse(
-            {"detail": "The request could not be scheduled", "error_type": error_type},
-            status_code=status,
-            headers={"X-Fal-Error-Type": error_type, "X-Fal-Retryable": "true"},
-        )
-
-    async def status(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not authorized(request):
-            return unauthorized()
-        job = job_or_none(request)
-        if job is None:
-            return not_found()
-        if (failure := transient(job, "status")) is not None:
+    async def status(request: Request, job: Job) -> Response:
+        if (failure := fault_answer(protocol, emu.fault_at(job, "status"))) is not None:
             return failure
         phase = job.phase()
-        if phase == "queued":
+        if phase == Phase.QUEUED:
             return JSONResponse({"status": "IN_QUEUE", "queue_position": 0}, status_code=202)
-        if phase == "running":
+        if phase == Phase.RUNNING:
             return JSONResponse({"status": "IN_PROGRESS", "logs": []}, status_code=202)
         done: dict[str, Any] = {
             "status": "COMPLETED",
             "logs": [],
             "metrics": {"inference_time": job.inference_s},
         }
-        if phase == "cancelled":
+        if phase == Phase.CANCELLED:
             done.update(error="Request was cancelled", error_type="request_cancelled")
         elif job.refused:
             done.update(error=REFUSAL[0]["msg"], error_type="content_policy_violation")
         return JSONResponse(done)
 
-    async def result(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        if not authorized(request):
-            return unauthorized()
-        job = job_or_none(request)
-        if job is None:
-            return not_found()
-        if job.phase() in ("queued", "running"):
+    async def result(request: Request, job: Job) -> Response:
+        phase = job.phase()
+        if not phase.finished:
             return JSONResponse({"detail": "Request is still in progress"}, status_code=400)
-        if job.phase() == "cancelled":  # a cancelled request has no result, and never images
+        if phase == Phase.CANCELLED:  # a cancelled request has no result, and never images
             return JSONResponse(
                 {"detail": "Request was cancelled", "error_type": "request_cancelled"},
                 status_code=400,
                 headers={"X-Fal-Error-Type": "request_cancelled"},
             )
-        if (failure := transient(job, "result")) is not None:
+        if (failure := fault_answer(protocol, emu.fault_at(job, "result"))) is not None:
             return failure
         if job.refused:
-            return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
+            return refused()
         if job.fault == "malformed_json":
             return malformed_json()
         if job.fault == "missing_field":
@@ -224,32 +201,26 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         if not isinstance(job, Job):
             return job
         await emu.wait_sync(job)
-        if job.refused:
-            return JSONResponse({"detail": REFUSAL}, status_code=422, headers={"X-Fal-Retryable": "false"})
-        return await images_answer(request, job)
+        return refused() if job.refused else await images_answer(request, job)
 
-    async def cancel(request: Request) -> Response:
-        emu.calls.append(f"PUT {request.url.path}")
-        if not authorized(request):
-            return unauthorized()
-        job = job_or_none(request)
-        if job is None:
-            return JSONResponse({"status": "NOT_FOUND"}, status_code=404)
-        if job.phase() in ("done", "cancelled"):  # a second cancel finds it finished
+    async def cancel(request: Request, job: Job) -> Response:
+        if job.phase().finished:  # a second cancel finds it finished
             return JSONResponse({"status": "ALREADY_COMPLETED"}, status_code=400)
         emu.cancel(job)
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
 
-    app = Starlette(
-        routes=[
-            FILE_ROUTE,
-            *fal_routes(authorized, emu.calls),
-            Route("/{owner}/{app}/requests/{request_id}/status", status, methods=["GET"]),
-            Route("/{owner}/{app}/requests/{request_id}/cancel", cancel, methods=["PUT"]),
-            Route("/{owner}/{app}/requests/{request_id}", result, methods=["GET"]),
-            Route("/run/{model_path:path}", run_sync, methods=["POST"]),
-            Route("/{model_path:path}", submit, methods=["POST"]),
+    return routes.app(
+        [
+            *fal_routes(routes),
+            routes.job("/{owner}/{app}/requests/{request_id}/status", status),
+            routes.job(
+                "/{owner}/{app}/requests/{request_id}/cancel",
+                cancel,
+                "PUT",
+                unknown=lambda: JSONResponse({"status": "NOT_FOUND"}, status_code=404),
+            ),
+            routes.job("/{owner}/{app}/requests/{request_id}", result),
+            routes.keyed("/run/{model_path:path}", run_sync, "POST"),
+            routes.keyed("/{model_path:path}", submit, "POST"),
         ]
     )
-    app.state.emu = emu
-    return mark_emulator(app, "fal")

@@ -3,7 +3,9 @@
 Paths, the X-Api-Key header and the error body {"error": {code, message}} are
 documented; the bodies inside the {"success", "message", "data"} envelope are
 not, so this emulator answers with the names the adapter reads first
-(data.request_id, data.status, data.images[{url}], data.cost) [inferred].
+(data.request_id, data.status, data.images[{url}], data.cost) [inferred]. A model id
+outside KidJig's shipped catalog is refused with 404 and code model_not_found [inferred:
+KidJig documents no such answer; the code and status are what its error body would carry].
 """
 
 from __future__ import annotations
@@ -13,21 +15,19 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from bench.emulators.common import (
-    FILE_ROUTE,
-    EmulatorState,
-    Job,
-    Knobs,
-    json_body,
-    malformed_json,
-    mark_emulator,
-    rate_limit_headers,
-)
+from bench.catalog.shipped import shipped_document
+from bench.emulators.common import EmulatorState, Knobs, json_body, malformed_json, rate_limit_headers
+from bench.emulators.jobs import Job, Phase, StatusWords
+from bench.emulators.routes import Protocol, Routes
 
 API = "/provider/api/v1/image"
-STATUS = {"queued": "pending", "running": "processing", "done": "completed", "cancelled": "failed"}
+STATUS: StatusWords = {
+    Phase.QUEUED: "pending",
+    Phase.RUNNING: "processing",
+    Phase.DONE: "completed",
+    Phase.CANCELLED: "failed",
+}
 OK = "Request processed successfully"
 
 
@@ -39,42 +39,42 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
+def served_models() -> frozenset[str]:
+    """The model ids this emulator serves: KidJig's shipped catalog (it publishes no model list)."""
+    return frozenset(str(m["slug"]) for m in shipped_document("kidjig")["models"])
+
+
 def create_app(knobs: Knobs | None = None) -> Starlette:
     emu = EmulatorState(knobs or Knobs())
-
-    def check(request: Request, method: str) -> JSONResponse | None:
-        emu.calls.append(f"{method} {request.url.path}")
-        if not emu.key_ok(request.headers.get("x-api-key")):
-            return error(401, "invalid_api_key", "Invalid API key")
-        return None
-
-    def find(request: Request) -> Job | JSONResponse:
-        job = emu.jobs.get(request.path_params["request_id"])
-        return job if job is not None else error(404, "not_found", "Request not found")
+    routes = Routes(
+        emu,
+        Protocol(
+            name="kidjig",
+            key=lambda request: request.headers.get("x-api-key"),
+            unauthorized=lambda _key: error(401, "invalid_api_key", "Invalid API key"),
+            unknown_job=lambda: error(404, "not_found", "Request not found"),
+            rate_limited=lambda: error(
+                429, "rate_limit_exceeded", "Rate limit exceeded", rate_limit_headers(emu.knobs)
+            ),
+            server_failed=lambda status: error(status, "internal_error", "Something went wrong"),
+        ),
+    )
 
     async def generate(request: Request) -> Response:
-        if (denied := check(request, "POST")) is not None:
-            return denied
         body = await json_body(request)
         if body is None or not isinstance(body.get("prompt"), str):
             return error(400, "invalid_request", "prompt is required")
+        model = request.path_params["model_id"]
+        if model not in served_models():  # KidJig documents no such answer: its error body, inferred
+            return error(404, "model_not_found", f"Model '{model}' not found")
         job = emu.job_from_payload(body, steps_key="steps", count=1)
-        if job.fault == "rate_limit":
-            return error(429, "rate_limit_exceeded", "Rate limit exceeded", rate_limit_headers(emu.knobs))
-        if job.fault in ("server_error", "unavailable"):
-            return error(
-                500 if job.fault == "server_error" else 503, "internal_error", "Something went wrong"
-            )
+        if (failure := routes.fault_answer(job)) is not None:
+            return failure
         return envelope({"request_id": job.id, "status": "pending"})
 
-    async def status(request: Request) -> Response:
-        if (denied := check(request, "GET")) is not None:
-            return denied
-        job = find(request)
-        if isinstance(job, Response):
-            return job
-        data: dict[str, Any] = {"request_id": job.id, "status": STATUS[job.phase()]}
-        if job.phase() == "done" and job.refused:
+    async def status(request: Request, job: Job) -> Response:
+        data: dict[str, Any] = {"request_id": job.id, "status": job.status(STATUS)}
+        if job.phase() == Phase.DONE and job.refused:
             data.update(
                 status="failed",
                 error={
@@ -84,16 +84,12 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             )
         return envelope(data)
 
-    async def result(request: Request) -> Response:
-        if (denied := check(request, "GET")) is not None:
-            return denied
-        job = find(request)
-        if isinstance(job, Response):
-            return job
-        if job.phase() == "cancelled" or (job.phase() == "done" and job.refused):
+    async def result(request: Request, job: Job) -> Response:
+        phase = job.phase()
+        if phase == Phase.CANCELLED or (phase == Phase.DONE and job.refused):
             # A failed job has no result: its status says why, and no image is ever served for it.
             return error(422, "request_failed", "The request failed; see its status for the reason")
-        if job.phase() != "done":
+        if phase != Phase.DONE:
             return error(409, "not_ready", "The request has not completed")
         if job.fault == "malformed_json":
             return malformed_json()
@@ -104,13 +100,10 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             data["cost"] = emu.cost_usd(job, per_megapixel=0.06)
         return envelope(data)
 
-    app = Starlette(
-        routes=[
-            FILE_ROUTE,
-            Route(API + "/generate/{model_id}", generate, methods=["POST"]),
-            Route(API + "/status/{model_id}/{request_id}", status, methods=["GET"]),
-            Route(API + "/result/{model_id}/{request_id}", result, methods=["GET"]),
+    return routes.app(
+        [
+            routes.keyed(API + "/generate/{model_id}", generate, "POST"),
+            routes.job(API + "/status/{model_id}/{request_id}", status),
+            routes.job(API + "/result/{model_id}/{request_id}", result),
         ]
     )
-    app.state.emu = emu
-    return mark_emulator(app, "kidjig")

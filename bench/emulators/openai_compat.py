@@ -3,6 +3,9 @@
 Faithful to docs/provider-protocols.md §2, §4, §6: Bearer auth, the answer shape
 and error body of each profile, Retry-After on 429. AIML's older flux routes
 answered with fal's raw output (images[]); `fal_shape=True` emulates those.
+Each host serves exactly the models of its emulated catalog (bench/emulators/data/catalog.json)
+and refuses any other id as that API does (see unknown_model): a run that would fail at the
+real API with a retired or mistyped model fails against the emulator too.
 """
 
 from __future__ import annotations
@@ -16,33 +19,33 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from bench.catalog.retired import retirement
 from bench.catalog.shipped import shipped_document
 from bench.emulators.catalog import models_of, openai_models
 from bench.emulators.common import (
-    FILE_ROUTE,
     EmulatorState,
-    Job,
     Knobs,
     bearer,
     int_param,
     json_body,
     malformed_json,
-    mark_emulator,
     rate_limit_headers,
 )
+from bench.emulators.jobs import Job
+from bench.emulators.routes import Protocol, Routes
 from bench.emulators.validate import problems
 
 PROFILES = ("openai", "aimlapi", "apipie")
 PATH = "/v1/images/generations"
+OPENAI_DEPRECATIONS = "https://platform.openai.com/docs/deprecations"
 
 
 def error_body(
     profile: str,
     status: int,
     message: str,
-    code: str,
+    code: str | None,
     err_type: str = "invalid_request_error",
     param: str | None = None,
 ) -> Any:
@@ -79,6 +82,35 @@ def published_schema(profile: str, model: str) -> dict[str, Any] | None:
     return {"type": "object", "properties": properties}
 
 
+def served_models(profile: str) -> list[str]:
+    """The image model ids the emulated host serves: its emulated catalog's model list (OpenAI's
+    lists its chat and audio models too, which its images endpoint does not take)."""
+    ids = [str(m["id"]) if isinstance(m, Mapping) else str(m) for m in models_of(profile)]
+    return [i for i in ids if profile != "openai" or "image" in i]
+
+
+def unknown_model(profile: str, model: str) -> tuple[int, str, str | None] | None:
+    """(status, message, code) of the host's refusal of a model it does not serve, None if served.
+
+    OpenAI: a model it shut down is 404 model_not_found "has been deprecated" (its answer for every
+    retired model); any other id the images endpoint does not know is 400 "Invalid model ..."
+    with no code (answers recorded in BerriAI/litellm#3981 and samterfa/openai#14).
+    AIML: 400 "Body validation error!" (docs.aimlapi.com errors-with-status-code-4xx, example 1:
+    a wrong `model`). APIpie: 400 invalid_parameter in the form its docs show for `size`
+    (seed 004, "Invalid Parameters"; the status is inferred)."""
+    served = served_models(profile)
+    if model in served:
+        return None
+    if profile == "aimlapi":
+        return 400, f"Body validation error! model: Invalid enum value, received '{model}'", None
+    if profile == "apipie":
+        return 400, f"The 'model' parameter must be one of: {', '.join(served)}", "invalid_parameter"
+    if retirement(profile, model) is not None:
+        deprecated = f"The model `{model}` has been deprecated, learn more here: {OPENAI_DEPRECATIONS}"
+        return 404, deprecated, "model_not_found"
+    return 400, f"Invalid model {model}. The model argument should be left blank.", None
+
+
 def is_gpt_image(model: str) -> bool:
     return model.rsplit("/", 1)[-1].startswith("gpt-image")
 
@@ -91,20 +123,42 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
     def fail(
         status: int,
         message: str,
-        code: str,
+        code: str | None,
         headers: Mapping[str, str] | None = None,
         param: str | None = None,
+        err_type: str = "invalid_request_error",
     ) -> JSONResponse:
         return JSONResponse(
-            error_body(profile, status, message, code, param=param),
+            error_body(profile, status, message, code, err_type, param),
             status_code=status,
             headers=dict(headers or {}),
         )
 
+    routes = Routes(
+        emu,
+        Protocol(
+            name="openai_compat",
+            key=bearer,
+            # OpenAI echoes the key it got: adapters must redact their error messages.
+            unauthorized=lambda key: fail(401, f"Incorrect API key provided: {key}", "invalid_api_key"),
+            rate_limited=lambda: fail(
+                429, "Too Many Requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs)
+            ),
+            server_failed=lambda status: fail(
+                status, "The server had an error while processing your request.", "server_error"
+            ),
+        ),
+    )
+
     def refuse_invalid(body: Mapping[str, Any]) -> JSONResponse | None:
-        """A body the model's published limits refuse (a size dall-e-3 does not make, AIML's flux
-        seed 0), with the profile's error shape and 400, as the APIs answer."""
-        schema = published_schema(profile, str(body["model"]))
+        """A model the host does not serve, or a body the model's published limits refuse (a size
+        dall-e-3 does not make, AIML's flux seed 0), in the profile's error shape, as the APIs answer."""
+        model = str(body["model"])
+        unknown = unknown_model(profile, model)
+        if unknown is not None:
+            status, message, code = unknown
+            return fail(status, message, code)
+        schema = published_schema(profile, model)
         if schema is None:
             return None
         found = problems(schema, schema, {k: v for k, v in body.items() if k != "model"})
@@ -119,11 +173,6 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         return fail(400, text, "invalid_value" if profile == "openai" else "invalid_parameter", param=path)
 
     async def generate(request: Request) -> Response:
-        emu.calls.append(f"POST {request.url.path}")
-        key = bearer(request)
-        if not emu.key_ok(key):
-            # OpenAI echoes the key it got: adapters must redact their error messages.
-            return fail(401, f"Incorrect API key provided: {key}", "invalid_api_key")
         body = await json_body(request)
         if body is None or not isinstance(body.get("prompt"), str) or not body.get("model"):
             return fail(400, "Body validation error! 'model' and 'prompt' are required", "invalid_parameter")
@@ -132,22 +181,15 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
             return refusal
         n = int_param(body.get("n", body.get("num_images", 1)), 1)
         job = emu.job_from_payload(body, count=n)
-        if job.fault == "rate_limit":
-            return fail(429, "Too Many Requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs))
-        if job.fault in ("server_error", "unavailable"):
-            status = 500 if job.fault == "server_error" else 503
-            return fail(status, "The server had an error while processing your request.", "server_error")
+        if (failure := routes.fault_answer(job)) is not None:
+            return failure
         if job.refused:
             if is_gpt_image(str(body.get("model"))):
-                return JSONResponse(
-                    error_body(
-                        profile,
-                        400,
-                        "Your request was rejected by the safety system.",
-                        "moderation_blocked",
-                        "image_generation_user_error",
-                    ),
-                    status_code=400,
+                return fail(
+                    400,
+                    "Your request was rejected by the safety system.",
+                    "moderation_blocked",
+                    err_type="image_generation_user_error",
                 )
             return fail(
                 400,
@@ -245,19 +287,12 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         }
 
     async def list_models(request: Request) -> Response:
-        emu.calls.append(f"GET {request.url.path}")
-        key = bearer(request)
-        if not emu.key_ok(key):
-            return fail(401, "Incorrect API key provided", "invalid_api_key")
         return JSONResponse(openai_models(profile))
 
-    app = Starlette(
-        routes=[
-            Route(PATH, generate, methods=["POST"]),
-            Route("/v1/models", list_models, methods=["GET"]),
-            Route("/models", list_models, methods=["GET"]),
-            FILE_ROUTE,
+    return routes.app(
+        [
+            routes.keyed(PATH, generate, "POST"),
+            routes.keyed("/v1/models", list_models),
+            routes.keyed("/models", list_models),
         ]
     )
-    app.state.emu = emu
-    return mark_emulator(app, "openai_compat")
