@@ -50,6 +50,12 @@ class InvalidRequestError(ProviderError):
     error_type = "invalid_request"
 
 
+class UnknownModelError(InvalidRequestError):
+    """The host does not serve the model asked for (retired, mistyped, or not on this host)."""
+
+    error_type = "unknown_model"
+
+
 class RefusedError(ProviderError):
     """Content-policy refusal: recorded as status=refused, never retried."""
 

@@ -58,12 +58,12 @@ def test_prefer_header() -> None:
 
 
 def test_running_serves_on_loopback_and_stops() -> None:
-    app = create_app(Knobs(max_side_px=32), profile="openai")
+    app = create_app(Knobs(max_side_px=32), profile="aimlapi")
     with running(app) as url:
         assert url.startswith("http://127.0.0.1:")
         answer = httpx.post(
             f"{url}/v1/images/generations",
-            json={"model": "dall-e-3", "prompt": "a red circle"},
+            json={"model": "flux/schnell", "prompt": "a red circle"},
             headers={"Authorization": "Bearer k"},
         )
         assert answer.status_code == 200

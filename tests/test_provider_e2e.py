@@ -76,8 +76,8 @@ def test_sweep_end_to_end(
     monkeypatch.setenv(KEY_ENV, KEY)
     factory, cost_source = PROVIDERS[provider]
     caplog.set_level(logging.DEBUG)
-    # gpt-image-1 is priced from its usage tokens: see test_gpt_image_priced_from_usage_tokens
-    extra = ["targets=[openai:dall-e-3]"] if provider == "openai" else []
+    # GPT image models are priced from their usage tokens (the price table)
+    extra = ["targets=[openai:gpt-image-1.5]"] if provider == "openai" else []
     with emulator(factory(knobs(inference_s=(0.005, 0.01)))) as (url, emu):
         df = bench_run(provider, url, tmp_path, *extra)
     assert len(df) >= 2 and (df.status == "ok").all(), df[["target", "status", "error_message"]].to_string()
@@ -99,7 +99,7 @@ def test_sweep_end_to_end(
 def test_gpt_image_priced_from_usage_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, _):
-        df = bench_run("openai", url, tmp_path, "targets=[openai:gpt-image-1]")
+        df = bench_run("openai", url, tmp_path, "targets=[openai:gpt-image-2]")
     assert (df.status == "ok").all()
     assert (df.cost_source == "price_table").all()
     assert (df.cost_usd > 0).all()

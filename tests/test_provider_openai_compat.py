@@ -1,7 +1,7 @@
 """OpenAI-compatible adapter (openai, aimlapi, apipie profiles) against its emulator.
 
-Most tests here use dall-e-3 (retired by OpenAI on 2026-05-12) as the plain URL-answering model
-of the protocol: against an emulator a retired model is allowed, with a warning.
+The OpenAI profile serves only the models OpenAI serves today (GPT image models, base64 answers);
+URL answers and revised prompts are tested on APIpie's dall-e-3, which its model list still has.
 """
 
 from __future__ import annotations
@@ -56,19 +56,27 @@ def test_aimlapi_cost_off_is_nan(monkeypatch: pytest.MonkeyPatch) -> None:
     assert math.isnan(result.cost_usd)
 
 
-def test_openai_dalle3_url_and_b64_with_revised_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
-    with emulator(create_app(knobs(), profile="openai")) as (url, _):
-        provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
+def test_apipie_dalle3_url_and_b64_with_revised_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
+    with emulator(create_app(knobs(), profile="apipie")) as (url, _):
+        provider = make_provider("openai_compat", "apipie", url, monkeypatch, options={"profile": "apipie"})
         by_url = generate(provider, "dall-e-3", REQ)
-        provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
+        provider = make_provider("openai_compat", "apipie", url, monkeypatch, options={"profile": "apipie"})
         req_b64 = ImageRequest(prompt="a cat", extra={"response_format": "b64_json", "quality": "hd"})
         by_b64 = generate(provider, "dall-e-3", req_b64)
     assert_images(by_url)
     assert_images(by_b64)
     assert by_url.images[0].source_url is not None and by_b64.images[0].source_url is None
     assert by_url.revised_prompt == "A detailed rendering of a red cube on a blue table"
-    assert by_url.provider_request_id and by_url.provider_request_id.startswith("req_")
-    assert math.isnan(by_url.cost_usd)  # OpenAI reports no money: the price table prices it
+
+
+def test_openai_gpt_image_base64_with_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    with emulator(create_app(knobs(), profile="openai")) as (url, _):
+        provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
+        result = generate(provider, "gpt-image-1.5", REQ)
+    assert_images(result)
+    assert result.images[0].source_url is None  # GPT image models always answer base64
+    assert result.provider_request_id and result.provider_request_id.startswith("req_")
+    assert math.isnan(result.cost_usd)  # OpenAI reports no money: the price table prices it
 
 
 def test_openai_gpt_image_usage_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,12 +101,21 @@ def test_apipie_usage_cost_and_latency(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.revised_prompt is not None
 
 
-@pytest.mark.parametrize("profile", ["openai", "aimlapi", "apipie"])
-def test_refusal_is_refused_error_with_reason(monkeypatch: pytest.MonkeyPatch, profile: str) -> None:
+@pytest.mark.parametrize(
+    ("profile", "model", "reason"),
+    [
+        ("openai", "gpt-image-2", "safety system"),
+        ("aimlapi", "flux/schnell", "content policy"),
+        ("apipie", "stable-diffusion-3", "content policy"),
+    ],
+)
+def test_refusal_is_refused_error_with_reason(
+    monkeypatch: pytest.MonkeyPatch, profile: str, model: str, reason: str
+) -> None:
     with emulator(create_app(knobs(fault="refuse"), profile=profile)) as (url, emu):
         provider = make_provider("openai_compat", profile, url, monkeypatch, options={"profile": profile})
-        error = generate_error(provider, "dall-e-3", REQ, RefusedError)
-    assert "content policy" in error.message
+        error = generate_error(provider, model, REQ, RefusedError)
+    assert reason in error.message
     assert error.http_status == 400
     assert emu.submissions == 1
 
@@ -110,11 +127,14 @@ def test_gpt_image_moderation_blocked_is_refused(monkeypatch: pytest.MonkeyPatch
     assert "moderation_blocked" in error.message
 
 
-@pytest.mark.parametrize("profile", ["openai", "aimlapi", "apipie"])
-def test_rate_limit_carries_retry_after(monkeypatch: pytest.MonkeyPatch, profile: str) -> None:
+@pytest.mark.parametrize(
+    ("profile", "model"),
+    [("openai", "gpt-image-2"), ("aimlapi", "flux/schnell"), ("apipie", "stable-diffusion-3")],
+)
+def test_rate_limit_carries_retry_after(monkeypatch: pytest.MonkeyPatch, profile: str, model: str) -> None:
     with emulator(create_app(knobs(fault="rate_limit", retry_after_s=7), profile=profile)) as (url, _):
         provider = make_provider("openai_compat", profile, url, monkeypatch, options={"profile": profile})
-        error = generate_error(provider, "dall-e-3", REQ, RateLimitedError)
+        error = generate_error(provider, model, REQ, RateLimitedError)
     assert error.retry_after_s == 7
     assert error.http_status == 429
 
@@ -137,16 +157,16 @@ def test_malformed_answers(monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
 
 
 def test_expired_url_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    with emulator(create_app(knobs(fault="expired_url"), profile="openai")) as (url, _):
-        provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
-        error = generate_error(provider, "dall-e-3", REQ, DownloadError)
+    with emulator(create_app(knobs(fault="expired_url"), profile="aimlapi")) as (url, _):
+        provider = make_provider("openai_compat", "aimlapi", url, monkeypatch, options={"profile": "aimlapi"})
+        error = generate_error(provider, "flux/schnell", REQ, DownloadError)
     assert error.http_status == 404 and error.error_type == "download"
 
 
 def test_undecodable_image_fails_the_decode_check(monkeypatch: pytest.MonkeyPatch) -> None:
     with emulator(create_app(knobs(fault="bad_image"), profile="openai")) as (url, _):
         provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
-        result = generate(provider, "dall-e-3", REQ)
+        result = generate(provider, "gpt-image-2", REQ)
     with pytest.raises(MalformedResponseError):
         inspect_image(result.images[0].data)
 
@@ -156,13 +176,13 @@ def test_hung_request_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
         provider = make_provider(
             "openai_compat", "openai", url, monkeypatch, options={"profile": "openai"}, timeout_s=0.3
         )
-        generate_error(provider, "dall-e-3", REQ, ProviderTimeoutError)
+        generate_error(provider, "gpt-image-2", REQ, ProviderTimeoutError)
 
 
 def test_wrong_key_is_auth_error_without_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     # The emulator echoes the key it was sent, as OpenAI does (partly masked) in its 401 body.
     with emulator(create_app(knobs(api_key="the-right-key"), profile="openai")) as (url, _):
         provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
-        error = generate_error(provider, "dall-e-3", REQ, AuthError)
+        error = generate_error(provider, "gpt-image-2", REQ, AuthError)
     assert error.http_status == 401
     assert "***" in error.message and KEY not in error.message

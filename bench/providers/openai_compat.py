@@ -11,12 +11,14 @@ One synchronous call. The three differ in their answers, so each has a profile
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from bench.catalog.retired import check_retired
+from bench.catalog.retired import check_retired, retirement
 from bench.catalog.shipped import shipped_specs
 from bench.catalog.spec import ModelSpec
 from bench.errors import (
@@ -25,6 +27,7 @@ from bench.errors import (
     ProviderError,
     RateLimitedError,
     RefusedError,
+    UnknownModelError,
 )
 from bench.prices import PriceTable, estimate_cost
 from bench.providers.base import (
@@ -55,6 +58,10 @@ AIML_CREDITS_PER_USD = 2_000_000  # aimlapi docs, faq/how-can-i-track-my-funds
 GPT_IMAGE_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "auto": 4160}
 REFUSAL_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 RATE_LIMIT_CODES = frozenset({"rate_limit_exceeded"})
+# How each host says it does not serve a model: OpenAI's model_not_found (retired models) and its
+# images endpoint's "Invalid model X" (any other id), AIML's body validation of `model`, APIpie's
+# invalid `model` parameter (bench/emulators/openai_compat.py: unknown_model, with the sources).
+UNSERVED_MODEL_TEXT = re.compile(r"^(Invalid model |Body validation error! model\b|The 'model' parameter)")
 
 
 def is_gpt_image(model: str) -> bool:
@@ -220,7 +227,9 @@ class OpenAICompatProvider(HttpProvider):
         request_id = dig(body, "requestId") or self.request_id_of(response)
         text = f"{self.name}: HTTP {response.status_code}: {message}" + (f" (code {code})" if code else "")
         error: ProviderError
-        if code in REFUSAL_CODES or (response.status_code == 400 and looks_like_refusal(message)):
+        if dig(body, "error", "code") == "model_not_found" or UNSERVED_MODEL_TEXT.match(message):
+            error = self.unserved_model_error(response, message)
+        elif code in REFUSAL_CODES or (response.status_code == 400 and looks_like_refusal(message)):
             error = RefusedError(text, http_status=response.status_code)
         elif code in RATE_LIMIT_CODES:
             retry = parse_retry_after(response.headers.get("retry-after"))
@@ -234,6 +243,31 @@ class OpenAICompatProvider(HttpProvider):
             error = self.status_error(response, message + (f" (code {code})" if code else ""))
         error.provider_request_id = str(request_id) if request_id else None
         return error
+
+    def unserved_model_error(self, response: httpx.Response, message: str) -> UnknownModelError:
+        """The host's "no such model" as one line: the target, what the host said, and the fix."""
+        model = model_in_request(response)
+        target = f"{self.name}:{model}"
+        gone = retirement(self.profile, model)
+        fix = (
+            f"it was retired on {gone.retired_on}, use {self.name}:{gone.use}"
+            if gone is not None
+            else f"use a model the host lists (`bench ls --provider {self.name}`)"
+        )
+        return UnknownModelError(
+            f"{target}: {self.base_url} does not serve this model "
+            f"(HTTP {response.status_code}: {self.safe(message)}); {fix}",
+            http_status=response.status_code,
+        )
+
+
+def model_in_request(response: httpx.Response) -> str:
+    """The `model` of the JSON body the answered request sent ("?" when it cannot be read)."""
+    try:
+        sent = json.loads(response.request.content)
+    except (RuntimeError, ValueError):  # a streamed body, or not JSON
+        return "?"
+    return str(sent.get("model", "?")) if isinstance(sent, Mapping) else "?"
 
 
 __all__ = ["PROFILES", "OpenAICompatProvider"]
