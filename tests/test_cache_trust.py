@@ -30,10 +30,10 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
 
 
-def dalle(url: str, results: Path, run_name: str, *extra: str) -> list[str]:
+def gpt_image(url: str, results: Path, run_name: str, *extra: str) -> list[str]:
     return [
         "run",
-        "targets=[openai:dall-e-3]",
+        "targets=[openai:gpt-image-1.5]",
         f"providers.openai.base_url={url}",
         f"providers.openai.api_key_env={KEY_ENV}",
         "prompts.n=2",
@@ -83,10 +83,10 @@ def test_a_replay_keeps_the_current_jobs_prompt_labels_suite_and_size(tmp_path: 
     new = suite_file(tmp_path, "fruit", [{"id": "fruit-01", "category": "food", "text": text}])
     results = tmp_path / "results"
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
-        # dall-e-3 has no 512 or 768 size: both requests reach it without one, under one key.
-        first = dalle(url, results, "old", f"prompts.path={old}", "sweep.sizes=[768x768]", "prompts.n=null")
+        # gpt-image-1.5 has no 512 or 768 size: both requests reach it without one, under one key.
+        first = gpt_image(url, results, "old", f"prompts.path={old}", "sweep.sizes=[768x768]", "prompts.n=null")
         assert main(first) == 0
-        second = dalle(url, results, "new", f"prompts.path={new}", "sweep.sizes=[512x512]", "prompts.n=null")
+        second = gpt_image(url, results, "new", f"prompts.path={new}", "sweep.sizes=[512x512]", "prompts.n=null")
         assert main(second) == 0
         assert emu.submissions == 1  # the second request was a replay
     before, after = records(results / "old").iloc[0], records(results / "new").iloc[0]
@@ -107,7 +107,7 @@ def test_a_replay_keeps_the_current_jobs_prompt_labels_suite_and_size(tmp_path: 
 
 # ---- 3. the cache trusts nothing -------------------------------------------------------------
 def first_run(url: str, results: Path) -> None:
-    assert main(dalle(url, results, "one")) == 0
+    assert main(gpt_image(url, results, "one")) == 0
 
 
 def test_an_image_whose_bytes_changed_is_a_miss_and_its_entry_is_dropped(tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_an_image_whose_bytes_changed_is_a_miss_and_its_entry_is_dropped(tmp_pat
         data[-20] ^= 0xFF  # one flipped byte, the PNG still looks like one
         damaged.unlink()  # (a hard link to the first run's image: write a new file in its place)
         damaged.write_bytes(bytes(data))
-        assert main(dalle(url, results, "two")) == 0
+        assert main(gpt_image(url, results, "two")) == 0
         assert emu.submissions == 3  # the damaged one was sent again, the intact one replayed
     second = records(results / "two")
     assert second.cached.sum() == 1
@@ -143,7 +143,7 @@ def test_an_image_path_outside_the_cache_is_refused(tmp_path: Path) -> None:
             response["image_path"] = "../../../../../../../../etc/passwd"
 
         edit_entries(results / ".cache", escape, reseal=True)
-        assert main(dalle(url, results, "two")) == 0
+        assert main(gpt_image(url, results, "two")) == 0
         assert emu.submissions == 4  # both entries refused: both requests sent again
     second = records(results / "two")
     assert not second.cached.any()
@@ -163,7 +163,7 @@ def test_an_edited_cost_is_a_miss(tmp_path: Path) -> None:
             response["cost_usd"] = 0.0
 
         edit_entries(results / ".cache", cheaper, reseal=False)
-        assert main(dalle(url, results, "two")) == 0
+        assert main(gpt_image(url, results, "two")) == 0
         assert emu.submissions == 4
     second = records(results / "two")
     assert not second.cached.any()
@@ -179,7 +179,7 @@ def test_an_impossible_cost_is_a_miss_even_with_a_matching_digest(tmp_path: Path
             response["cost_usd"] = -1.0
 
         edit_entries(results / ".cache", negative, reseal=True)
-        assert main(dalle(url, results, "two")) == 0
+        assert main(gpt_image(url, results, "two")) == 0
         assert emu.submissions == 4
     assert (records(results / "two").cost_usd > 0).all()
 
@@ -193,7 +193,7 @@ def test_a_garbled_entry_is_a_miss_with_one_warning(
         garbled = entries(results / ".cache")[0]
         garbled.write_bytes(garbled.read_bytes()[:40])  # a torn write
         capsys.readouterr()
-        assert main(dalle(url, results, "two", "cache.mode=read")) == 0  # read: nothing is dropped
+        assert main(gpt_image(url, results, "two", "cache.mode=read")) == 0  # read: nothing is dropped
         assert emu.submissions == 3
     out = capsys.readouterr()
     logged = (out.out + out.err).splitlines()
@@ -206,7 +206,7 @@ def test_a_garbled_entry_is_a_miss_with_one_warning(
 
 # ---- 1. hosted answers have an age -------------------------------------------------------------
 def runner_args(url: str, results: Path, run_name: str, *extra: str) -> list[str]:
-    return [a for a in dalle(url, results, run_name, *extra) if a != "run"]
+    return [a for a in gpt_image(url, results, run_name, *extra) if a != "run"]
 
 
 def run_at(bench_cfg: Any, overrides: list[str], run_dir: Path, now: float) -> Any:
@@ -274,9 +274,9 @@ def test_the_terminal_line_and_the_report_say_how_old_the_replays_are(
 ) -> None:
     results = tmp_path / "results"
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, _):
-        assert main(dalle(url, results, "one")) == 0
+        assert main(gpt_image(url, results, "one")) == 0
         capsys.readouterr()
-        with_report = [a for a in dalle(url, results, "two") if a != "report.write=false"]
+        with_report = [a for a in gpt_image(url, results, "two") if a != "report.write=false"]
         assert main(with_report) == 0
     err = capsys.readouterr().err
     assert "2 replayed from the cache, oldest " in err
