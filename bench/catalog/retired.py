@@ -4,9 +4,11 @@ The shipped snapshots list them under `retired` (bench/catalog/data/<catalog>.js
 the shutdown date, the replacement and, where one was shipped before, its old schema:
   {"model": "dall-e-3", "retired_on": "2026-05-12", "use": "gpt-image-2", "spec": {...}}
 A retired model is in no listing and no default. Asking the provider's own host for one is an
-error (exit 2): the request could only fail. Another host (an emulator replaying an old run, a
-proxy that may route elsewhere) gets the old schema and a one-time warning, and so does
-`providers.<name>.options.allow_retired: true`. A gateway that resells a model its maker retired
+error (exit 2): the request could only fail. Another host (a proxy that may route elsewhere, an
+emulator) gets the old schema and a one-time warning, and so does
+`providers.<name>.options.allow_retired: true` (to replay an old run's cached answers). A host
+that no longer serves the model answers so, and the adapter says it in one line with the
+successor (bench.providers.openai_compat: UnknownModelError); the emulators answer as OpenAI does. A gateway that resells a model its maker retired
 (AIML API's dall-e-3) marks it `"severity": "warn"`: its own docs still list it, so it may
 still answer; the user is told once and the model stays out of the defaults.
 """
@@ -69,7 +71,7 @@ def check_retired(
     line = f"{provider}:{model}: retired on {gone.retired_on}, use {provider}:{gone.use}"
     if gone.severity == "error" and not allowed:
         raise RetiredModelError(
-            f"{line} (to replay an old run, point providers.{provider}.base_url at an emulator)"
+            f"{line} (to replay an old run from the cache, set providers.{provider}.options.allow_retired=true)"
         )
     if gone.spec_entry is None:
         raise RetiredModelError(f"{line}; no schema of it is shipped")

@@ -18,15 +18,10 @@ from starlette.responses import JSONResponse, Response
 
 from bench.emulators.catalog import models_of
 from bench.emulators.common import EmulatorState, Knobs, int_param, json_body, malformed_json
-from bench.emulators.jobs import Job, Phase, StatusWords
+from bench.emulators.jobs import Job, Phase, status_words
 from bench.emulators.routes import Protocol, Routes
 
-PROGRESS_STATE: StatusWords = {
-    Phase.QUEUED: "queued",
-    Phase.RUNNING: "processing",
-    Phase.DONE: "done",
-    Phase.CANCELLED: "canceled",
-}
+PROGRESS_STATE = status_words(queued="queued", running="processing", done="done", cancelled="canceled")
 # AKI.IO publishes no refusal text; this one is what the emulator sends (inferred).
 REFUSAL_TEXT = "Prompt rejected by the content safety filter"
 
@@ -50,7 +45,8 @@ def create_app(
             name="akiio",
             key=lambda request: request.query_params.get("key"),
             unauthorized=lambda _key: error(401, "Invalid API key"),
-            rate_limited=lambda: error(400, "Job queue reached max length 100!"),  # the AIME server's words
+            # The AIME server's words for a full queue; it sends no Retry-After.
+            rate_limited=lambda _retry_after: error(400, "Job queue reached max length 100!"),
             server_failed=lambda status: (
                 error(500, "Internal server error") if status == 500 else error(400, "Endpoint disabled!")
             ),

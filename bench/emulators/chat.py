@@ -29,8 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bench.emulators.chat_vision import answer_question, measure_of, questions_for_prompt
-from bench.emulators.common import EmulatorState, Knobs, bearer, json_body, rate_limit_headers
-from bench.emulators.routes import Protocol, Routes
+from bench.emulators.common import EmulatorState, Knobs, json_body
+from bench.emulators.openai_compat import openai_protocol
+from bench.emulators.routes import Routes
 
 PATH = "/v1/chat/completions"
 EMULATOR_MODEL_NOTE = "chat-emulator (crude stand-in for a VLM: measures colours and blobs)"
@@ -39,7 +40,9 @@ IMAGE_TOKENS_PER_TILE = 170  # plus 85, per 512px tile at detail=high
 REFUSAL = "I'm sorry, but I can't help with that request."
 
 
-def _error(status: int, message: str, code: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, code: str | None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
@@ -123,18 +126,7 @@ def _content_for(text: str, images: list[tuple[bytes, str]]) -> dict[str, Any]:
 
 def create_app(knobs: Knobs | None = None) -> Starlette:
     emu = EmulatorState(knobs or Knobs())
-    routes = Routes(
-        emu,
-        Protocol(
-            name="chat",
-            key=bearer,
-            unauthorized=lambda key: _error(401, f"Incorrect API key provided: {key}", "invalid_api_key"),
-            rate_limited=lambda: _error(
-                429, "Rate limit reached for requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs)
-            ),
-            server_failed=lambda status: _error(status, "The server had an error", "server_error"),
-        ),
-    )
+    routes = Routes(emu, openai_protocol("chat", _error))
 
     async def completions(request: Request) -> Response:
         body = await json_body(request)

@@ -101,8 +101,7 @@ class EmulatorState(JobMachine):
         return [uri.partition(",")[2] for uri in await self.data_uris(job)]
 
     async def urls(self, job: Job, request: Request) -> list[str]:
-        base = str(request.base_url).rstrip("/")
-        return [f"{base}/files/{file_id}" for file_id in await self.outputs(job)]
+        return [f"{base_url(request)}/files/{file_id}" for file_id in await self.outputs(job)]
 
     def billed_usd(self, per_megapixel: float = 0.003) -> float:
         """What the billed jobs cost at the rate the answers report (see cost_usd)."""
@@ -134,8 +133,9 @@ def malformed_json() -> Response:
     return Response(b'{"data": [{"url": "htt', status_code=200, media_type="application/json")
 
 
-def rate_limit_headers(knobs: Knobs) -> dict[str, str]:
-    return {"Retry-After": f"{knobs.retry_after_s:g}"}
+def base_url(request: Request) -> str:
+    """Where the client reached this emulator, without the trailing slash (for follow-up URLs)."""
+    return str(request.base_url).rstrip("/")
 
 
 def bearer(request: Request) -> str | None:

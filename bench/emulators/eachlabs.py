@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse, Response
 
 from bench.catalog.eachlabs import load_eachlabs_document
 from bench.emulators.catalog import eachlabs_model, eachlabs_output_type, find
-from bench.emulators.common import EmulatorState, Knobs, bearer, json_body, malformed_json, rate_limit_headers
-from bench.emulators.jobs import Job, Phase, StatusWords
+from bench.emulators.common import EmulatorState, Knobs, base_url, bearer, json_body, malformed_json
+from bench.emulators.jobs import Job, Phase, status_words
 from bench.emulators.routes import Protocol, Routes
 from bench.emulators.validate import problems
 
@@ -48,12 +48,7 @@ def status_of(job: Job, phase: Phase) -> str:
     return STATUS[phase]
 
 
-STATUS: StatusWords = {
-    Phase.QUEUED: "starting",
-    Phase.RUNNING: "processing",
-    Phase.DONE: "success",
-    Phase.CANCELLED: "cancelled",
-}
+STATUS = status_words(queued="starting", running="processing", done="success", cancelled="cancelled")
 REJECTED = "Content rejected by the provider's safety filter"
 MODEL_NOT_FOUND = "Failed to fetch model: model not found"
 
@@ -67,14 +62,14 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
             key=lambda request: request.headers.get("x-api-key") or bearer(request),
             unauthorized=lambda _key: JSONResponse({"error": "Invalid or missing API key"}, status_code=401),
             unknown_job=lambda: JSONResponse({"error": "Prediction not found"}, status_code=404),
-            rate_limited=lambda: JSONResponse(
+            rate_limited=lambda retry_after: JSONResponse(
                 {
                     "status": 429,
                     "error": "too many requests",
                     "details": "Account rate limited: 10 concurrent",
                 },
                 status_code=429,
-                headers=rate_limit_headers(emu.knobs),
+                headers=retry_after,
             ),
             server_failed=lambda status: JSONResponse({"error": "internal server error"}, status_code=status),
             job_param="prediction_id",
@@ -105,7 +100,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
         )
 
     async def prediction(request: Request, job: Job) -> dict[str, Any]:
-        base = str(request.base_url).rstrip("/")
+        get_url = f"{base_url(request)}/v1/prediction/{job.id}"
         phase = job.phase()
         out: dict[str, Any] = {
             "id": job.id,
@@ -114,10 +109,7 @@ def create_app(knobs: Knobs | None = None, legacy: bool = False) -> Starlette:
             "output": None,
             "logs": None,
             "metrics": {},
-            "urls": {
-                "cancel": f"{base}/v1/prediction/{job.id}/cancel",
-                "get": f"{base}/v1/prediction/{job.id}",
-            },
+            "urls": {"cancel": f"{get_url}/cancel", "get": get_url},
         }
         if phase != Phase.DONE:
             return out

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bench.emulators.catalog import fal_openapi, fal_routes, find
-from bench.emulators.common import EmulatorState, Knobs, json_body, malformed_json, rate_limit_headers
+from bench.emulators.common import EmulatorState, Knobs, base_url, json_body, malformed_json
 from bench.emulators.jobs import Job, Phase
 from bench.emulators.routes import Protocol, Routes, fault_answer
 from bench.emulators.validate import problems
@@ -49,11 +49,11 @@ def billed_usd(job: Job) -> float:
     raise ValueError(f"fal emulator: unit {unit!r} has no billing rule")
 
 
-def rate_limited(knobs: Knobs) -> JSONResponse:
+def rate_limited(retry_after: dict[str, str]) -> JSONResponse:
     return JSONResponse(
         {"detail": "Rate limit exceeded", "error_type": "rate_limited"},
         status_code=429,
-        headers={**rate_limit_headers(knobs), "X-Fal-Error-Type": "rate_limited"},
+        headers={**retry_after, "X-Fal-Error-Type": "rate_limited"},
     )
 
 
@@ -85,7 +85,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             {"detail": "Cannot access application: invalid key"}, status_code=401
         ),
         unknown_job=lambda: JSONResponse({"detail": "Request not found"}, status_code=404),
-        rate_limited=lambda: rate_limited(emu.knobs),
+        rate_limited=rate_limited,
         server_failed=server_failed,
     )
     routes = Routes(emu, protocol)
@@ -123,10 +123,10 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         job = await accept(request)
         if not isinstance(job, Job):
             return job
-        if (failure := fault_answer(protocol, emu.fault_at(job, "submit"))) is not None:
+        if (failure := fault_answer(protocol, emu.knobs, emu.fault_at(job, "submit"))) is not None:
             return failure
         app = "/".join(request.path_params["model_path"].split("/")[:2])
-        follow = f"{str(request.base_url).rstrip('/')}/{app}/requests/{job.id}"
+        follow = f"{base_url(request)}/{app}/requests/{job.id}"
         return JSONResponse(
             {
                 "request_id": job.id,
@@ -155,7 +155,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse({"detail": detail}, status_code=422, headers={"X-Fal-Retryable": "false"})
 
     async def status(request: Request, job: Job) -> Response:
-        if (failure := fault_answer(protocol, emu.fault_at(job, "status"))) is not None:
+        if (failure := fault_answer(protocol, emu.knobs, emu.fault_at(job, "status"))) is not None:
             return failure
         phase = job.phase()
         if phase == Phase.QUEUED:
@@ -183,7 +183,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
                 status_code=400,
                 headers={"X-Fal-Error-Type": "request_cancelled"},
             )
-        if (failure := fault_answer(protocol, emu.fault_at(job, "result"))) is not None:
+        if (failure := fault_answer(protocol, emu.knobs, emu.fault_at(job, "result"))) is not None:
             return failure
         if job.refused:
             return refused()

@@ -46,6 +46,10 @@ class Phase(StrEnum):
 StatusWords = Mapping[Phase, str]
 
 
+def status_words(*, queued: str, running: str, done: str, cancelled: str) -> StatusWords:
+    return {Phase.QUEUED: queued, Phase.RUNNING: running, Phase.DONE: done, Phase.CANCELLED: cancelled}
+
+
 @dataclass
 class Job:
     """One generation in an emulator: its inputs, its timing and the fault it carries."""

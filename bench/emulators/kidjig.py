@@ -17,17 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bench.catalog.shipped import shipped_document
-from bench.emulators.common import EmulatorState, Knobs, json_body, malformed_json, rate_limit_headers
-from bench.emulators.jobs import Job, Phase, StatusWords
+from bench.emulators.common import EmulatorState, Knobs, json_body, malformed_json
+from bench.emulators.jobs import Job, Phase, status_words
 from bench.emulators.routes import Protocol, Routes
 
 API = "/provider/api/v1/image"
-STATUS: StatusWords = {
-    Phase.QUEUED: "pending",
-    Phase.RUNNING: "processing",
-    Phase.DONE: "completed",
-    Phase.CANCELLED: "failed",
-}
+STATUS = status_words(queued="pending", running="processing", done="completed", cancelled="failed")
 OK = "Request processed successfully"
 
 
@@ -53,8 +48,8 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
             key=lambda request: request.headers.get("x-api-key"),
             unauthorized=lambda _key: error(401, "invalid_api_key", "Invalid API key"),
             unknown_job=lambda: error(404, "not_found", "Request not found"),
-            rate_limited=lambda: error(
-                429, "rate_limit_exceeded", "Rate limit exceeded", rate_limit_headers(emu.knobs)
+            rate_limited=lambda retry_after: error(
+                429, "rate_limit_exceeded", "Rate limit exceeded", retry_after
             ),
             server_failed=lambda status: error(status, "internal_error", "Something went wrong"),
         ),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,7 +30,6 @@ from bench.emulators.common import (
     int_param,
     json_body,
     malformed_json,
-    rate_limit_headers,
 )
 from bench.emulators.jobs import Job
 from bench.emulators.routes import Protocol, Routes
@@ -80,6 +79,24 @@ def published_schema(profile: str, model: str) -> dict[str, Any] | None:
                 prop[theirs] = p[ours]
         properties[p["name"]] = prop
     return {"type": "object", "properties": properties}
+
+
+ErrorAnswer = Callable[[int, str, str | None, Mapping[str, str] | None], JSONResponse]
+
+
+def openai_protocol(name: str, error: ErrorAnswer) -> Protocol:
+    """How OpenAI-style APIs (images here, chat completions in chat.py) answer a bad key, a rate
+    limit and a server error, given `error(status, message, code, headers)` in their error shape."""
+    return Protocol(
+        name=name,
+        key=bearer,
+        # OpenAI echoes the key it got: adapters must redact their error messages.
+        unauthorized=lambda key: error(401, f"Incorrect API key provided: {key}", "invalid_api_key", None),
+        rate_limited=lambda retry_after: error(429, "Too Many Requests", "rate_limit_exceeded", retry_after),
+        server_failed=lambda status: error(
+            status, "The server had an error while processing your request.", "server_error", None
+        ),
+    )
 
 
 def served_models(profile: str) -> list[str]:
@@ -134,21 +151,7 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
             headers=dict(headers or {}),
         )
 
-    routes = Routes(
-        emu,
-        Protocol(
-            name="openai_compat",
-            key=bearer,
-            # OpenAI echoes the key it got: adapters must redact their error messages.
-            unauthorized=lambda key: fail(401, f"Incorrect API key provided: {key}", "invalid_api_key"),
-            rate_limited=lambda: fail(
-                429, "Too Many Requests", "rate_limit_exceeded", rate_limit_headers(emu.knobs)
-            ),
-            server_failed=lambda status: fail(
-                status, "The server had an error while processing your request.", "server_error"
-            ),
-        ),
-    )
+    routes = Routes(emu, openai_protocol("openai_compat", fail))
 
     def refuse_invalid(body: Mapping[str, Any]) -> JSONResponse | None:
         """A model the host does not serve, or a body the model's published limits refuse (a size

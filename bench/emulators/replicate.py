@@ -26,23 +26,18 @@ from bench.emulators.catalog import (
 from bench.emulators.common import (
     EmulatorState,
     Knobs,
+    base_url,
     bearer,
     int_param,
     json_body,
     malformed_json,
-    rate_limit_headers,
 )
-from bench.emulators.jobs import Job, Phase, StatusWords
+from bench.emulators.jobs import Job, Phase, status_words
 from bench.emulators.routes import Protocol, Routes
 from bench.emulators.validate import Problem, problems
 
 NSFW_ERROR = "NSFW content detected. Try running it again, or try a different prompt."
-STATUS: StatusWords = {
-    Phase.QUEUED: "starting",
-    Phase.RUNNING: "processing",
-    Phase.DONE: "succeeded",
-    Phase.CANCELLED: "canceled",
-}
+STATUS = status_words(queued="starting", running="processing", done="succeeded", cancelled="canceled")
 
 
 # The one collection the emulator serves: every emulated model (Replicate's own is text-to-image).
@@ -107,10 +102,10 @@ def required(field: str) -> JSONResponse:
 def create_app(knobs: Knobs | None = None) -> Starlette:
     emu = EmulatorState(knobs or Knobs())
 
-    def throttled() -> JSONResponse:
+    def throttled(retry_after: dict[str, str]) -> JSONResponse:
         detail = f"Request was throttled. Your rate limit resets in ~{emu.knobs.retry_after_s:g}s."
         response = problem(429, "Too Many Requests", detail)
-        response.headers.update(rate_limit_headers(emu.knobs))
+        response.headers.update(retry_after)
         return response
 
     routes = Routes(
@@ -131,7 +126,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
     )
 
     async def prediction(request: Request, job: Job) -> dict[str, Any]:
-        base = str(request.base_url).rstrip("/")
+        base = base_url(request)
         phase = job.phase()
         out: dict[str, Any] = {
             "id": job.id,
@@ -220,7 +215,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
 
     async def get_model(request: Request) -> Response:
         model = model_of(request)
-        return not_found() if model is None else JSONResponse(replicate_model(model, base_of(request)))
+        return not_found() if model is None else JSONResponse(replicate_model(model, base_url(request)))
 
     async def get_version(request: Request) -> Response:
         model = model_of(request)
@@ -234,7 +229,7 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return JSONResponse({"next": None, "previous": None, "results": results})
 
     async def list_models(request: Request) -> Response:
-        return page([replicate_model(m, base_of(request)) for m in models_of("replicate")])
+        return page([replicate_model(m, base_url(request)) for m in models_of("replicate")])
 
     async def list_versions(request: Request) -> Response:
         model = model_of(request)
@@ -251,12 +246,12 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
         return out
 
     async def list_collections(request: Request) -> Response:
-        return page([collection(base_of(request), summary=True)])
+        return page([collection(base_url(request), summary=True)])
 
     async def get_collection(request: Request) -> Response:
         if request.path_params["slug"] != COLLECTION["slug"]:
             return not_found()
-        return JSONResponse(collection(base_of(request), summary=False))
+        return JSONResponse(collection(base_url(request), summary=False))
 
     app = routes.app(
         [
@@ -282,7 +277,3 @@ def create_app(knobs: Knobs | None = None) -> Starlette:
     app.add_exception_handler(404, no_route)
     app.add_exception_handler(405, no_route)
     return app
-
-
-def base_of(request: Request) -> str:
-    return str(request.base_url).rstrip("/")

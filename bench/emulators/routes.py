@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.emulators.common import EmulatorState
 from bench.emulators.jobs import Job
+from bench.emulators.knobs import Knobs
 from bench.providers.observe import EMULATOR_HEADER
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -32,16 +33,16 @@ class Protocol:
     name: str  # sent in the emulator header (observe.EMULATOR_HEADER)
     key: Callable[[Request], str | None]  # where a request carries its key
     unauthorized: Callable[[str | None], Response]  # a missing or wrong key (given the key sent)
-    rate_limited: Callable[[], Response]  # 429, with the API's Retry-After
+    rate_limited: Callable[[dict[str, str]], Response]  # 429, given the Retry-After header to send
     server_failed: Callable[[int], Response]  # 500 or 503
     unknown_job: Callable[[], Response] | None = None  # a job id the API never issued (async APIs)
     job_param: str = "request_id"  # the path parameter that names a job
 
 
-def fault_answer(protocol: Protocol, fault: str | None) -> Response | None:
+def fault_answer(protocol: Protocol, knobs: Knobs, fault: str | None) -> Response | None:
     """The API's answer to a transient fault (rate limit, server error), None for no fault."""
     if fault == "rate_limit":
-        return protocol.rate_limited()
+        return protocol.rate_limited({"Retry-After": f"{knobs.retry_after_s:g}"})
     if fault in ("server_error", "unavailable"):
         return protocol.server_failed(500 if fault == "server_error" else 503)
     return None
@@ -99,7 +100,7 @@ class Routes:
 
     def fault_answer(self, job: Job) -> Response | None:
         """The answer a submission gets when its job carries a rate limit or a server error."""
-        return fault_answer(self.protocol, job.transient_fault)
+        return fault_answer(self.protocol, self.emu.knobs, job.transient_fault)
 
     def app(self, routes: Sequence[BaseRoute]) -> Starlette:
         """The app: the image files, then `routes`; its state is the emulator's, every answer marked."""
