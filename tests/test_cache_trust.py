@@ -84,9 +84,13 @@ def test_a_replay_keeps_the_current_jobs_prompt_labels_suite_and_size(tmp_path: 
     results = tmp_path / "results"
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
         # gpt-image-1.5 has no 512 or 768 size: both requests reach it without one, under one key.
-        first = gpt_image(url, results, "old", f"prompts.path={old}", "sweep.sizes=[768x768]", "prompts.n=null")
+        first = gpt_image(
+            url, results, "old", f"prompts.path={old}", "sweep.sizes=[768x768]", "prompts.n=null"
+        )
         assert main(first) == 0
-        second = gpt_image(url, results, "new", f"prompts.path={new}", "sweep.sizes=[512x512]", "prompts.n=null")
+        second = gpt_image(
+            url, results, "new", f"prompts.path={new}", "sweep.sizes=[512x512]", "prompts.n=null"
+        )
         assert main(second) == 0
         assert emu.submissions == 1  # the second request was a replay
     before, after = records(results / "old").iloc[0], records(results / "new").iloc[0]
