@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from _provider_harness import KEY, emulator, generate_error, knobs, make_provider
 
+from bench.catalog.shipped import shipped_document
 from bench.cli.main import main
 from bench.emulators import kidjig, openai_compat
 from bench.emulators.openai_compat import served_models
@@ -56,6 +57,16 @@ def test_openai_serves_its_current_image_models_and_refuses_the_rest() -> None:
         error = answer.json()["error"]
         assert error["message"] == f"Invalid model {model}. The model argument should be left blank."
         assert error["type"] == "invalid_request_error" and error["code"] is None
+
+
+@pytest.mark.parametrize("profile", ["openai", "aimlapi", "apipie"])
+def test_every_shipped_model_is_served_and_no_retired_one_at_openai(profile: str) -> None:
+    # The client's catalog (bench/catalog/data) and the emulated one must not drift apart: a
+    # target the catalog offers must run against the emulator.
+    document = shipped_document(profile)
+    assert {m["slug"] for m in document["models"]} <= set(served_models(profile))
+    if profile == "openai":
+        assert not {r["model"] for r in document["retired"]} & set(served_models(profile))
 
 
 @pytest.mark.parametrize("profile", ["aimlapi", "apipie"])
