@@ -46,7 +46,7 @@ class VirtualClock:
 
 def overrides(url: str, shared: Path, results: Path, *extra: str) -> list[str]:
     return [
-        "targets=[openai:gpt-image-1.5]",
+        "targets=[openai:gpt-image-2]",
         f"providers.openai.base_url={url}",
         f"providers.openai.api_key_env={KEY_ENV}",
         "providers.openai.concurrency=4",

@@ -33,7 +33,7 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def gpt_image(url: str, results: Path, run_name: str, *extra: str) -> list[str]:
     return [
         "run",
-        "targets=[openai:gpt-image-1.5]",
+        "targets=[openai:gpt-image-2]",
         f"providers.openai.base_url={url}",
         f"providers.openai.api_key_env={KEY_ENV}",
         "prompts.n=2",
@@ -83,7 +83,7 @@ def test_a_replay_keeps_the_current_jobs_prompt_labels_suite_and_size(tmp_path: 
     new = suite_file(tmp_path, "fruit", [{"id": "fruit-01", "category": "food", "text": text}])
     results = tmp_path / "results"
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
-        # gpt-image-1.5 has no 512 or 768 size: both requests reach it without one, under one key.
+        # gpt-image-2 has no 512 or 768 size: both requests reach it without one, under one key.
         first = gpt_image(
             url, results, "old", f"prompts.path={old}", "sweep.sizes=[768x768]", "prompts.n=null"
         )

@@ -33,8 +33,8 @@ def post(url: str, model: str) -> httpx.Response:
 
 def test_openai_serves_its_current_image_models_and_refuses_the_rest() -> None:
     served = served_models("openai")
-    assert {"gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini"} <= set(served)
-    assert not {"dall-e-3", "dall-e-2", "gpt-image-1", "gpt-4o"} & set(served)
+    assert {"gpt-image-2", "gpt-image-2.6-sunburst", "gpt-image-2.5-flare"} <= set(served)
+    assert not {"dall-e-3", "gpt-image-1", "gpt-image-1.5", "chatgpt-image-latest", "gpt-4o"} & set(served)
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
         assert all(post(url, model).status_code == 200 for model in served)
         retired, unknown, chat = post(url, "dall-e-3"), post(url, "gpt-image-9"), post(url, "gpt-4o")
@@ -104,17 +104,17 @@ def test_adapter_says_retired_model_in_one_line_with_the_fix(monkeypatch: pytest
         assert emu.calls == ["POST /v1/images/generations"] and emu.submissions == 0
     assert "\n" not in error.message
     assert error.message.startswith(f"openai:dall-e-3: {url} does not serve this model (HTTP 404: ")
-    assert error.message.endswith("; it was retired on 2026-05-12, use openai:gpt-image-2")
+    assert error.message.endswith("; it was retired on 2026-05-12, use openai:gpt-image-2.5-sunburst")
     assert error.error_type == "unknown_model" and not error.retryable
 
 
-def test_adapter_names_the_successor_of_gpt_image_1(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_adapter_names_the_successor_of_gpt_image_1_5(monkeypatch: pytest.MonkeyPatch) -> None:
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
         provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
-        error = generate_error(provider, "gpt-image-1", REQ, UnknownModelError)
+        error = generate_error(provider, "gpt-image-1.5", REQ, UnknownModelError)
         assert emu.submissions == 0
-    assert error.message.startswith(f"openai:gpt-image-1: {url} does not serve this model (HTTP 404: ")
-    assert error.message.endswith("; it was retired on 2026-10-23, use openai:gpt-image-1.5")
+    assert error.message.startswith(f"openai:gpt-image-1.5: {url} does not serve this model (HTTP 404: ")
+    assert error.message.endswith("; it was retired on 2026-12-01, use openai:gpt-image-2.6-sunburst")
 
 
 def test_official_sdk_gets_openais_answer_for_a_retired_model() -> None:
@@ -122,7 +122,7 @@ def test_official_sdk_gets_openais_answer_for_a_retired_model() -> None:
         client = openai.OpenAI(api_key=KEY, base_url=f"{url}/v1", max_retries=0)
         with pytest.raises(openai.NotFoundError) as caught:
             client.images.generate(model="dall-e-3", prompt="a red cube")
-        image = client.images.generate(model="gpt-image-1-mini", prompt="a red cube")
+        image = client.images.generate(model="gpt-image-2", prompt="a red cube")
         assert emu.submissions == 1
     assert caught.value.code == "model_not_found"
     assert image.data and image.data[0].b64_json
@@ -154,7 +154,7 @@ def test_a_run_with_a_retired_model_fails_against_the_emulator(
     assert code == 1  # every request failed
     assert sent == len(df) and (df.attempts == 1).all()  # refused once each, never retried
     assert (df.error_type == "unknown_model").all()
-    assert df.error_message.str.endswith("use openai:gpt-image-2").all()
+    assert df.error_message.str.endswith("use openai:gpt-image-2.5-sunburst").all()
     err = capsys.readouterr().err
     # The terminal's closing line carries the adapter's one-line reason and its fix.
-    assert "openai:dall-e-3: " in err and "use openai:gpt-image-2" in err
+    assert "openai:dall-e-3: " in err and "use openai:gpt-image-2.5-sunburst" in err

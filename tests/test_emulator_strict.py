@@ -87,7 +87,7 @@ def test_openai_refuses_a_size_its_model_does_not_make() -> None:
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
         bad = httpx.post(
             f"{url}/v1/images/generations",
-            json={"model": "gpt-image-1.5", "prompt": "a cube", "size": "1792x1024"},  # a dall-e-3 size
+            json={"model": "gpt-image-2", "prompt": "a cube", "size": "1792x1024"},  # a dall-e-3 size
             headers=BEARER,
         )
         assert bad.status_code == 400

@@ -69,5 +69,5 @@ def test_the_documented_recipe_measures_and_the_old_shape_is_not_measured(tmp_pa
     assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
     lines = first.stdout.splitlines()
     verdicts = [line for line in lines if re.match(r"(PASS|REGRESSION|NOT MEASURED|FAIL)\b", line)]
-    assert verdicts[0].startswith("NOT MEASURED: too few live pairs for openai:gpt-image-1.5 (0 of 12)")
+    assert verdicts[0].startswith("NOT MEASURED: too few live pairs for openai:gpt-image-2 (0 of 12)")
     assert json.loads((old / "gate-out" / "gate.json").read_text())["verdict"] == "NOT MEASURED"

@@ -71,7 +71,7 @@ def sweep_args(launcher: str, results: Path, sweep: str) -> list[str]:
         "run",
         "-m",
         *LAUNCHER_ARGS[launcher],
-        "targets=[openai:gpt-image-1.5]",
+        "targets=[openai:gpt-image-2]",
         f"providers.openai.api_key_env={KEY_ENV}",
         "prompts.n=2",
         "sweep=quick",

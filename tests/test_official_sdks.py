@@ -28,8 +28,8 @@ def test_openai_sdk_generates_lists_models_and_raises_rate_limit() -> None:
         assert b64.data and b64.data[0].b64_json and b64.usage is not None and b64.usage.output_tokens == 272
         ids = {m.id for m in client.models.list()}
         # Today's image models are listed (checked 2026-12-06); the retired ones are not.
-        assert {"gpt-image-2", "gpt-image-1.5", "gpt-image-1-mini"} <= ids
-        assert not ids & {"dall-e-3", "dall-e-2", "gpt-image-1"}
+        assert {"gpt-image-2", "gpt-image-2.6-sunburst", "gpt-image-2.5-flare"} <= ids
+        assert not ids & {"dall-e-3", "dall-e-2", "gpt-image-1", "gpt-image-1.5", "gpt-image-1-mini"}
     with emulator(openai_compat.create_app(knobs(fault="rate_limit"), profile="openai")) as (url, _):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
         with pytest.raises(openai.RateLimitError):

@@ -77,7 +77,7 @@ def test_sweep_end_to_end(
     factory, cost_source = PROVIDERS[provider]
     caplog.set_level(logging.DEBUG)
     # GPT image models are priced from their usage tokens (the price table)
-    extra = ["targets=[openai:gpt-image-1.5]"] if provider == "openai" else []
+    extra = ["targets=[openai:gpt-image-2]"] if provider == "openai" else []
     with emulator(factory(knobs(inference_s=(0.005, 0.01)))) as (url, emu):
         df = bench_run(provider, url, tmp_path, *extra)
     assert len(df) >= 2 and (df.status == "ok").all(), df[["target", "status", "error_message"]].to_string()

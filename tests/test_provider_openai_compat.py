@@ -72,7 +72,7 @@ def test_apipie_dalle3_url_and_b64_with_revised_prompt(monkeypatch: pytest.Monke
 def test_openai_gpt_image_base64_with_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
     with emulator(create_app(knobs(), profile="openai")) as (url, _):
         provider = make_provider("openai_compat", "openai", url, monkeypatch, options={"profile": "openai"})
-        result = generate(provider, "gpt-image-1.5", REQ)
+        result = generate(provider, "gpt-image-2", REQ)
     assert_images(result)
     assert result.images[0].source_url is None  # GPT image models always answer base64
     assert result.provider_request_id and result.provider_request_id.startswith("req_")

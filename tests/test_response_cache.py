@@ -1,6 +1,6 @@
 """The cross-run response cache against a real emulator on 127.0.0.1: what is sent, what is replayed.
 
-gpt-image-1.5 takes no steps, so `-m sweep.steps=[4],[8]` asks it the same questions twice
+gpt-image-2 takes no steps, so `-m sweep.steps=[4],[8]` asks it the same questions twice
 (the issue's own example): with the cache, each distinct request reaches the emulator
 once, however many jobs and re-runs ask for it.
 """
@@ -23,7 +23,7 @@ N_PROMPTS = 2
 
 def common(url: str, results: Path) -> list[str]:
     return [
-        "targets=[openai:gpt-image-1.5]",
+        "targets=[openai:gpt-image-2]",
         f"providers.openai.base_url={url}",
         f"providers.openai.api_key_env={KEY_ENV}",
         f"prompts.n={N_PROMPTS}",
@@ -73,7 +73,7 @@ def test_overlapping_multirun_sends_each_distinct_request_once_and_reports_repla
     # The report marks the replays and keeps their latencies out of the statistics by default.
     assert main(["report", str(results / "sweeps" / "again")]) == 0
     summary = pd.read_parquet(results / "sweeps" / "again" / "summary.parquet")
-    # Both jobs asked the same requests (gpt-image-1.5 has no steps): n counts distinct requests.
+    # Both jobs asked the same requests (gpt-image-2 has no steps): n counts distinct requests.
     assert summary.n_cached.tolist() == [N_PROMPTS] and summary.n.tolist() == [N_PROMPTS]
     assert summary.latency_p50_s.isna().all()
     html = (results / "sweeps" / "again" / "report.html").read_text(encoding="utf-8")
