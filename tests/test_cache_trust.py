@@ -30,12 +30,14 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, KEY)
 
 
-def gpt_image(url: str, results: Path, run_name: str, *extra: str) -> list[str]:
+def gpt_image(url: str, results: Path, run_name: str, *extra: str, host: str = "openai") -> list[str]:
+    """A run of gpt-image-2 at OpenAI's (emulated) host, or at AIML's (`host="aimlapi"`)."""
+    model = "openai/gpt-image-2" if host == "aimlapi" else "gpt-image-2"
     return [
         "run",
-        "targets=[openai:gpt-image-2]",
-        f"providers.openai.base_url={url}",
-        f"providers.openai.api_key_env={KEY_ENV}",
+        f"targets=[{host}:{model}]",
+        f"providers.{host}.base_url={url}",
+        f"providers.{host}.api_key_env={KEY_ENV}",
         "prompts.n=2",
         "sweep=quick",
         "metrics=off",
@@ -82,16 +84,13 @@ def test_a_replay_keeps_the_current_jobs_prompt_labels_suite_and_size(tmp_path: 
     old = suite_file(tmp_path, "project", [{"id": "p01", "category": "color", "text": text}])
     new = suite_file(tmp_path, "fruit", [{"id": "fruit-01", "category": "food", "text": text}])
     results = tmp_path / "results"
-    with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
-        # gpt-image-2 has no 512 or 768 size: both requests reach it without one, under one key.
-        first = gpt_image(
-            url, results, "old", f"prompts.path={old}", "sweep.sizes=[768x768]", "prompts.n=null"
-        )
-        assert main(first) == 0
-        second = gpt_image(
-            url, results, "new", f"prompts.path={new}", "sweep.sizes=[512x512]", "prompts.n=null"
-        )
-        assert main(second) == 0
+    with emulator(openai_compat.create_app(knobs(), profile="aimlapi")) as (url, emu):
+        # AIML's gpt-image-2 has three sizes, neither 512 nor 768: both requests reach it without
+        # one, under one key.
+        old_run = (f"prompts.path={old}", "sweep.sizes=[768x768]", "prompts.n=null")
+        assert main(gpt_image(url, results, "old", *old_run, host="aimlapi")) == 0
+        new_run = (f"prompts.path={new}", "sweep.sizes=[512x512]", "prompts.n=null")
+        assert main(gpt_image(url, results, "new", *new_run, host="aimlapi")) == 0
         assert emu.submissions == 1  # the second request was a replay
     before, after = records(results / "old").iloc[0], records(results / "new").iloc[0]
     assert after.cached and after.request_key == before.request_key

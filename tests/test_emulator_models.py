@@ -17,7 +17,7 @@ from _provider_harness import KEY, emulator, generate_error, knobs, make_provide
 from bench.catalog.shipped import shipped_document
 from bench.cli.main import main
 from bench.emulators import kidjig, openai_compat
-from bench.emulators.openai_compat import served_models
+from bench.emulators.openai_compat import open_size_problem, served_models
 from bench.errors import UnknownModelError
 from bench.request import ImageRequest
 
@@ -158,3 +158,25 @@ def test_a_run_with_a_retired_model_fails_against_the_emulator(
     err = capsys.readouterr().err
     # The terminal's closing line carries the adapter's one-line reason and its fix.
     assert "openai:dall-e-3: " in err and "use openai:gpt-image-2.5-sunburst" in err
+
+
+def test_gpt_image_2_takes_any_size_its_published_rule_allows() -> None:
+    rule = ("openai", "gpt-image-2")
+    for size in ("1792x1024", "1024x1024", "3840x2160", "2160x3840", "1536x512", "auto"):
+        assert open_size_problem(*rule, size) is None, size
+    for size in ("1000x1000", "3840x1024", "4096x2048", "2304x2304", "big"):
+        assert open_size_problem(*rule, size) is not None, size
+    with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
+        wide = httpx.post(
+            f"{url}/v1/images/generations",
+            json={"model": "gpt-image-2", "prompt": "a cube", "size": "1792x1024"},
+            headers=HEADERS,
+        )
+        too_wide = httpx.post(
+            f"{url}/v1/images/generations",
+            json={"model": "gpt-image-2", "prompt": "a cube", "size": "3840x1024"},
+            headers=HEADERS,
+        )
+        assert emu.submissions == 1
+    assert wide.status_code == 200
+    assert too_wide.status_code == 400 and too_wide.json()["error"]["param"] == "size"

@@ -85,9 +85,10 @@ def test_eachlabs_refuses_out_of_range_input_and_unknown_models() -> None:
 
 def test_openai_refuses_a_size_its_model_does_not_make() -> None:
     with emulator(openai_compat.create_app(knobs(), profile="openai")) as (url, emu):
+        # gpt-image-2 makes any size with both sides divisible by 16 (1792x1024 is fine), not 1000.
         bad = httpx.post(
             f"{url}/v1/images/generations",
-            json={"model": "gpt-image-2", "prompt": "a cube", "size": "1792x1024"},  # a dall-e-3 size
+            json={"model": "gpt-image-2", "prompt": "a cube", "size": "1000x1000"},
             headers=BEARER,
         )
         assert bad.status_code == 400

@@ -61,6 +61,37 @@ def error_body(
     return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
 
 
+# The sizes of a model whose size list is open (gpt-image-2 and its successors; their `size`
+# parameter in bench/catalog/data/openai.json, from OpenAI's API reference): any WIDTHxHEIGHT with
+# both sides divisible by 16, an aspect ratio between 1:3 and 3:1, at most 3840x2160.
+OPEN_SIZE_STEP_PX = 16
+OPEN_SIZE_MAX_RATIO = 3
+OPEN_SIZE_MAX_PX = (3840, 2160)  # long side, short side
+
+
+def open_size_problem(profile: str, model: str, size: Any) -> str | None:
+    """Why a model with an open size list cannot make `size`, None when it can (or is not open)."""
+    entry = next((m for m in shipped_document(profile)["models"] if m["slug"] == model), None)
+    param = next((p for p in entry["params"] if p["name"] == "size"), None) if entry else None
+    if param is None or param.get("options_complete", True) or size == "auto" or not isinstance(size, str):
+        return None
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) and int(height)):
+        return "must be WIDTHxHEIGHT or auto"
+    long_px, short_px = max(int(width), int(height)), min(int(width), int(height))
+    if (
+        long_px % OPEN_SIZE_STEP_PX
+        or short_px % OPEN_SIZE_STEP_PX
+        or long_px > OPEN_SIZE_MAX_RATIO * short_px
+        or long_px > OPEN_SIZE_MAX_PX[0]
+        or short_px > OPEN_SIZE_MAX_PX[1]
+    ):
+        return (
+            "both sides must be divisible by 16, with an aspect ratio between 1:3 and 3:1, at most 3840x2160"
+        )
+    return None
+
+
 def published_schema(profile: str, model: str) -> dict[str, Any] | None:
     """The JSON Schema of a model's published parameters (bench/catalog/data/<profile>.json, itself
     read from OpenAI's SDK types and AIML's and APIpie's published docs), retired models included."""
@@ -165,6 +196,8 @@ def create_app(knobs: Knobs | None = None, profile: str = "openai", fal_shape: b
         if schema is None:
             return None
         found = problems(schema, schema, {k: v for k, v in body.items() if k != "model"})
+        if not found and (size := open_size_problem(profile, model, body.get("size"))) is not None:
+            found = [("size", "invalid_value", size)]
         if not found:
             return None
         path, _, message = found[0]
