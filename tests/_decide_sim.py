@@ -81,3 +81,82 @@ def recommended_rate(study: Study, reps: int, seed: int = 0, n_boot: int = 1000)
         verdict = decide(summary, records, DecideSettings(n_boot=n_boot, seed=r, max_categories=0))
         hits += verdict.recommended == "g1"
     return hits / reps
+
+
+# --- FID: a group-level signal, decided on bootstrap replicates over images ------------------------
+
+FID_MARGIN = 2.0  # FID's default margin
+FEATURE_DIM = 8  # small feature vectors keep the simulation fast; the replicate formulas do not depend on d
+
+
+@dataclass(frozen=True)
+class FidStudy:
+    groups: int
+    prompts: int
+    gap: float  # true FID gap of the cheapest group above the best, in margins
+    noise: str  # normal | skewed (the cheap group's per-image features: a centred exponential)
+    sigma: float = 0.7  # per-image feature noise sd (each of `dim` coordinates)
+    dim: int = FEATURE_DIM  # feature dimensions: above the number of images, the n x n (Inception-like) path
+
+
+def simulate_fid(study: FidStudy, rng: np.random.Generator, n_boot: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(summary, metrics) of one synthetic study scored on FID against fixed reference statistics N(0, I).
+
+    Image features of group g, prompt p, seed s: mu_g + a_p + e_gps, with a_p ~ N(0, tau^2 I) shared by
+    all groups (the prompt's content) and e normal or skewed, so every group's covariance is I and its
+    true FID is |mu_g|^2: the true gaps are exact. The replicates come from bench.metrics.fid_replicates
+    with the scorer's prompt draw, stored and read back as metrics.parquet's fid_boot column is."""
+    from bench.metrics.fid import GaussianStats, fid_from_stats, gaussian_stats
+    from bench.metrics.fid_replicates import fid_replicates, image_weights, prompt_draws
+
+    k, n, d = study.groups, study.prompts, study.dim
+    tau = np.sqrt(1.0 - study.sigma**2)
+    base = 10.0  # the best group's true FID
+    gaps = np.concatenate([[0.0, study.gap], np.linspace(2.0, 4.0, k - 2)]) * FID_MARGIN
+    cost = np.concatenate([[10.0, 1.0], np.linspace(2.0, 9.0, k - 2)])
+    ref = GaussianStats(mu=np.zeros(d), sigma=np.eye(d), n=0)
+    prompts = [f"p{p:03d}" for p in range(n)]
+    image_prompts = [p for p in prompts for _ in range(SEEDS)]
+    order, counts = prompt_draws(image_prompts, n_boot, int(rng.integers(1 << 31)))
+    weights = image_weights(image_prompts, order, counts)
+    content = np.repeat(rng.normal(0.0, tau, size=(n, d)), SEEDS, axis=0)
+    rows, fids = [], []
+    for g in range(k):
+        mu = np.zeros(d)
+        mu[0] = np.sqrt(base + gaps[g])
+        if study.noise == "skewed" and g == 1:
+            e = study.sigma * (rng.exponential(1.0, size=(n * SEEDS, d)) - 1.0)
+        else:
+            e = rng.normal(0.0, study.sigma, size=(n * SEEDS, d))
+        x = mu + content + e
+        fids.append(fid_from_stats(gaussian_stats(x), ref))
+        rows.append({"target": f"g{g}", "n": n * SEEDS, "fid_boot": fid_replicates(x, ref, weights).tolist()})
+    summary = pd.DataFrame(
+        {
+            "target": [f"g{g}" for g in range(k)],
+            "group": [f"g{g}" for g in range(k)],
+            "cost_per_1k_usd": cost,
+            "latency_p90_s": 1.0,
+            "refusal_rate": 0.0,
+            "ok_rate": 1.0,
+            "fid": fids,
+            "fid_fingerprint": "inception:sim",
+            "reference_id": "folder:sim:0",
+        }
+    )
+    return summary, pd.DataFrame(rows)
+
+
+def fid_recommended_rate(study: FidStudy, reps: int, seed: int = 0, n_boot: int = 1000) -> float:
+    """Share of `reps` studies in which the cheapest group (g1) is recommended on FID."""
+    from bench.decide.evidence import metric_replicates
+
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(reps):
+        summary, metrics = simulate_fid(study, rng, n_boot)
+        rep = metric_replicates(summary, metrics, "fid")
+        assert rep is not None
+        verdict = decide(summary, None, DecideSettings(signal="fid", max_categories=0), replicates={"fid": rep})
+        hits += verdict.recommended == "g1"
+    return hits / reps

@@ -11,7 +11,8 @@
 4. Recommendation: the cheapest group of that set (unknown cost last), ties by p90 latency.
 
 Elo and FID/KID have no per-prompt pairing: their differences come from joint bootstrap
-replicates (over votes; over images), with the percentile bootstrap's p-value.
+replicates (Elo: over votes; FID/KID: over images, drawn by prompt with one draw for every group and
+the reference's statistics fixed, bench.metrics.fid_replicates), with the percentile bootstrap's p-value.
 tests/test_decide_simulation.py measures the rule's error rates; docs/decision.md states them.
 """
 
@@ -173,6 +174,8 @@ def _unusable(summary: pd.DataFrame, name: str) -> str:
     refs = summary["reference_id"].dropna() if "reference_id" in summary else pd.Series([])
     if name in ("fid", "kid") and any(str(r).startswith("target:") for r in refs):
         return f"{sig.short} is measured against one of the run's own targets: likeness to it, not quality"
+    if name in ("fid", "kid") and refs.nunique() > 1:
+        return f"{sig.short} is measured against {refs.nunique()} different references here: not comparable"
     return ""
 
 
@@ -218,6 +221,11 @@ def _replicate_tests(
             if d.size == 0:
                 out[(a, b)] = PairTest(rep.n, est, math.nan, math.nan, math.nan, math.nan)
                 continue
+            if rep.unit == "images":
+                # A resample repeats images, so its covariance has fewer distinct images than the
+                # sample's and its FID sits higher: a shift that is not uncertainty. The replicates
+                # are re-centred on the estimate (their median on it) and only their spread is used.
+                d = d - float(np.median(d)) + est
             p = float((np.sum(d <= -margin) + 0.5) / (d.size + 1))
             low, high = np.quantile(d, [1 - conf, conf])
             # sd of the estimate scaled to one unit, so "more votes" uses the same formula as prompts
@@ -361,12 +369,16 @@ def decide(
     else:
         rep = replicates.get(sig.name)
         if rep is None:
-            return Verdict("no_signal", f"{sig.short} has no bootstrap replicates in this run: no interval to decide on",
+            fix = ("; `bench score RUN_DIR` stores them (FID: groups of at most 768 images)"
+                   if sig.name in ("fid", "kid") else "")  # fmt: skip
+            return Verdict("no_signal", f"{sig.short} has no bootstrap replicates in this run: no interval to decide on{fix}",
                            n=0, unit="prompts", **common)  # fmt: skip
         pairs = _replicate_tests(rep, contenders, sign, margin, st.confidence)
         unit, minimum = rep.unit, (st.min_votes if rep.unit == "votes" else 2 * st.min_prompts)
-        method = (f"percentile bootstrap over {rep.unit} ({rep.boot.shape[0]} joint replicates), one-sided, against "
-                  f"every other contender; Holm over {len(contenders)} contenders")  # fmt: skip
+        how = (" (images drawn by prompt, one draw for every group; the reference's statistics fixed)"
+               if rep.unit == "images" else "")  # fmt: skip
+        method = (f"percentile bootstrap over {rep.unit}{how} ({rep.boot.shape[0]} joint replicates), one-sided, "
+                  f"against every other contender; Holm over {len(contenders)} contenders")  # fmt: skip
     common["method"] = method
     n_max = max((t.n for t in pairs.values()), default=0)
     if len(contenders) == 1 and not table.empty:

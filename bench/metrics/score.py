@@ -37,6 +37,7 @@ from bench.metrics.fid import (
     kernel_inception_distance,
     kid_subset_size,
 )
+from bench.metrics.fid_replicates import MAX_EIG_DIM, fid_replicates, image_weights, kid_replicates, prompt_draws
 from bench.metrics.fingerprint import fingerprint_id
 from bench.metrics.images import decoded_chunks, text_key
 from bench.metrics.notes import note
@@ -258,6 +259,14 @@ def _group_rows(
     small: list[str] = []
     no_kid_std: list[str] = []
     positions = {idx: i for i, idx in enumerate(ok.index)}
+    # Bootstrap replicates for the decision (bench.decide): one seeded draw of the run's prompts,
+    # shared by every group. Not against one of the run's own targets: the decision refuses
+    # FID/KID as quality there (likeness to that target), so the replicates would cost for nothing.
+    want_boot = reference is not None and not reference.id.startswith("target:") and "prompt_id" in ok
+    order, counts = (
+        prompt_draws(ok["prompt_id"].astype(str), cfg.stats.n_boot, cfg.stats.seed) if want_boot else ([], None)
+    )
+    too_big: list[str] = []
     for group_key, grp in ok.groupby(keys, dropna=False, sort=True) if keys else [((), ok)]:
         key_tuple = group_key if isinstance(group_key, tuple) else (group_key,)
         row: dict[str, Any] = dict(zip(keys, key_tuple, strict=True))
@@ -286,6 +295,8 @@ def _group_rows(
             n_reference=np.nan,
             reference_id=None,
             fid_fingerprint=None,
+            fid_boot=None,
+            kid_boot=None,
         )
         if reference is not None and feats is not None:
             g = feats[[positions[i] for i in grp.index]]
@@ -312,6 +323,14 @@ def _group_rows(
                 )
                 if not kid.std_informative:
                     no_kid_std.append(f"{group_label(row)}: n={len(g)}")
+            if counts is not None and len(g) >= 2:
+                weights = image_weights(grp["prompt_id"].astype(str).tolist(), order, counts)
+                if cfg.fid.enabled and min(g.shape) <= MAX_EIG_DIM:
+                    row["fid_boot"] = fid_replicates(g, reference.stats, weights).tolist()
+                elif cfg.fid.enabled:
+                    too_big.append(f"{group_label(row)}: n={len(g)}")
+                if cfg.kid.enabled and reference.features is not None:
+                    row["kid_boot"] = kid_replicates(g, reference.features, weights).tolist()
             if len(g) < FID_MIN_RELIABLE_N:
                 small.append(f"{group_label(row)}: n={len(g)}")
         rows.append(row)
@@ -321,6 +340,11 @@ def _group_rows(
             f"FID is biased upwards below n={FID_MIN_RELIABLE_N} images per group; compare FIDs only at "
             f"equal n and read KID beside them. Small groups: {'; '.join(small[:5])}"
             + (f" (+{len(small) - 5} more)" if len(small) > 5 else ""),
+        )
+    if too_big:
+        notes.append(
+            f"FID has no bootstrap replicates (the decision cannot rest on it) where a group has over {MAX_EIG_DIM} "
+            f"images: each replicate would need a {MAX_EIG_DIM}+ eigendecomposition; use KID. Groups: {'; '.join(too_big[:5])}"
         )
     if no_kid_std:
         notes.append(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from bench.arena.report import arena_replicates
-from bench.decide.evidence import GROUP_KEYS, Replicates
+from bench.decide.evidence import GROUP_KEYS, Replicates, metric_replicates
 from bench.decide.settings import parse_settings
 from bench.decide.verdict import Verdict, decide
 from bench.report.runs import RunSet
@@ -37,4 +37,8 @@ def folder_verdict(
     rep = arena_replicates(summary, arena, [k for k in GROUP_KEYS if k in summary.columns])
     if rep is not None:
         replicates["arena_elo"] = rep
+    for name in ("fid", "kid"):  # over images, stored by the scorer beside FID/KID in metrics.parquet
+        got = metric_replicates(summary, runs.metrics, name)
+        if got is not None:
+            replicates[name] = got
     return decide(summary, runs.records, settings, replicates=replicates)
