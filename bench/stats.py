@@ -12,6 +12,10 @@ The plain percentile bootstrap under-covers at the sample sizes this tool produc
   exactly (conservatively) at any n; a bound the data cannot give is ±inf.
 - any other statistic (e.g. a paired ratio of quantiles): BCa (bias-corrected and
   accelerated) bootstrap, acceleration from a leave-one-unit-out jackknife.
+- shares (ok rate, refusal rate, any 0/1 column, and per-image shares such as the judge's
+  adherence): Clopper–Pearson (`share_ci`), which lies in [0, 1] by construction. The
+  studentized bootstrap gives a share near 0 or 1 nonsense such as 0.979 [-inf, 1.01]: most
+  replicates of such data have no spread at all.
 
 `clusters` resamples whole groups (e.g. prompt_id): images of one prompt are not
 independent, so resampling images would give intervals that are too narrow. The
@@ -26,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import binom, norm
+from scipy.stats import beta, binom, norm
 
 Stat = Callable[..., Any]  # called as stat(array, axis=1) on a (replicates, n) array
 F64 = npt.NDArray[np.float64]
@@ -43,7 +47,7 @@ class Interval:
     n: int  # values used (NaNs dropped)
     n_clusters: int  # resampling units (== n without clusters)
     n_boot: int
-    method: str = "studentized"  # studentized | bca | order-statistic | none
+    method: str = "studentized"  # studentized | bca | order-statistic | clopper-pearson | none
 
     @property
     def width(self) -> float:
@@ -262,6 +266,8 @@ def bootstrap_ci(
     estimate = float(stat(arr[None, :], axis=1)[0])
     if n_units < 2:
         return _nan_interval(estimate, confidence, len(arr), n_units, n_boot)
+    if _is_mean(stat) and np.isin(arr, (0.0, 1.0)).all():
+        return share_ci(arr, confidence=confidence, clusters=codes if clusters is not None else None)
     rng = np.random.default_rng(seed)
     if _is_mean(stat):
         est, low, high, _ = _studentized(_Units.of(arr, codes), confidence, n_boot, rng)
@@ -272,6 +278,54 @@ def bootstrap_ci(
 
     low, high, _ = _bca(estimate, evaluate, codes, confidence, n_boot, rng)
     return Interval(estimate, low, high, confidence, len(arr), n_units, n_boot, "bca")
+
+
+def share_ci(
+    values: Sequence[float] | npt.NDArray[np.floating[Any]],
+    *,
+    confidence: float = 0.95,
+    clusters: Sequence[Any] | npt.NDArray[Any] | None = None,
+) -> Interval:
+    """Interval of a share: the mean of values in [0, 1] (0/1 outcomes, or per-image shares).
+
+    Independent 0/1 outcomes: the exact Clopper–Pearson interval on k successes out of n (as
+    scipy.stats.binomtest(k, n).proportion_ci(method="exact")); it holds its level at any n and p.
+    With `clusters` (e.g. prompt ids: outcomes of one prompt go together) or fractional values,
+    the same interval on the effective sample size n_eff = p(1 - p) / se^2, se being the
+    cluster-robust standard error of the mean (the design effect, Korn & Graubard 1998), kept
+    between the number of clusters (every cluster one outcome) and the number of values. When
+    every value is 0 or every value is 1 there is no spread to measure: n_eff is the number of
+    clusters. Both ends lie in [0, 1]. NaN values are dropped.
+    """
+    _check(confidence, 1)
+    arr = np.asarray(values, dtype=np.float64)
+    keep = ~np.isnan(arr)
+    arr = arr[keep]
+    n = len(arr)
+    if n == 0:
+        return _nan_interval(float("nan"), confidence, 0, 0, 0)
+    if (arr < 0).any() or (arr > 1).any():
+        raise ValueError("share_ci needs values in [0, 1]")
+    codes = _encode(clusters, keep, n)
+    u = _Units.of(arr, codes)
+    p = float(arr.mean())
+    n_eff = float(n)
+    if clusters is not None or not np.isin(arr, (0.0, 1.0)).all():
+        n_eff = float(u.k)
+        if u.k >= 2 and 0.0 < p < 1.0:
+            se = float(_ratio_and_se(np.ones((1, u.k)), _Units(u.s - p * u.m, u.m))[1][0])
+            if se > 0:
+                n_eff = float(np.clip(p * (1.0 - p) / (se * se), u.k, n))
+    low, high = _clopper_pearson(p * n_eff, n_eff, confidence)
+    return Interval(p, low, high, confidence, n, u.k, 0, "clopper-pearson")
+
+
+def _clopper_pearson(x: float, n: float, confidence: float) -> tuple[float, float]:
+    """Beta-quantile form of the exact binomial interval; x need not be a whole number."""
+    alpha = (1.0 - confidence) / 2.0
+    low = 0.0 if x <= 0 else float(beta.ppf(alpha, x, n - x + 1.0))
+    high = 1.0 if x >= n else float(beta.ppf(1.0 - alpha, x + 1.0, n - x))
+    return low, high
 
 
 def quantile_order_ci(n: int, q: float, confidence: float) -> tuple[int | None, int | None]:

@@ -157,6 +157,8 @@ def fid_recommended_rate(study: FidStudy, reps: int, seed: int = 0, n_boot: int 
         summary, metrics = simulate_fid(study, rng, n_boot)
         rep = metric_replicates(summary, metrics, "fid")
         assert rep is not None
-        verdict = decide(summary, None, DecideSettings(signal="fid", max_categories=0), replicates={"fid": rep})
+        verdict = decide(
+            summary, None, DecideSettings(signal="fid", max_categories=0), replicates={"fid": rep}
+        )
         hits += verdict.recommended == "g1"
     return hits / reps

@@ -49,8 +49,13 @@ def test_recommend_on_a_group_level_signal_decides_over_images(study: Path, sign
     assert all(len(v) == 400 for v in metrics[f"{signal}_boot"])  # the scorer stored the replicates
     proc = bench("recommend", str(study), f"report.quality_metric={signal}", "report.decide.min_prompts=5")
     verdict = json.loads((study / "verdict.json").read_text())
-    assert verdict["signal"] == signal and verdict["unit"] == "images" and verdict["n"] == 12, verdict["reason"]
-    assert "percentile bootstrap over images" in verdict["method"] and "reference's statistics fixed" in verdict["method"]
+    assert verdict["signal"] == signal and verdict["unit"] == "images" and verdict["n"] == 12, verdict[
+        "reason"
+    ]
+    assert (
+        "percentile bootstrap over images" in verdict["method"]
+        and "reference's statistics fixed" in verdict["method"]
+    )
     groups = {g["group"]: g for g in verdict["groups"]}
     other = groups[NOCOLOR] if verdict["best"] == QUALITY else groups[QUALITY]
     assert other["diff_low"] is not None and other["diff_high"] is not None

@@ -22,7 +22,9 @@ def _sqrtm_fid(x: np.ndarray, mu_r: np.ndarray, sigma_r: np.ndarray) -> float:
     mu = x.mean(axis=0)
     sigma = np.cov(x, rowvar=False)
     covmean = scipy.linalg.sqrtm(sigma @ sigma_r)
-    return float(((mu - mu_r) ** 2).sum() + np.trace(sigma) + np.trace(sigma_r) - 2.0 * np.trace(covmean).real)
+    return float(
+        ((mu - mu_r) ** 2).sum() + np.trace(sigma) + np.trace(sigma_r) - 2.0 * np.trace(covmean).real
+    )
 
 
 def _random_reference(rng: np.random.Generator, d: int, n_ref: int) -> np.ndarray:
@@ -83,4 +85,8 @@ def test_one_draw_of_prompts_serves_every_group_and_is_seeded() -> None:
     again = prompt_draws(["c", "b", "a"], n_boot=500, seed=3)[1]
     assert (counts == again).all()  # the same prompts give the same draw in every run of a sweep
     w = image_weights(["a", "a", "c"], order, counts)
-    assert (w[:, 0] == counts[:, 0]).all() and (w[:, 1] == counts[:, 0]).all() and (w[:, 2] == counts[:, 2]).all()
+    assert (
+        (w[:, 0] == counts[:, 0]).all()
+        and (w[:, 1] == counts[:, 0]).all()
+        and (w[:, 2] == counts[:, 2]).all()
+    )

@@ -35,6 +35,9 @@ PER_IMAGE_COLUMN: dict[str, str] = {
     "hpsv2": "hpsv2",
     "clip": "clip_score",
 }
+# Per-image scores that are shares (the judge's yes answers out of its questions): their intervals
+# come from bench.stats.share_ci (Clopper-Pearson), never past 0 or 1.
+SHARE_SCORES = frozenset({"judge_adherence"})
 SHORT_NAME: dict[str, str] = {
     "arena_elo": "Elo",
     "judge_adherence": "judge adherence",

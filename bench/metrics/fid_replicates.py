@@ -124,7 +124,9 @@ def _cross_cov(xc: F64, ref: GaussianStats, w_all: F64, ws: F64, chunk: int = 25
         c = w_all[start : start + chunk]
         w = ws[start : start + chunk]
         delta = (c @ xc) / w[:, None]
-        cov = (xc.T[None, :, :] * c[:, None, :]) @ xc - w[:, None, None] * (delta[:, :, None] * delta[:, None, :])
+        cov = (xc.T[None, :, :] * c[:, None, :]) @ xc - w[:, None, None] * (
+            delta[:, :, None] * delta[:, None, :]
+        )
         m = half @ (cov / (w - 1.0)[:, None, None]) @ half
         eig = np.linalg.eigvalsh((m + np.swapaxes(m, 1, 2)) / 2.0)
         out[start : start + chunk] = np.sqrt(np.clip(eig, 0.0, None)).sum(axis=1)

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench import stats
+from bench.decide.signals import SHARE_SCORES
 from bench.metrics.cache import EmbeddingCache
 from bench.metrics.config import MetricsConfig, PreferenceConfig, ReferenceConfig
 from bench.metrics.errors import WeightsError
@@ -206,13 +207,12 @@ def group_means(
         grp = _find_group(grouped, key)
         for col in present:
             values = grp[col].to_numpy(dtype=np.float64) if grp is not None else np.array([])
-            ci = stats.bootstrap_ci(
-                values,
-                n_boot=cfg.stats.n_boot,
-                confidence=cfg.stats.confidence,
-                seed=cfg.stats.seed,
-                clusters=grp["prompt_id"].astype(str).to_numpy() if grp is not None else None,
-            )
+            clusters = grp["prompt_id"].astype(str).to_numpy() if grp is not None else None
+            if col in SHARE_SCORES:  # a share per image: an interval inside [0, 1] (bench.stats.share_ci)
+                ci = stats.share_ci(values, confidence=cfg.stats.confidence, clusters=clusters)
+            else:
+                ci = stats.bootstrap_ci(values, n_boot=cfg.stats.n_boot, confidence=cfg.stats.confidence,
+                                        seed=cfg.stats.seed, clusters=clusters)  # fmt: skip
             fps = sorted({str(f) for f in (grp[SCORE_COLUMNS[col]].dropna() if grp is not None else [])})
             row.update(
                 {

@@ -37,7 +37,13 @@ from bench.metrics.fid import (
     kernel_inception_distance,
     kid_subset_size,
 )
-from bench.metrics.fid_replicates import MAX_EIG_DIM, fid_replicates, image_weights, kid_replicates, prompt_draws
+from bench.metrics.fid_replicates import (
+    MAX_EIG_DIM,
+    fid_replicates,
+    image_weights,
+    kid_replicates,
+    prompt_draws,
+)
 from bench.metrics.fingerprint import fingerprint_id
 from bench.metrics.images import decoded_chunks, text_key
 from bench.metrics.notes import note
@@ -264,7 +270,9 @@ def _group_rows(
     # FID/KID as quality there (likeness to that target), so the replicates would cost for nothing.
     want_boot = reference is not None and not reference.id.startswith("target:") and "prompt_id" in ok
     order, counts = (
-        prompt_draws(ok["prompt_id"].astype(str), cfg.stats.n_boot, cfg.stats.seed) if want_boot else ([], None)
+        prompt_draws(ok["prompt_id"].astype(str), cfg.stats.n_boot, cfg.stats.seed)
+        if want_boot
+        else ([], None)
     )
     too_big: list[str] = []
     for group_key, grp in ok.groupby(keys, dropna=False, sort=True) if keys else [((), ok)]:

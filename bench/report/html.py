@@ -92,8 +92,8 @@ TABLE_COLUMNS: list[tuple[str, str, str]] = [
     ("skipped", "skipped", "d"),
     ("replayed", "n_cached", "d"),
     ("retries", "retries", "d"),
-    ("ok %", "ok_rate", "pct"),
-    ("refused %", "refusal_rate", "pct"),
+    ("ok % [95% CI]", "ok_rate", "pctci"),
+    ("refused % [95% CI]", "refusal_rate", "pctci"),
     ("p50 s [95% CI]", "latency_p50_s", "ci3"),
     ("p90 s [95% CI]", "latency_p90_s", "ci3"),
     ("p99 s [95% CI]", "latency_p99_s", "ci3"),
@@ -151,6 +151,10 @@ def _cell(row: Mapping[str, Any], col: str, fmt: str) -> tuple[str, str]:
         return f"{int(x)}", f"{x}"
     if fmt == "pct":
         return f"{100 * x:.1f}", f"{x}"
+    if fmt == "pctci":  # a share with its Clopper-Pearson interval (bench.stats.share_ci): inside 0-100
+        lo, hi = _num(row.get(f"{col}_ci_low")), _num(row.get(f"{col}_ci_high"))
+        ci = "" if np.isnan(lo) else f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+        return f"{100 * x:.1f}{ci}", f"{x}"
     if fmt == "g":
         return f"{x:g}", f"{x}"
     if fmt == "f1":
@@ -334,7 +338,8 @@ def render_report(
         f"<title>{html.escape(title)}</title><style>{CSS}{VERDICT_CSS}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{banner}{verdict_section}<ul>{note_html}</ul>"
         "<h2>Summary</h2><p>One row per target and setting (# matches the plots' numbers); click a header to "
-        "sort. Intervals are 95% intervals (CLIP: studentized bootstrap over prompts; latency percentiles: "
+        "sort. Intervals are 95% intervals (CLIP: studentized bootstrap over prompts; shares (ok %, refused %, "
+        "judge adherence): Clopper-Pearson, prompts as clusters, never past 0 or 100%; latency percentiles: "
         "order-statistic binomial intervals over requests, inf where the group is too small to bound that "
         "side). <i>requests</i> counts requests sent; <i>skipped</i> ones (budget cap) were not sent; "
         "<i>target req/s</i> is the target's requests finished per wall-clock second.</p>"

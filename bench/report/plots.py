@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench import stats
+from bench.decide.signals import SHARE_SCORES
 from bench.report.plot_base import empty, finish, group_numbers, pareto_front, wilson
 from bench.report.plot_style import (
     PALETTE,
@@ -366,10 +368,19 @@ def by_category(
         st = styles[t]
         off = -0.35 + step * (k + 0.5)
         if has_q:
-            q = ok[(ok["target"] == t) & ok[column].notna()].groupby("category")[column]
-            mean, sem = q.mean(), q.sem()
+            sel = ok[(ok["target"] == t) & ok[column].notna()]
+            mean = sel.groupby("category")[column].mean()
+            if column in SHARE_SCORES:  # a share: Clopper-Pearson (prompts as clusters), inside [0, 1]
+                cis = [stats.share_ci(g[column].to_numpy(float), clusters=g["prompt_id"].astype(str).to_numpy())
+                       for _, g in sel.groupby("category")]  # fmt: skip
+                err = np.array(
+                    [[m - c.low, c.high - m] for m, c in zip(mean.to_numpy(float), cis, strict=True)]
+                ).T
+            else:
+                sem = sel.groupby("category")[column].sem().to_numpy(float)
+                err = np.vstack([1.96 * sem, 1.96 * sem])
             ys = [pos[c] + off for c in mean.index]
-            axes[0].errorbar(mean.to_numpy(float), ys, xerr=np.nan_to_num(1.96 * sem.to_numpy(float)),
+            axes[0].errorbar(mean.to_numpy(float), ys, xerr=np.nan_to_num(err),
                              fmt=st["marker"], color=st["color"], capsize=2, markersize=5, label=t)  # fmt: skip
         a = attempted[attempted["target"] == t]
         rows = [(c, int((g["status"] == "refused").sum()), len(g)) for c, g in a.groupby("category")]
@@ -383,7 +394,12 @@ def by_category(
     if not has_q:
         empty(axes[0], "No per-image quality signal in this run" + (f" ({label})" if label else ""))
     else:
-        axes[0].set_xlabel(f"{label.split(' (')[0]} by category (mean ± 1.96 SE over images)")
+        how = (
+            "Clopper-Pearson 95%, prompts as clusters"
+            if column in SHARE_SCORES
+            else "mean ± 1.96 SE over images"
+        )
+        axes[0].set_xlabel(f"{label.split(' (')[0]} by category ({how})")
         axes[0].grid(alpha=0.3, axis="x")
     axes[1].set_yticks(range(len(cats)), [str(c) for c in cats], fontsize=7)
     axes[1].tick_params(labelleft=True)

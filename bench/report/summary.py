@@ -125,6 +125,12 @@ def _group_row(group: pd.DataFrame, st: StatsSettings) -> dict[str, Any]:
     busy_s = float(np.nansum(latency))
     cost = _cost(ok["cost_usd"].to_numpy(dtype=float))
     status = requests["status"]
+    # Shares get Clopper-Pearson intervals over requests, prompts as clusters (bench.stats.share_ci).
+    prompts = requests["prompt_id"].astype(str).to_numpy() if "prompt_id" in requests else None
+    ok_ci = stats.share_ci((status == "ok").to_numpy(dtype=float), confidence=st.confidence, clusters=prompts)
+    refused_ci = stats.share_ci(
+        (status == "refused").to_numpy(dtype=float), confidence=st.confidence, clusters=prompts
+    )
     poll = group.get("poll_interval_s", pd.Series(dtype=float)).astype(float)
     row: dict[str, Any] = {
         "provider": str(group["provider"].iloc[0]),
@@ -138,6 +144,10 @@ def _group_row(group: pd.DataFrame, st: StatsSettings) -> dict[str, Any]:
         "n_prompts": int(ok["prompt_id"].nunique()),
         "ok_rate": float((status == "ok").mean()) if n_req else np.nan,
         "refusal_rate": float((status == "refused").mean()) if n_req else np.nan,
+        "ok_rate_ci_low": ok_ci.low,
+        "ok_rate_ci_high": ok_ci.high,
+        "refusal_rate_ci_low": refused_ci.low,
+        "refusal_rate_ci_high": refused_ci.high,
         "error_rate": float((status == "error").mean()) if n_req else np.nan,
         "skipped": int(requests_of(group[group["status"] == "skipped"]).shape[0]),
         # Requests replayed from the response cache (counted in n; their latency is another run's).

@@ -33,9 +33,15 @@ def main() -> None:
     parser.add_argument("--groups", type=int, nargs="+", default=[6, 10])
     parser.add_argument("--prompts", type=int, nargs="+", default=[12, 50, 200])
     parser.add_argument("--gaps", type=float, nargs="+", default=[1.0, 1.5, 0.5])
-    parser.add_argument("--signal", choices=["clip", "fid"], default="clip",
-                        help="clip: the paired per-prompt rule; fid: the group-level rule on image replicates")
-    parser.add_argument("--dim", type=int, default=8, help="fid: feature dimensions (above the images: the n x n path)")
+    parser.add_argument(
+        "--signal",
+        choices=["clip", "fid"],
+        default="clip",
+        help="clip: the paired per-prompt rule; fid: the group-level rule on image replicates",
+    )
+    parser.add_argument(
+        "--dim", type=int, default=8, help="fid: feature dimensions (above the images: the n x n path)"
+    )
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates per study")
     ns = parser.parse_args()
     if ns.signal == "fid":
