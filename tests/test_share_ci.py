@@ -76,4 +76,10 @@ def test_judge_adherence_group_interval_stays_inside_0_1() -> None:
     row = group_means([{"target": "t"}], ok, ["target"], MetricsConfig())[0]
     want = stats.share_ci(ok["judge_adherence"].to_numpy(float), clusters=ok["prompt_id"].to_numpy())
     assert (row["judge_adherence_ci_low"], row["judge_adherence_ci_high"]) == (want.low, want.high)
-    assert 0.0 < row["judge_adherence_ci_low"] < row["judge_adherence_mean"] < row["judge_adherence_ci_high"] <= 1.0
+    assert (
+        0.0
+        < row["judge_adherence_ci_low"]
+        < row["judge_adherence_mean"]
+        < row["judge_adherence_ci_high"]
+        <= 1.0
+    )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 IN_PROCESS = "emulator"
 EMULATOR_TARGET = "bench-emulator:chat-emulator"
+OFFLINE_PROVIDERS = frozenset({"local"})  # the generator the emulated judge's pixel measurements are made for
 KEY_ENV = "T2I_BENCH_EMULATED_JUDGE_TOKEN"  # a one-off token for the in-process emulator, not an API key
 
 
@@ -32,6 +33,27 @@ def check_judge_endpoint(metrics_cfg: Mapping[str, Any]) -> None:
             judge.get("target"),
             f"metrics.judge.base_url=emulator is the built-in chat emulator, judged as {EMULATOR_TARGET}; "
             "to use this target, also set metrics.judge.base_url=null (its provider's endpoint) or its URL",
+        )
+
+
+def check_judged_targets(metrics_cfg: Mapping[str, Any], providers: Sequence[str]) -> None:
+    """The in-process emulated judge comes with the offline preset (models=local, the default): it
+    measures the local generator's drawings. A run whose targets were set to a hosted provider without
+    that provider's preset would silently inherit it and judge real images by pixel counts; this
+    fails first (ConfigError, exit 2), naming the preset to add."""
+    from bench.errors import ConfigError
+
+    if not wants_emulator(metrics_cfg):
+        return
+    hosted = sorted({p for p in providers if p not in OFFLINE_PROVIDERS})
+    if hosted:
+        presets = " or ".join(f"models={p}" for p in hosted)
+        raise ConfigError(
+            "metrics.judge.base_url",
+            IN_PROCESS,
+            f"this is the offline preset's emulated judge (it measures the local generator's drawings), but the "
+            f"targets include provider {', '.join(hosted)}: add metrics=default (or {presets}: the provider's preset), "
+            "or metrics.judge.target=<provider:vlm> with metrics.judge.base_url=null for a real VLM judge",
         )
 
 

@@ -78,10 +78,12 @@ def prepare(
     """
     config = parse_config(cfg)
     if metrics_enabled(config.metrics):
-        from bench.cli.emulated_judge import check_judge_endpoint
+        from bench.cli.emulated_judge import check_judge_endpoint, check_judged_targets
         from bench.metrics.config import parse_metrics_config
 
         check_judge_endpoint(config.metrics)
+        if require_keys:  # a run (an estimate only prices): never judge hosted images with pixel counts
+            check_judged_targets(config.metrics, [t.provider for t in config.targets])
         parse_metrics_config(config.metrics, config.providers)  # e.g. a judge key variable that is unset
     quality_metric = str(config.report.get("quality_metric", "auto"))
     from bench.report.quality_axes import CHOICES
