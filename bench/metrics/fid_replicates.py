@@ -87,13 +87,13 @@ def fid_replicates(features: npt.ArrayLike, ref: GaussianStats, weights: npt.Arr
     if min(n, d) > MAX_EIG_DIM:
         raise ValueError(f"{n} images of {d}-d features: above {MAX_EIG_DIM}, a replicate is too costly")
     dmu = mean - ref.mu
-    p = xc @ xc.T
     w = w_all.sum(axis=1)
     ok = w >= 2  # fewer than two images drawn: no covariance, NaN
     ws = np.where(ok, w, 2.0)
-    cpc = ((w_all @ p) * w_all).sum(axis=1)
+    # c^T P c with P = Xc Xc^T: through P when n <= d, through |Xc^T c|^2 when n > d (the cheaper way)
+    cpc = ((w_all @ (xc @ xc.T)) * w_all).sum(axis=1) if n <= d else ((w_all @ xc) ** 2).sum(axis=1)
     mean_term = dmu @ dmu + 2.0 * (w_all @ (xc @ dmu)) / ws + cpc / ws**2
-    trace = (w_all @ np.diag(p) - cpc / ws) / (ws - 1.0)
+    trace = (w_all @ (xc * xc).sum(axis=1) - cpc / ws) / (ws - 1.0)
     with _one_thread():  # small eigenproblems: threads cost more than they give (measured 5-15x)
         cross = _cross_gram(xc, ref, w_all, ws) if n <= d else _cross_cov(xc, ref, w_all, ws)
     out = mean_term + trace + float(np.trace(ref.sigma)) - 2.0 * cross
