@@ -201,6 +201,8 @@ class GateResult:
     min_measured: float = 0.9
     missing_targets: list[str] = field(default_factory=list)  # baseline targets with no pair, not allowed
     allowed_missing: list[str] = field(default_factory=list)
+    # The candidate folder's recommendation (its verdict.json, written by bench report / recommend), one line.
+    decision: str = ""
 
     @property
     def failed(self) -> list[Check]:
@@ -644,4 +646,20 @@ def compare(baseline: Path, candidate: Path, cfg: GateConfig) -> GateResult:
         min_measured=cfg.min_measured,
         missing_targets=missing,
         allowed_missing=allowed,
+        decision=decision_line(Path(candidate)),
     )
+
+
+def decision_line(folder: Path) -> str:
+    """ "decision: X recommended (signal, margin M)" from the folder's verdict.json ("" when it has none)."""
+    from bench.decide.io import read_verdict
+
+    if not (folder / "verdict.json").is_file():
+        return ""
+    try:
+        v = read_verdict(folder)
+    except (OSError, ValueError, TypeError, KeyError):
+        return "decision: verdict.json is unreadable (run `bench recommend` on the candidate)"
+    if v.status == "recommended":
+        return f"decision: {v.recommended} recommended ({v.signal_name}, margin {v.margin:g})"
+    return f"decision: none ({v.reason})"

@@ -173,6 +173,8 @@ def markdown(result: GateResult) -> str:
     icon = "✅" if result.exit_code == 0 else "❌"
     conf = f"{100 * result.confidence_per_check:.2f}".rstrip("0").rstrip(".")
     out = [f"## {icon} t2i-bench gate: {result.verdict}", "", f"**{verdict_line(result)}**", ""]
+    if result.decision:  # the candidate's own verdict (bench.decide), so a CI reader sees the choice too
+        out.extend([result.decision, ""])
     if result.failed:
         out.extend(["### Failing checks", "", *_md_table(rows(result, result.failed)), ""])
     out.extend([
