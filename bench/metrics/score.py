@@ -270,7 +270,7 @@ def _group_rows(
     # FID/KID as quality there (likeness to that target), so the replicates would cost for nothing.
     want_boot = reference is not None and not reference.id.startswith("target:") and "prompt_id" in ok
     order, counts = (
-        prompt_draws(ok["prompt_id"].astype(str), cfg.stats.n_boot, cfg.stats.seed)
+        prompt_draws(ok["prompt_id"].astype(str).tolist(), cfg.stats.n_boot, cfg.stats.seed)
         if want_boot
         else ([], None)
     )

@@ -127,9 +127,11 @@ def _group_row(group: pd.DataFrame, st: StatsSettings) -> dict[str, Any]:
     status = requests["status"]
     # Shares get Clopper-Pearson intervals over requests, prompts as clusters (bench.stats.share_ci).
     prompts = requests["prompt_id"].astype(str).to_numpy() if "prompt_id" in requests else None
-    ok_ci = stats.share_ci((status == "ok").to_numpy(dtype=float), confidence=st.confidence, clusters=prompts)
+    ok_ci = stats.share_ci(
+        np.asarray(status == "ok", dtype=np.float64), confidence=st.confidence, clusters=prompts
+    )
     refused_ci = stats.share_ci(
-        (status == "refused").to_numpy(dtype=float), confidence=st.confidence, clusters=prompts
+        np.asarray(status == "refused", dtype=np.float64), confidence=st.confidence, clusters=prompts
     )
     poll = group.get("poll_interval_s", pd.Series(dtype=float)).astype(float)
     row: dict[str, Any] = {
