@@ -74,4 +74,6 @@ def test_fid_against_one_of_the_run_own_targets_is_still_refused(study: Path) ->
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert pd.read_parquet(study / "metrics.parquet")["fid_boot"].isna().all()  # none computed for nothing
     rec = bench("recommend", str(study), "report.quality_metric=fid", "report.decide.min_prompts=5")
-    assert rec.returncode == 2 and "own targets" in rec.stdout, rec.stdout + rec.stderr
+    verdict = json.loads((study / "verdict.json").read_text())
+    assert rec.returncode == 2 and verdict["status"] == "no_signal", rec.stdout + rec.stderr
+    assert "one of the run's own targets" in verdict["reason"] and "No recommendation" in rec.stdout
