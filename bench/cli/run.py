@@ -78,12 +78,10 @@ def prepare(
     """
     config = parse_config(cfg)
     if metrics_enabled(config.metrics):
-        from bench.cli.emulated_judge import check_judge_endpoint, check_judged_targets
+        from bench.cli.emulated_judge import check_judge_endpoint
         from bench.metrics.config import parse_metrics_config
 
         check_judge_endpoint(config.metrics)
-        if require_keys:  # a run (an estimate only prices): never judge hosted images with pixel counts
-            check_judged_targets(config.metrics, [t.provider for t in config.targets])
         parse_metrics_config(config.metrics, config.providers)  # e.g. a judge key variable that is unset
     quality_metric = str(config.report.get("quality_metric", "auto"))
     from bench.report.quality_axes import CHOICES
@@ -98,6 +96,11 @@ def prepare(
     parse_study(cfg.get("study"))  # study.mode and its settings, checked up front
     prompts = load_prompts(config.prompts)
     providers = build_providers(config, require_keys=require_keys)
+    if require_keys and metrics_enabled(config.metrics):
+        # A run (an estimate only prices): never judge a hosted provider's images with pixel counts.
+        from bench.cli.emulated_judge import check_judged_targets
+
+        check_judged_targets(config.metrics, [t.provider for t in config.targets])
     resolved = resolve_targets(config, providers, cfg, live_prices=require_keys)
     live = live_price_entries(resolved)
     if live:
