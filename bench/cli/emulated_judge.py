@@ -36,6 +36,36 @@ def check_judge_endpoint(metrics_cfg: Mapping[str, Any]) -> None:
         )
 
 
+def target_providers(targets: Any) -> set[str]:
+    """The providers named by a `targets` list (strings "provider:model" or {target: ..., ...} items)."""
+    names: set[str] = set()
+    for item in targets if isinstance(targets, Sequence) and not isinstance(targets, str) else []:
+        target = item.get("target") if isinstance(item, Mapping) else item
+        if isinstance(target, str) and ":" in target:
+            names.add(target.split(":", 1)[0])
+    return names
+
+
+def without_inherited_judge(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The config a run uses: when every target is a hosted provider's, the offline preset's emulated
+    judge (inherited from the default models=local because `targets` was overridden without `models`)
+    is turned off, as with metrics=default: it measures the local generator's drawings, not real
+    images. A run mixing local and hosted targets keeps it and stops in check_judged_targets (exit 2)."""
+    metrics = cfg.get("metrics") or {}
+    providers = target_providers(cfg.get("targets"))
+    if not wants_emulator(metrics) or not providers or providers & OFFLINE_PROVIDERS:
+        return cfg
+    judge = {**dict(metrics["judge"]), "enabled": False}
+    return {**dict(cfg), "metrics": {**dict(metrics), "judge": judge}}
+
+
+INHERITED_JUDGE_NOTE = (
+    "note: the offline preset's emulated judge is off for this run (it measures the local generator's "
+    "drawings and no target is local); for a quality signal on hosted images set metrics.judge.enabled=true "
+    "metrics.judge.target=<provider:vlm> metrics.judge.base_url=null (docs/judge.md)"
+)
+
+
 def check_judged_targets(metrics_cfg: Mapping[str, Any], providers: Sequence[str]) -> None:
     """The in-process emulated judge comes with the offline preset (models=local, the default): it
     measures the local generator's drawings. A run whose targets were set to a hosted provider without

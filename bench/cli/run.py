@@ -76,7 +76,9 @@ def prepare(
     Model schemas come from the catalog (user files, cache, shipped snapshot, or fetched
     from the provider: bench.catalog.sources); prices the providers publish join the table.
     """
-    config = parse_config(cfg)
+    from bench.cli.emulated_judge import without_inherited_judge
+
+    config = parse_config(without_inherited_judge(cfg))
     if metrics_enabled(config.metrics):
         from bench.cli.emulated_judge import check_judge_endpoint
         from bench.metrics.config import parse_metrics_config
@@ -190,6 +192,12 @@ Prepared = tuple[BenchConfig, dict[str, Provider], SweepPlan]
 
 def execute_run(cfg: Mapping[str, Any], run_dir: Path, prepared: Prepared | None = None) -> int:
     """Run one sweep into run_dir (`prepared`: what prepare(cfg) returned, if already done); returns the exit code."""
+    from bench.cli.emulated_judge import INHERITED_JUDGE_NOTE, without_inherited_judge
+
+    used = without_inherited_judge(cfg)
+    if used is not cfg:
+        print(INHERITED_JUDGE_NOTE, file=sys.stderr)
+        cfg = used
     try:
         config, providers, plan = prepared or prepare(cfg, require_keys=True)
         check_writable(run_dir)
