@@ -166,6 +166,7 @@ def test_a_slurm_job_without_its_key_fails_naming_the_variable_and_the_node(
     assert all(KEY_ENV in line and "(job on host" in line and "SLURM job" in line for line in lines)
 
 
+@pytest.mark.xdist_group("ray")  # its `ray stop --force` stops every Ray process on the machine
 def test_ray_recipe_runs_on_two_nodes_as_written(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[launchers]')")
     # Ray's session folder, searched for the key below (short: Ray's socket paths must fit 107 bytes)

@@ -39,6 +39,12 @@ LAUNCHER_ARGS = {
     ],
 }
 EXPECTED_PARALLEL = {"joblib": 2, "submitit_local": 2, "ray": 2}
+# Under pytest-xdist, the local Ray instance never runs beside test_clusters' Ray cluster, whose
+# `ray stop --force` stops every Ray process on the machine.
+STARTING_LAUNCHERS = [
+    pytest.param(name, marks=pytest.mark.xdist_group("ray")) if name == "ray" else name
+    for name in sorted(PLUGINS)
+]
 
 
 def launcher_available(name: str) -> None:
@@ -86,7 +92,7 @@ def sweep_args(launcher: str, results: Path, sweep: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", sorted(PLUGINS))
+@pytest.mark.parametrize("launcher", STARTING_LAUNCHERS)
 def test_two_job_sweep_fails_when_a_job_fails_and_the_report_merges_it(
     launcher: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
