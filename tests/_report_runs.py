@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 BENCH = [sys.executable, "-c", "import sys; from bench.cli import main; sys.exit(main())"]
@@ -50,6 +51,19 @@ _made_root: list[Path] = []
 
 def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def bench_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`bench ARGS` called in this process: the same code, exit code and printed output as the
+    `bench` command, without a new interpreter's seconds of imports per call. Each module keeps
+    real `bench(...)` subprocesses for the exit codes it is about; this serves the other calls.
+    Log lines are not in its stderr (pytest's log capture holds the root logger)."""
+    from bench.cli.main import main
+
+    capsys.readouterr()  # what the test printed before is not this command's output
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["bench", *args], code, out.out, out.err)
 
 
 def oracle_score(run_dir: Path) -> None:

@@ -31,26 +31,18 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["T2I_BENCH_HTTP_TRANSPORT"] = chosen
 
 
-# Fixture scopes that outlive one test: tests sharing one run on a single xdist worker.
-_SHARED_SCOPES = frozenset({"module", "package", "class"})
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist's loadgroup (`make pytest` runs -n 2 --dist loadgroup), the tests of a
-    module that share a module-scoped fixture (a `bench run`, a SLURM cluster, a loaded model) go
-    to one worker, so the fixture is made once; the other tests are handed out one by one.
-    Tests that must not run beside each other name a group of their own (xdist_group)."""
-    if config.getoption("dist", default=None) != "loadgroup":
+    """Under pytest-xdist (`make pytest` runs -n 2 --dist loadscope --no-loadscope-reorder), each
+    module runs whole on one worker, so its module-scoped fixtures (a `bench run`, a SLURM
+    cluster, a loaded model) are made once. Modules holding a test marked slow are handed out
+    first, so no long module starts last while the other worker has nothing left to do."""
+    if not hasattr(config, "workerinput"):
         return
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        definitions = info.name2fixturedefs.values() if info is not None else []
-        if any(defs and defs[-1].scope in _SHARED_SCOPES for defs in definitions):
-            module = item.module.__name__ if isinstance(item, pytest.Function) else item.nodeid
-            item.add_marker(pytest.mark.xdist_group(module))
+    slow_modules = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(
+        key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules
+    )  # stable: same order within
 
 
 @pytest.fixture

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from _report_runs import NOCOLOR_TARGETS, SLOW_TARGETS, bench, make_run
+from _report_runs import NOCOLOR_TARGETS, SLOW_TARGETS, bench, bench_in_process, make_run
 
-from bench.cli.main import main
 from bench.gate import GateConfig, compare
 
 # Latencies measured on a shared machine vary with its load (a loaded one runs 3x slower), so a
@@ -52,14 +50,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
-def in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`bench ARGS` called in this process: the same code and streams as the `bench` command,
-    without a new interpreter's seconds of imports per call. The exit codes through a real
-    process are shown by test_same_sweep_twice_passes (0), test_planted_quality_drop_fails (1)
-    and test_mismatched_fingerprints_refused (2)."""
-    code = main(list(args))
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(["bench", *args], code, out.out, out.err)
+# The exit codes through a real `bench compare` process: test_same_sweep_twice_passes (0),
+# test_planted_quality_drop_fails (1) and test_mismatched_fingerprints_refused (2). The other
+# tests call it in this process (bench_in_process), which runs the same code.
 
 
 def _checks(result_json: dict[str, object], metric: str) -> dict[str, dict[str, object]]:
@@ -96,7 +89,9 @@ def test_planted_quality_drop_fails(runs: dict[str, Path], tmp_path: Path) -> No
 def test_planted_latency_rise_fails(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc = in_process(capsys, "compare", str(runs["base"]), str(runs["slow"]), f"gate.output_dir={tmp_path}")
+    proc = bench_in_process(
+        capsys, "compare", str(runs["base"]), str(runs["slow"]), f"gate.output_dir={tmp_path}"
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     data = json.loads((tmp_path / "gate.json").read_text())
     p90 = _checks(data, "latency_p90")["local:shapes-fast"]
@@ -107,7 +102,7 @@ def test_planted_latency_rise_fails(
 def test_relaxed_threshold_override_passes_latency(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc = in_process(
+    proc = bench_in_process(
         capsys,
         "compare",
         str(runs["base"]),
@@ -140,19 +135,19 @@ def test_mismatched_fingerprints_refused(runs: dict[str, Path], tmp_path: Path) 
 def test_unusable_inputs_exit_2(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    missing = in_process(capsys, "compare", str(runs["base"]), str(tmp_path / "nope"))
+    missing = bench_in_process(capsys, "compare", str(runs["base"]), str(tmp_path / "nope"))
     assert missing.returncode == 2 and "candidate" in missing.stderr and "does not exist" in missing.stderr
     other = shutil.copytree(runs["again"], tmp_path / "other")
     df = pd.read_parquet(other / "records.parquet")
     df["prompt_id"] = "x-" + df["prompt_id"]
     df.to_parquet(other / "records.parquet", index=False)
-    unpaired = in_process(capsys, "compare", str(runs["base"]), str(other))
+    unpaired = bench_in_process(capsys, "compare", str(runs["base"]), str(other))
     assert unpaired.returncode == 2 and "nothing paired" in unpaired.stderr
     unscored = shutil.copytree(runs["again"], tmp_path / "unscored")
     df = pd.read_parquet(unscored / "records.parquet")
     df["clip_score"], df["clip_fingerprint"] = np.nan, None
     df.to_parquet(unscored / "records.parquet", index=False)
-    half = in_process(capsys, "compare", str(runs["base"]), str(unscored))
+    half = bench_in_process(capsys, "compare", str(runs["base"]), str(unscored))
     assert half.returncode == 2 and "has none" in half.stderr
 
 
@@ -213,7 +208,7 @@ def test_retries_fail_the_gate_when_the_ok_rate_cannot_see_them(
 def test_gate_md_leads_with_the_verdict_and_only_the_failing_checks(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc = in_process(
+    proc = bench_in_process(
         capsys, "compare", str(runs["base"]), str(runs["nocolor"]), f"gate.output_dir={tmp_path}"
     )
     assert proc.returncode == 1
@@ -230,7 +225,7 @@ def test_gate_md_leads_with_the_verdict_and_only_the_failing_checks(
     full_rows = [r for r in folded.splitlines() if r.startswith("| ") and not r.startswith("| target")]
     assert len(full_rows) == len(data["checks"]) > len(failed)  # gate.json and the fold keep every check
     assert {"retry_rate", "mean_attempts"} <= {c["metric"] for c in data["checks"]}
-    passing = in_process(
+    passing = bench_in_process(
         capsys, "compare", str(runs["base"]), str(runs["again"]), f"gate.output_dir={tmp_path}"
     )
     md = (tmp_path / "gate.md").read_text()
@@ -253,7 +248,7 @@ def test_replayed_candidate_answers_are_not_measured_in_line_one(
     fast = df.index[df["target"] == "local:shapes-fast"]
     df.loc[fast[:5], "cached"] = True
     df.to_parquet(cand / "records.parquet", index=False)
-    proc = in_process(capsys, "compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
+    proc = bench_in_process(capsys, "compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     first = _first_line(proc)
     assert first.startswith(
@@ -265,7 +260,7 @@ def test_replayed_candidate_answers_are_not_measured_in_line_one(
     md = (tmp_path / "gate.md").read_text().splitlines()
     assert md[0] == "## ❌ t2i-bench gate: NOT MEASURED" and md[2].startswith("**NOT MEASURED")
     # A lower bar passes, and the checks then use only the live pairs.
-    lower = in_process(
+    lower = bench_in_process(
         capsys,
         "compare",
         str(runs["base"]),
@@ -280,7 +275,7 @@ def test_replayed_candidate_answers_are_not_measured_in_line_one(
     # Every answer replayed: nothing is measured, whatever the bar.
     df["cached"] = True
     df.to_parquet(cand / "records.parquet", index=False)
-    none = in_process(
+    none = bench_in_process(
         capsys, "compare", str(runs["base"]), str(cand), "--min-measured", "0", f"gate.output_dir={tmp_path}"
     )
     assert (
@@ -296,12 +291,12 @@ def test_baseline_target_without_counterpart_fails_in_line_one(
     cand = shutil.copytree(runs["again"], tmp_path / "one_target")
     df = pd.read_parquet(cand / "records.parquet")
     df[df["target"] == "local:shapes-fast"].to_parquet(cand / "records.parquet", index=False)
-    proc = in_process(capsys, "compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
+    proc = bench_in_process(capsys, "compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     first = _first_line(proc)
     assert first.startswith("FAIL: 1 baseline target(s) have no candidate counterpart: local:shapes-quality")
     assert json.loads((tmp_path / "gate.json").read_text())["missing_targets"] == ["local:shapes-quality"]
-    allowed = in_process(
+    allowed = bench_in_process(
         capsys,
         "compare",
         str(runs["base"]),
@@ -316,10 +311,10 @@ def test_baseline_target_without_counterpart_fails_in_line_one(
     assert any(
         "allowed by --allow-missing: local:shapes-quality" in line for line in allowed.stdout.splitlines()
     )
-    by_config = in_process(capsys, "compare", str(runs["base"]), str(cand),
+    by_config = bench_in_process(capsys, "compare", str(runs["base"]), str(cand),
                            "gate.allow_missing=[local:shapes-quality]", f"gate.output_dir={tmp_path}")  # fmt: skip
     assert by_config.returncode == 0, by_config.stdout + by_config.stderr
-    misplaced = in_process(
+    misplaced = bench_in_process(
         capsys, "compare", str(runs["base"]), str(cand), "--allow-missing", "x", "gate.seed=1"
     )
     assert misplaced.returncode == 2 and "--allow-missing gate.seed=1" in misplaced.stderr
@@ -328,7 +323,7 @@ def test_baseline_target_without_counterpart_fails_in_line_one(
 def test_terminal_table_fits_120_columns_and_gate_md_keeps_the_full_table(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc = in_process(
+    proc = bench_in_process(
         capsys, "compare", str(runs["base"]), str(runs["nocolor"]), f"gate.output_dir={tmp_path}"
     )
     assert proc.returncode == 1

@@ -10,11 +10,14 @@ the sweep folder. A config error in any job stops everything before the first re
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from _clusters import ray_to_itself
 from _provider_harness import KEY, KEY_ENV, emulator, knobs
 
 from bench.cli.launchers import parallel_jobs
@@ -39,12 +42,6 @@ LAUNCHER_ARGS = {
     ],
 }
 EXPECTED_PARALLEL = {"joblib": 2, "submitit_local": 2, "ray": 2}
-# Under pytest-xdist, the local Ray instance never runs beside test_clusters' Ray cluster, whose
-# `ray stop --force` stops every Ray process on the machine.
-STARTING_LAUNCHERS = [
-    pytest.param(name, marks=pytest.mark.xdist_group("ray")) if name == "ray" else name
-    for name in sorted(PLUGINS)
-]
 
 
 def launcher_available(name: str) -> None:
@@ -61,6 +58,13 @@ def ray_can_start() -> None:
     finally:
         if ray.is_initialized():
             ray.shutdown()
+
+
+@pytest.fixture
+def ray_alone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The Ray case runs holding the machine's Ray lock (see tests/_clusters.py)."""
+    with ray_to_itself() if request.node.callspec.params.get("launcher") == "ray" else nullcontext():
+        yield
 
 
 def fresh_workers(launcher: str) -> None:
@@ -92,7 +96,8 @@ def sweep_args(launcher: str, results: Path, sweep: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", STARTING_LAUNCHERS)
+@pytest.mark.usefixtures("ray_alone")
+@pytest.mark.parametrize("launcher", sorted(PLUGINS))
 def test_two_job_sweep_fails_when_a_job_fails_and_the_report_merges_it(
     launcher: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
