@@ -336,17 +336,19 @@ def test_terminal_table_fits_120_columns_and_gate_md_keeps_the_full_table(
     assert all(c["rule"] in md for c in data["checks"])  # the rules live in gate.md
 
 
-def test_gate_md_names_the_candidate_recommendation(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_gate_md_names_the_candidate_recommendation(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     candidate = tmp_path / "candidate"
     shutil.copytree(runs["nocolor"], candidate)
     (candidate / "verdict.json").unlink(missing_ok=True)
     out = tmp_path / "out"
-    bench("compare", str(runs["base"]), str(candidate), f"gate.output_dir={out}")
+    bench_in_process(capsys, "compare", str(runs["base"]), str(candidate), f"gate.output_dir={out}")
     assert "decision:" not in (out / "gate.md").read_text()  # no verdict.json: nothing claimed
-    rec = bench("recommend", str(candidate))
+    rec = bench_in_process(capsys, "recommend", str(candidate))
     assert rec.returncode == 0, rec.stdout + rec.stderr
     verdict = json.loads((candidate / "verdict.json").read_text())
-    bench("compare", str(runs["base"]), str(candidate), f"gate.output_dir={out}")
+    bench_in_process(capsys, "compare", str(runs["base"]), str(candidate), f"gate.output_dir={out}")
     md = (out / "gate.md").read_text().splitlines()
     line = f"decision: {verdict['recommended']} recommended (CLIP, margin {verdict['margin']:g})"
     assert line in md[:6], md[:6]  # right under the gate's own verdict
