@@ -9,15 +9,21 @@ Network namespace: Ray advertises the machine's own address, never loopback (it 
 127.0.0.1 with the address it would use to reach other hosts). A namespace with only its
 own loopback interface gives Ray nothing else, so a multi-node Ray cluster runs there on
 127.0.0.1 alone, and no packet leaves it.
+
+Ray on one machine: `ray stop --force` (the Ray cluster test's clean-up) stops every Ray
+process on the machine, whoever started it. The tests that start Ray hold RAY_LOCK while
+they run, so two never overlap: not on two pytest-xdist workers, not in two checkouts' runs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +33,7 @@ from pathlib import Path
 
 import pytest
 
+RAY_LOCK = Path(tempfile.gettempdir()) / "t2i-bench-tests-ray.lock"
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "sinfo")
 START_DEADLINE_S = 120.0  # how long a loaded machine may take to bring the daemons up (not a timing test)
 
@@ -177,3 +184,11 @@ def loopback_namespace() -> Iterator[list[str]]:
         yield ["ip", "netns", "exec", name]
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+@contextmanager
+def ray_to_itself() -> Iterator[None]:
+    """Wait until no other test on this machine runs Ray, and keep it so until the block ends."""
+    with RAY_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, even if the test dies
+        yield

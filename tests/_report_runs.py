@@ -1,6 +1,10 @@
 """Small real runs for the report, gate, notebook and browser tests, made once per test session.
 
-Runs go through the `bench` CLI in a subprocess (as CI and users call it). Quality is
+Runs go through the `bench` CLI in a subprocess (as CI and users call it). Each distinct run
+(name, targets, options) is made once per session (per pytest-xdist worker) in a folder of
+its own, and every module that asks for it gets a copy in its own folder, which it may change
+freely. A dozen modules ask for the same few runs; each `bench run` costs some ten seconds.
+Quality is
 scored by a test oracle, not CLIP: no CLIP weights exist offline, and random-init CLIP
 scores carry no signal, so a planted colour drop could not show in them. The oracle is
 100 x mean HSV saturation, written into clip_score under its own fingerprint
@@ -10,12 +14,16 @@ respond to the planted defect (a variant that draws every colour gray).
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 BENCH = [sys.executable, "-c", "import sys; from bench.cli import main; sys.exit(main())"]
@@ -36,11 +44,26 @@ SLOW_TARGETS = (
     'targets=[{target:"local:shapes-fast",name:"local:shapes-fast",params:{extra_latency_s:0.3}},'
     "local:shapes-quality]"
 )
-_made: dict[str, Path] = {}
+# (name, targets, extra overrides, scored) -> the untouched run folder, copied for each caller.
+_made: dict[tuple[str, str, tuple[str, ...], bool], Path] = {}
+_made_root: list[Path] = []
 
 
 def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def bench_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`bench ARGS` called in this process: the same code, exit code and printed output as the
+    `bench` command, without a new interpreter's seconds of imports per call. Each module keeps
+    real `bench(...)` subprocesses for the exit codes it is about; this serves the other calls.
+    Log lines are not in its stderr (pytest's log capture holds the root logger)."""
+    from bench.cli.main import main
+
+    capsys.readouterr()  # what the test printed before is not this command's output
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["bench", *args], code, out.out, out.err)
 
 
 def oracle_score(run_dir: Path) -> None:
@@ -59,17 +82,31 @@ def oracle_score(run_dir: Path) -> None:
     df.to_parquet(path, index=False)
 
 
+def _session_root() -> Path:
+    if not _made_root:
+        root = Path(tempfile.mkdtemp(prefix="t2i-bench-runs-"))
+        atexit.register(shutil.rmtree, root, True)
+        _made_root.append(root)
+    return _made_root[0]
+
+
 def make_run(root: Path, name: str, targets: str = BASE_TARGETS, *extra: str, score: bool = True) -> Path:
-    """A scored run `root/name` (made once per session)."""
-    key = f"{root}/{name}"
-    if key in _made:
-        return _made[key]
-    proc = bench("run", targets, *SWEEP, f"results_dir={root}", f"run_name={name}", *extra)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    """A scored run `root/name`: a copy of the run made once per session with these arguments.
+
+    A second call with the same root and name returns the folder as the caller left it.
+    """
     run_dir = root / name
-    if score:
-        oracle_score(run_dir)
-    _made[key] = run_dir
+    if run_dir.is_dir():
+        return run_dir
+    key = (name, targets, extra, score)
+    if key not in _made:
+        made_in = _session_root() / str(len(_made))
+        proc = bench("run", targets, *SWEEP, f"results_dir={made_in}", f"run_name={name}", *extra)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        if score:
+            oracle_score(made_in / name)
+        _made[key] = made_in / name
+    shutil.copytree(_made[key], run_dir, symlinks=True)
     return run_dir
 
 

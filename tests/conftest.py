@@ -31,6 +31,20 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["T2I_BENCH_HTTP_TRANSPORT"] = chosen
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make pytest` runs -n 2 --dist loadscope --no-loadscope-reorder), each
+    module runs whole on one worker, so its module-scoped fixtures (a `bench run`, a SLURM
+    cluster, a loaded model) are made once. Modules holding a test marked slow are handed out
+    first, so no long module starts last while the other worker has nothing left to do."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow_modules = {item.nodeid.split("::", 1)[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(
+        key=lambda item: item.nodeid.split("::", 1)[0] not in slow_modules
+    )  # stable: same order within
+
+
 @pytest.fixture
 def shared_prompts() -> Path:
     if not SHARED_PROMPTS.is_dir():

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from _report_runs import bench, make_run
+from _report_runs import bench, bench_in_process, make_run
 
 from bench.arena.agreement import MIN_VOTES
 from bench.arena.app import Arena, build_app
@@ -97,12 +97,14 @@ def test_report_names_the_agreeing_signal(study: Path) -> None:
     )
 
 
-def test_too_few_votes_leave_auto_alone(study: Path, tmp_path: Path) -> None:
+def test_too_few_votes_leave_auto_alone(
+    study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "few"
     shutil.copytree(study, folder)
     votes = (folder / VOTES_FILE).read_text().splitlines()[: MIN_VOTES - 1]
     (folder / VOTES_FILE).write_text("\n".join(votes) + "\n")
-    proc = bench("report", str(folder))
+    proc = bench_in_process(capsys, "report", str(folder))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "No automated signal is trusted by the votes yet" in proc.stdout
     page = (folder / "report.html").read_text()

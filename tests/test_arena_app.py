@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from _report_runs import bench, make_run
+from _report_runs import bench, bench_in_process, make_run
 
 from bench.arena.app import Arena, NothingToRate, build_app
 from bench.arena.pairs import Scheduler
@@ -150,7 +150,9 @@ def test_bench_rate_refuses_a_folder_without_runs_or_pairs(run: Path, tmp_path: 
     assert proc.returncode == 2 and "nothing to compare" in proc.stderr and proc.stderr.count("\n") == 1
 
 
-def test_a_sweep_folder_is_rated_across_its_runs(run: Path, tmp_path: Path) -> None:
+def test_a_sweep_folder_is_rated_across_its_runs(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     sweep = tmp_path / "sweep"
@@ -167,6 +169,6 @@ def test_a_sweep_folder_is_rated_across_its_runs(run: Path, tmp_path: Path) -> N
             assert c.post("/api/vote", json={"token": d["token"], "choice": "left"}).status_code == 200
     votes = read_votes(sweep / VOTES_FILE)  # the sweep's own votes.jsonl, at its root
     assert len(votes) == 6 and {v.left.run_path for v in votes} == {"job-fast", "job-quality"}
-    assert bench("report", str(sweep), "report.n_boot=200").returncode == 0
+    assert bench_in_process(capsys, "report", str(sweep), "report.n_boot=200").returncode == 0
     summary = pd.read_parquet(sweep / "summary.parquet")
     assert summary["arena_votes"].tolist() == [6, 6] and summary["arena_elo"].notna().all()

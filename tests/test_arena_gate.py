@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _report_runs import NOCOLOR_TARGETS, bench, make_run
+from _report_runs import NOCOLOR_TARGETS, bench_in_process, make_run
 
 from bench.arena.app import Arena
 from bench.arena.pairs import BASELINE_PREFIX, arm_images
@@ -39,7 +39,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_run(root, "base"), make_run(root, "nocolor", NOCOLOR_TARGETS)
 
 
-def test_candidate_rated_wholly_below_its_baseline_fails(runs: tuple[Path, Path]) -> None:
+def test_candidate_rated_wholly_below_its_baseline_fails(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     base, cand = runs
     (cand / VOTES_FILE).unlink(missing_ok=True)
     arena = Arena.open(cand, "gate", seed=0, against=base)
@@ -56,7 +58,7 @@ def test_candidate_rated_wholly_below_its_baseline_fails(runs: tuple[Path, Path]
     quality = next(a for a in elo if a.startswith("local:shapes-quality"))
     assert elo[quality].status == "pass"
     # The candidate's own summary carries its arms' Elo (the baseline's arms are not summary rows).
-    assert bench("report", str(cand), "report.n_boot=200").returncode == 0
+    assert bench_in_process(capsys, "report", str(cand), "report.n_boot=200").returncode == 0
     summary = pd.read_parquet(cand / "summary.parquet").set_index("target")
     assert (
         summary.loc["local:shapes-fast", "arena_elo_ci_high"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+from _browser import chromium, needs_chromium
 from _report_runs import BENCH
 
 from bench.arena.app import Arena, build_app
@@ -85,16 +86,12 @@ def test_two_raters_never_hold_the_same_pair_at_once(tmp_path: Path) -> None:
     assert arena.scheduler.next_offer("r5", arena.log.votes) is None  # all 4 pairs are held right now
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed (`make browser`)")
+@needs_chromium
 def test_several_raters_in_chromium_each_through_their_own_link(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     from _report_runs import make_run
-    from test_browser_arena import ARGS, _kill
+    from test_browser_arena import _kill
 
     run = make_run(tmp_path_factory.mktemp("team_arena"), "rated")
     folder = tmp_path_factory.mktemp("team") / "rated"
@@ -111,29 +108,25 @@ def test_several_raters_in_chromium_each_through_their_own_link(
     links = dict(re.findall(r"link for (\w+): (http://127\.0\.0\.1:\d+/\?rt=\S+)", "".join(lines)))
     assert set(links) == {"alice", "bob"} and links["alice"] != links["bob"], lines
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                pages = {}
-                for name, link in links.items():  # separate contexts: two people, two browsers
-                    pages[name] = browser.new_context().new_page()
-                    pages[name].goto(link)
-                    pages[name].wait_for_function("document.getElementById('left').naturalWidth > 0")
-                    assert pages[name].input_value("#rater") == name
-                keys = {"alice": "ArrowLeft", "bob": "ArrowRight"}
-                for i in range(5):  # interleaved, as two people voting at the same time
-                    for name, page in pages.items():
-                        page.wait_for_function("document.getElementById('left').complete")
-                        page.keyboard.press(keys[name])
-                        page.wait_for_function(f"document.body.dataset.votes === '{i + 1}'")
-                # Without a token, the page says so and no vote is possible.
-                stranger = browser.new_context().new_page()
-                stranger.goto(links["alice"].split("?")[0])
-                stranger.wait_for_function(
-                    "document.getElementById('prompt').textContent.includes('rater token')"
-                )
-            finally:
-                browser.close()
+        with chromium() as browser:
+            pages = {}
+            for name, link in links.items():  # separate contexts: two people, two browsers
+                pages[name] = browser.new_context().new_page()
+                pages[name].goto(link)
+                pages[name].wait_for_function("document.getElementById('left').naturalWidth > 0")
+                assert pages[name].input_value("#rater") == name
+            keys = {"alice": "ArrowLeft", "bob": "ArrowRight"}
+            for i in range(5):  # interleaved, as two people voting at the same time
+                for name, page in pages.items():
+                    page.wait_for_function("document.getElementById('left').complete")
+                    page.keyboard.press(keys[name])
+                    page.wait_for_function(f"document.body.dataset.votes === '{i + 1}'")
+            # Without a token, the page says so and no vote is possible.
+            stranger = browser.new_context().new_page()
+            stranger.goto(links["alice"].split("?")[0])
+            stranger.wait_for_function(
+                "document.getElementById('prompt').textContent.includes('rater token')"
+            )
     finally:
         _kill(proc)
     votes = read_votes(folder / VOTES_FILE)

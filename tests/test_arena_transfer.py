@@ -1,4 +1,7 @@
-"""Votes travel: `bench rate PATH --export FILE` / `--import FILE`, and a sweep's votes merge once."""
+"""Votes travel: `bench rate PATH --export FILE` / `--import FILE`, and a sweep's votes merge once.
+
+The first export (exit 0) and the first refused import (exit 2) run `bench` in a process of its
+own; the other calls run the same code in this process (bench_in_process)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-from _report_runs import bench
+import pytest
+from _report_runs import bench, bench_in_process
 
 from bench.arena.report import arena_ratings
 from bench.arena.transfer import FORMAT
@@ -47,7 +51,9 @@ def _vote(i: int, rater: str, left: str, right: str, choice: str = "left", run_p
     )
 
 
-def test_export_then_import_on_another_machine_moves_every_vote_once(tmp_path: Path) -> None:
+def test_export_then_import_on_another_machine_moves_every_vote_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     here = _run(tmp_path / "here")
     log = VoteLog(here / VOTES_FILE)
     sent = [
@@ -71,22 +77,24 @@ def test_export_then_import_on_another_machine_moves_every_vote_once(tmp_path: P
     )
 
     there = shutil.copytree(here, tmp_path / "there", ignore=shutil.ignore_patterns(VOTES_FILE))
-    proc = bench("rate", str(there), "--import", str(export))
+    proc = bench_in_process(capsys, "rate", str(there), "--import", str(export))
     assert proc.returncode == 0, proc.stderr
     assert "imported 3 votes" in proc.stdout
     assert read_votes(there / VOTES_FILE) == sent
     # Importing again, or importing a vote re-made under a new id (same rater, same images), adds nothing.
-    again = bench("rate", str(there), "--import", str(export))
+    again = bench_in_process(capsys, "rate", str(there), "--import", str(export))
     assert again.returncode == 0 and "imported 0 votes" in again.stdout and "3 already there" in again.stdout
     copy = tmp_path / "copy.jsonl"
     twin = json.loads(export.read_text().splitlines()[0]) | {"id": "other-id"}
     twin["left"], twin["right"] = twin["right"], twin["left"]  # the same pair shown the other way round
     copy.write_text(json.dumps(twin) + "\n")
-    assert "imported 0 votes" in bench("rate", str(there), "--import", str(copy)).stdout
+    assert "imported 0 votes" in bench_in_process(capsys, "rate", str(there), "--import", str(copy)).stdout
     assert len(read_votes(there / VOTES_FILE)) == 3
 
 
-def test_import_refuses_bad_files_and_foreign_votes(tmp_path: Path) -> None:
+def test_import_refuses_bad_files_and_foreign_votes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     here = _run(tmp_path / "here")
     bad = tmp_path / "bad.jsonl"
     good = _vote(0, "ana", SHAS[0], SHAS[2]).to_json()
@@ -96,13 +104,15 @@ def test_import_refuses_bad_files_and_foreign_votes(tmp_path: Path) -> None:
     assert not (here / VOTES_FILE).exists()  # nothing half-imported
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text(good.replace(SHAS[0], "f" * 64) + "\n")
-    proc = bench("rate", str(here), "--import", str(foreign))
+    proc = bench_in_process(capsys, "rate", str(here), "--import", str(foreign))
     assert proc.returncode == 2 and "none of its votes are on images of" in proc.stderr
-    missing = bench("rate", str(here), "--import", str(tmp_path / "nope.jsonl"))
+    missing = bench_in_process(capsys, "rate", str(here), "--import", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
-def test_a_sweeps_votes_merge_without_double_counting(tmp_path: Path) -> None:
+def test_a_sweeps_votes_merge_without_double_counting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sweep = tmp_path / "sweep"
     _run(sweep / "0")
     _run(sweep / "1")
@@ -115,5 +125,5 @@ def test_a_sweeps_votes_merge_without_double_counting(tmp_path: Path) -> None:
     ratings = arena_ratings(RunSet.load(sweep), n_boot=20)
     assert ratings is not None and ratings.n_votes == 2 and ratings.n_raters == 2
     export = tmp_path / "sweep.jsonl"
-    assert bench("rate", str(sweep), "--export", str(export)).returncode == 0
+    assert bench_in_process(capsys, "rate", str(sweep), "--export", str(export)).returncode == 0
     assert [json.loads(line)["id"] for line in export.read_text().splitlines()] == ["id0", "id2"]

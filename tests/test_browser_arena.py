@@ -16,19 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _browser import chromium, needs_chromium
 from _report_runs import BENCH, bench, make_run
 from PIL import Image
 
 from bench.arena.votes import VOTES_FILE, read_votes
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="chromium not installed (apt-get install -y chromium; CI installs it via `make browser`)",
-)
-sync_api = pytest.importorskip("playwright.sync_api")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]  # fmt: skip
+pytest.importorskip("playwright.sync_api")
+pytestmark = needs_chromium
 
 
 def _serve(folder: Path) -> tuple[subprocess.Popen[str], str]:
@@ -52,14 +47,10 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=30)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def test_twenty_keyboard_votes_survive_a_killed_server_and_reach_the_report(

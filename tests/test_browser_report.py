@@ -17,27 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _browser import chromium, needs_chromium
 from _report_runs import NOCOLOR_TARGETS, bench, make_run, oracle_score
 
-CHROMIUM = "/usr/bin/chromium"
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (dev extra)")
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(),
-    reason="chromium not installed (apt-get install -y chromium; CI installs it via `make browser`)",
-)
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]  # fmt: skip
+pytest.importorskip("playwright.sync_api", reason="playwright not installed (dev extra)")
+pytestmark = needs_chromium
 WIDTH = 1400
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture(scope="module")

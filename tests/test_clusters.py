@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _clusters import SlurmCluster, loopback_namespace, pid_alive, slurm_cluster
+from _clusters import SlurmCluster, loopback_namespace, pid_alive, ray_to_itself, slurm_cluster
 from _provider_harness import KEY, KEY_ENV, emulator, knobs
 
 from bench.cli.main import main
@@ -173,7 +173,7 @@ def test_ray_recipe_runs_on_two_nodes_as_written(tmp_path: Path) -> None:
     script = recipe("ray").replace("--head ", f"--head --temp-dir={temp} ", 1)
     secret = "sk-recipe-" + os.urandom(8).hex()
     script = script.replace("AIMLAPI_API_KEY=sk-anything", f"AIMLAPI_API_KEY={secret}")
-    with loopback_namespace() as inside:
+    with ray_to_itself(), loopback_namespace() as inside:
         try:
             run_recipe(script, tmp_path, user_env(), prefix=inside)
         finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _report_runs import NOCOLOR_TARGETS, SLOW_TARGETS, bench, make_run
+from _report_runs import NOCOLOR_TARGETS, SLOW_TARGETS, bench, bench_in_process, make_run
 
 from bench.gate import GateConfig, compare
 
@@ -50,6 +50,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
+# The exit codes through a real `bench compare` process: test_same_sweep_twice_passes (0),
+# test_planted_quality_drop_fails (1) and test_mismatched_fingerprints_refused (2). The other
+# tests call it in this process (bench_in_process), which runs the same code.
+
+
 def _checks(result_json: dict[str, object], metric: str) -> dict[str, dict[str, object]]:
     checks = result_json["checks"]
     assert isinstance(checks, list)
@@ -81,8 +86,12 @@ def test_planted_quality_drop_fails(runs: dict[str, Path], tmp_path: Path) -> No
     assert (tmp_path / "gate.md").read_text().startswith("## ❌ t2i-bench gate: REGRESSION")
 
 
-def test_planted_latency_rise_fails(runs: dict[str, Path], tmp_path: Path) -> None:
-    proc = bench("compare", str(runs["base"]), str(runs["slow"]), f"gate.output_dir={tmp_path}")
+def test_planted_latency_rise_fails(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proc = bench_in_process(
+        capsys, "compare", str(runs["base"]), str(runs["slow"]), f"gate.output_dir={tmp_path}"
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     data = json.loads((tmp_path / "gate.json").read_text())
     p90 = _checks(data, "latency_p90")["local:shapes-fast"]
@@ -90,8 +99,11 @@ def test_planted_latency_rise_fails(runs: dict[str, Path], tmp_path: Path) -> No
     assert _checks(data, "clip")["local:shapes-fast"]["status"] == "pass"
 
 
-def test_relaxed_threshold_override_passes_latency(runs: dict[str, Path], tmp_path: Path) -> None:
-    proc = bench(
+def test_relaxed_threshold_override_passes_latency(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proc = bench_in_process(
+        capsys,
         "compare",
         str(runs["base"]),
         str(runs["slow"]),
@@ -120,20 +132,22 @@ def test_mismatched_fingerprints_refused(runs: dict[str, Path], tmp_path: Path) 
     assert not (real / "gate.json").exists()
 
 
-def test_unusable_inputs_exit_2(runs: dict[str, Path], tmp_path: Path) -> None:
-    missing = bench("compare", str(runs["base"]), str(tmp_path / "nope"))
+def test_unusable_inputs_exit_2(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = bench_in_process(capsys, "compare", str(runs["base"]), str(tmp_path / "nope"))
     assert missing.returncode == 2 and "candidate" in missing.stderr and "does not exist" in missing.stderr
     other = shutil.copytree(runs["again"], tmp_path / "other")
     df = pd.read_parquet(other / "records.parquet")
     df["prompt_id"] = "x-" + df["prompt_id"]
     df.to_parquet(other / "records.parquet", index=False)
-    unpaired = bench("compare", str(runs["base"]), str(other))
+    unpaired = bench_in_process(capsys, "compare", str(runs["base"]), str(other))
     assert unpaired.returncode == 2 and "nothing paired" in unpaired.stderr
     unscored = shutil.copytree(runs["again"], tmp_path / "unscored")
     df = pd.read_parquet(unscored / "records.parquet")
     df["clip_score"], df["clip_fingerprint"] = np.nan, None
     df.to_parquet(unscored / "records.parquet", index=False)
-    half = bench("compare", str(runs["base"]), str(unscored))
+    half = bench_in_process(capsys, "compare", str(runs["base"]), str(unscored))
     assert half.returncode == 2 and "has none" in half.stderr
 
 
@@ -192,9 +206,11 @@ def test_retries_fail_the_gate_when_the_ok_rate_cannot_see_them(
 
 
 def test_gate_md_leads_with_the_verdict_and_only_the_failing_checks(
-    runs: dict[str, Path], tmp_path: Path
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc = bench("compare", str(runs["base"]), str(runs["nocolor"]), f"gate.output_dir={tmp_path}")
+    proc = bench_in_process(
+        capsys, "compare", str(runs["base"]), str(runs["nocolor"]), f"gate.output_dir={tmp_path}"
+    )
     assert proc.returncode == 1
     md = (tmp_path / "gate.md").read_text()
     lines = md.splitlines()
@@ -209,7 +225,9 @@ def test_gate_md_leads_with_the_verdict_and_only_the_failing_checks(
     full_rows = [r for r in folded.splitlines() if r.startswith("| ") and not r.startswith("| target")]
     assert len(full_rows) == len(data["checks"]) > len(failed)  # gate.json and the fold keep every check
     assert {"retry_rate", "mean_attempts"} <= {c["metric"] for c in data["checks"]}
-    passing = bench("compare", str(runs["base"]), str(runs["again"]), f"gate.output_dir={tmp_path}")
+    passing = bench_in_process(
+        capsys, "compare", str(runs["base"]), str(runs["again"]), f"gate.output_dir={tmp_path}"
+    )
     md = (tmp_path / "gate.md").read_text()
     assert passing.returncode == 0 and "Failing checks" not in md
     assert md.index("**PASS") < md.index("<details>")
@@ -222,7 +240,7 @@ def _first_line(proc: object) -> str:
 
 
 def test_replayed_candidate_answers_are_not_measured_in_line_one(
-    runs: dict[str, Path], tmp_path: Path
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # 5 of the fast target's 24 pairs replayed (79% live, below 90%): NOT MEASURED, first line, exit 1.
     cand = shutil.copytree(runs["again"], tmp_path / "replayed")
@@ -230,7 +248,7 @@ def test_replayed_candidate_answers_are_not_measured_in_line_one(
     fast = df.index[df["target"] == "local:shapes-fast"]
     df.loc[fast[:5], "cached"] = True
     df.to_parquet(cand / "records.parquet", index=False)
-    proc = bench("compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
+    proc = bench_in_process(capsys, "compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     first = _first_line(proc)
     assert first.startswith(
@@ -242,8 +260,14 @@ def test_replayed_candidate_answers_are_not_measured_in_line_one(
     md = (tmp_path / "gate.md").read_text().splitlines()
     assert md[0] == "## ❌ t2i-bench gate: NOT MEASURED" and md[2].startswith("**NOT MEASURED")
     # A lower bar passes, and the checks then use only the live pairs.
-    lower = bench(
-        "compare", str(runs["base"]), str(cand), "--min-measured", "0.75", f"gate.output_dir={tmp_path}"
+    lower = bench_in_process(
+        capsys,
+        "compare",
+        str(runs["base"]),
+        str(cand),
+        "--min-measured",
+        "0.75",
+        f"gate.output_dir={tmp_path}",
     )
     assert lower.returncode == 0 and _first_line(lower).startswith("PASS"), lower.stdout + lower.stderr
     data = json.loads((tmp_path / "gate.json").read_text())
@@ -251,8 +275,8 @@ def test_replayed_candidate_answers_are_not_measured_in_line_one(
     # Every answer replayed: nothing is measured, whatever the bar.
     df["cached"] = True
     df.to_parquet(cand / "records.parquet", index=False)
-    none = bench(
-        "compare", str(runs["base"]), str(cand), "--min-measured", "0", f"gate.output_dir={tmp_path}"
+    none = bench_in_process(
+        capsys, "compare", str(runs["base"]), str(cand), "--min-measured", "0", f"gate.output_dir={tmp_path}"
     )
     assert (
         none.returncode == 1
@@ -261,16 +285,19 @@ def test_replayed_candidate_answers_are_not_measured_in_line_one(
     ), none.stdout
 
 
-def test_baseline_target_without_counterpart_fails_in_line_one(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_baseline_target_without_counterpart_fails_in_line_one(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cand = shutil.copytree(runs["again"], tmp_path / "one_target")
     df = pd.read_parquet(cand / "records.parquet")
     df[df["target"] == "local:shapes-fast"].to_parquet(cand / "records.parquet", index=False)
-    proc = bench("compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
+    proc = bench_in_process(capsys, "compare", str(runs["base"]), str(cand), f"gate.output_dir={tmp_path}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     first = _first_line(proc)
     assert first.startswith("FAIL: 1 baseline target(s) have no candidate counterpart: local:shapes-quality")
     assert json.loads((tmp_path / "gate.json").read_text())["missing_targets"] == ["local:shapes-quality"]
-    allowed = bench(
+    allowed = bench_in_process(
+        capsys,
         "compare",
         str(runs["base"]),
         str(cand),
@@ -284,17 +311,21 @@ def test_baseline_target_without_counterpart_fails_in_line_one(runs: dict[str, P
     assert any(
         "allowed by --allow-missing: local:shapes-quality" in line for line in allowed.stdout.splitlines()
     )
-    by_config = bench("compare", str(runs["base"]), str(cand), "gate.allow_missing=[local:shapes-quality]",
-                      f"gate.output_dir={tmp_path}")  # fmt: skip
+    by_config = bench_in_process(capsys, "compare", str(runs["base"]), str(cand),
+                           "gate.allow_missing=[local:shapes-quality]", f"gate.output_dir={tmp_path}")  # fmt: skip
     assert by_config.returncode == 0, by_config.stdout + by_config.stderr
-    misplaced = bench("compare", str(runs["base"]), str(cand), "--allow-missing", "x", "gate.seed=1")
+    misplaced = bench_in_process(
+        capsys, "compare", str(runs["base"]), str(cand), "--allow-missing", "x", "gate.seed=1"
+    )
     assert misplaced.returncode == 2 and "--allow-missing gate.seed=1" in misplaced.stderr
 
 
 def test_terminal_table_fits_120_columns_and_gate_md_keeps_the_full_table(
-    runs: dict[str, Path], tmp_path: Path
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc = bench("compare", str(runs["base"]), str(runs["nocolor"]), f"gate.output_dir={tmp_path}")
+    proc = bench_in_process(
+        capsys, "compare", str(runs["base"]), str(runs["nocolor"]), f"gate.output_dir={tmp_path}"
+    )
     assert proc.returncode == 1
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("REGRESSION") and lines[-1].startswith("REGRESSION")
@@ -305,17 +336,19 @@ def test_terminal_table_fits_120_columns_and_gate_md_keeps_the_full_table(
     assert all(c["rule"] in md for c in data["checks"])  # the rules live in gate.md
 
 
-def test_gate_md_names_the_candidate_recommendation(runs: dict[str, Path], tmp_path: Path) -> None:
+def test_gate_md_names_the_candidate_recommendation(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     candidate = tmp_path / "candidate"
     shutil.copytree(runs["nocolor"], candidate)
     (candidate / "verdict.json").unlink(missing_ok=True)
     out = tmp_path / "out"
-    bench("compare", str(runs["base"]), str(candidate), f"gate.output_dir={out}")
+    bench_in_process(capsys, "compare", str(runs["base"]), str(candidate), f"gate.output_dir={out}")
     assert "decision:" not in (out / "gate.md").read_text()  # no verdict.json: nothing claimed
-    rec = bench("recommend", str(candidate))
+    rec = bench_in_process(capsys, "recommend", str(candidate))
     assert rec.returncode == 0, rec.stdout + rec.stderr
     verdict = json.loads((candidate / "verdict.json").read_text())
-    bench("compare", str(runs["base"]), str(candidate), f"gate.output_dir={out}")
+    bench_in_process(capsys, "compare", str(runs["base"]), str(candidate), f"gate.output_dir={out}")
     md = (out / "gate.md").read_text().splitlines()
     line = f"decision: {verdict['recommended']} recommended (CLIP, margin {verdict['margin']:g})"
     assert line in md[:6], md[:6]  # right under the gate's own verdict

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from _report_runs import bench
+from _report_runs import bench, bench_in_process
 
 from bench.emulators.chat import create_app
 from bench.emulators.chat_vision import ImageMeasure, answer_question
@@ -196,9 +196,16 @@ def test_rescore_comes_from_cache_with_zero_requests(
     pd.testing.assert_series_equal(first["judge_cost_usd"], again["judge_cost_usd"])
 
 
-def test_gate_fails_the_planted_colour_drop(judged_runs: dict[str, Path], tmp_path: Path) -> None:
-    proc = bench(
-        "compare", str(judged_runs["base"]), str(judged_runs["nocolor"]), f"gate.output_dir={tmp_path}"
+def test_gate_fails_the_planted_colour_drop(
+    judged_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # bench compare's exit codes through a process of its own are tested in test_gate.py.
+    proc = bench_in_process(
+        capsys,
+        "compare",
+        str(judged_runs["base"]),
+        str(judged_runs["nocolor"]),
+        f"gate.output_dir={tmp_path}",
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     data = json.loads((tmp_path / "gate.json").read_text())
@@ -206,7 +213,9 @@ def test_gate_fails_the_planted_colour_drop(judged_runs: dict[str, Path], tmp_pa
     adherence = checks[("local:shapes-fast", "judge_adherence")]
     assert adherence["status"] == "FAIL" and adherence["high"] < -0.05
     assert checks[("local:shapes-fast", "judge_rubric")]["status"] == "FAIL"
-    same = bench("compare", str(judged_runs["base"]), str(judged_runs["base"]), f"gate.output_dir={tmp_path}")
+    same = bench_in_process(
+        capsys, "compare", str(judged_runs["base"]), str(judged_runs["base"]), f"gate.output_dir={tmp_path}"
+    )
     assert same.returncode == 0, same.stdout + same.stderr
 
 

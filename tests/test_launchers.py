@@ -10,11 +10,14 @@ the sweep folder. A config error in any job stops everything before the first re
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from _clusters import ray_to_itself
 from _provider_harness import KEY, KEY_ENV, emulator, knobs
 
 from bench.cli.launchers import parallel_jobs
@@ -57,6 +60,13 @@ def ray_can_start() -> None:
             ray.shutdown()
 
 
+@pytest.fixture
+def ray_alone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The Ray case runs holding the machine's Ray lock (see tests/_clusters.py)."""
+    with ray_to_itself() if request.node.callspec.params.get("launcher") == "ray" else nullcontext():
+        yield
+
+
 def fresh_workers(launcher: str) -> None:
     """joblib's loky keeps worker processes between calls: ones started by an earlier test
     would not see the key variable this test sets (a real `bench run -m` starts fresh)."""
@@ -86,6 +96,7 @@ def sweep_args(launcher: str, results: Path, sweep: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("ray_alone")
 @pytest.mark.parametrize("launcher", sorted(PLUGINS))
 def test_two_job_sweep_fails_when_a_job_fails_and_the_report_merges_it(
     launcher: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from _report_runs import NOCOLOR_TARGETS, bench, make_run
+from _report_runs import NOCOLOR_TARGETS, bench_in_process, make_run
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "choose_model.ipynb"
@@ -50,14 +50,16 @@ def test_notebook_is_committed_without_outputs() -> None:
     1200
 )  # two runs, a report, the notebook and `bench recommend`: minutes on a shared machine
 def test_notebook_runs_and_gives_a_pick_and_a_verdict(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = tmp_path_factory.mktemp("notebook_runs")
     base = make_run(root, "base")
     cand = make_run(root, "nocolor", NOCOLOR_TARGETS)
     _vote(cand, 12)
     # The report (and its verdict.json) again, now that the run has oracle scores and votes.
-    report = bench("report", str(cand), "report.n_boot=200")
+    report = bench_in_process(capsys, "report", str(cand), "report.n_boot=200")
     assert report.returncode == 0, report.stderr[-2000:]
     monkeypatch.setenv("T2I_RUN", str(cand))
     monkeypatch.setenv("T2I_BASELINE", str(base))
@@ -77,7 +79,7 @@ def test_notebook_runs_and_gives_a_pick_and_a_verdict(
     assert any("Elo not used: only 12 votes" in n for n in verdict["notes"])
     assert f"Pick: {verdict['recommended']}" in text
     assert f"Recommended: {verdict['recommended']} (on CLIP" in (cand / "report.html").read_text()
-    rec = bench("recommend", str(cand))
+    rec = bench_in_process(capsys, "recommend", str(cand))
     assert rec.returncode == 0 and f"Verdict: Recommended: {verdict['recommended']} (on CLIP" in rec.stdout
     assert json.loads((cand / "verdict.json").read_text())["recommended"] == verdict["recommended"]
     assert "Arena: 12 votes by 1 rater(s)" in text  # the arena section read the run's votes.jsonl

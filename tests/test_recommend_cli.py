@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _report_runs import NOCOLOR_TARGETS, bench, make_run
+from _report_runs import NOCOLOR_TARGETS, bench, bench_in_process, make_run
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +25,10 @@ def test_recommend_prints_the_verdict_and_writes_verdict_json(runs: dict[str, Pa
     assert "Verdict:" in proc.stdout and all(len(line) <= 120 for line in proc.stdout.splitlines())
 
 
-def test_a_model_that_drops_colour_is_not_recommended(runs: dict[str, Path]) -> None:
-    proc = bench("recommend", str(runs["nocolor"]))
+def test_a_model_that_drops_colour_is_not_recommended(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    proc = bench_in_process(capsys, "recommend", str(runs["nocolor"]))  # the exit codes: the other tests
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads((runs["nocolor"] / "verdict.json").read_text())
     assert data["recommended"] == data["best"] == "local:shapes-quality steps=4 cfg=2 128x128"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _report_runs import bench, make_run
+from _report_runs import bench, bench_in_process, make_run
 
 from bench.metrics.errors import FingerprintMismatch
 from bench.report.plots import PLOTS, pareto_front, style
@@ -60,14 +60,14 @@ def test_unknown_cost_stays_unknown(run: Path) -> None:
     assert (s["cost_per_image_usd"] == 0.0).sum() == 1
 
 
-def test_sweep_folder_is_merged(run: Path, tmp_path: Path) -> None:
+def test_sweep_folder_is_merged(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sweep = tmp_path / "sweep"
     shutil.copytree(run, sweep / "0-a")
     other = shutil.copytree(run, sweep / "1-b")
     df = pd.read_parquet(other / "records.parquet")
     df["guidance"] = 7.0
     df.to_parquet(other / "records.parquet", index=False)
-    proc = bench("report", str(sweep), "report.n_boot=200")
+    proc = bench_in_process(capsys, "report", str(sweep), "report.n_boot=200")
     assert proc.returncode == 0, proc.stderr
     summary = pd.read_parquet(sweep / "summary.parquet")
     assert len(summary) == 4 and sorted(set(summary["guidance"])) == [2.0, 7.0]
@@ -77,7 +77,7 @@ def test_sweep_folder_is_merged(run: Path, tmp_path: Path) -> None:
     df.to_parquet(other / "records.parquet", index=False)
     with pytest.raises(FingerprintMismatch):
         RunSet.load(sweep)
-    refused = bench("report", str(sweep))
+    refused = bench_in_process(capsys, "report", str(sweep))
     assert refused.returncode == 2 and "refusing to average or compare" in refused.stderr
 
 
