@@ -44,8 +44,10 @@ browser:
 cluster-packages:
 	@command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge iproute2 curl >/dev/null; else echo "SLURM not installed: the cluster tests will skip (sudo apt-get install -y slurm-wlm munge iproute2 curl)"; fi; }
 
+# Two workers (pytest-xdist): many tests wait on subprocesses and servers, so the second core is used.
+# loadscope keeps each module on one worker (module fixtures are made once); slow modules go first.
 pytest: setup browser cluster-packages
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder
 
 # The documentation site, strictly: a broken link, a missing page or a reference that no longer
 # generates fails the build. Output goes to build/site (git-ignored).
