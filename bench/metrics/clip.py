@@ -169,29 +169,30 @@ class ClipModel:
     preprocess: Any
     tokenizer: Any
     fingerprint: str
+    device: str = "cpu"  # resolved at load (never auto)
     image_forward_calls: int = 0
     text_forward_calls: int = 0
 
     def encode_images(self, images: Sequence[Any]) -> F32:
         """PIL images -> normalised embeddings, in batches, each image preprocessed once."""
         out: list[F32] = []
-        with torch.inference_mode(), float32_math(self.cfg.device):
+        with torch.inference_mode(), float32_math(self.device):
             for start in range(0, len(images), self.cfg.batch_size):
                 batch = torch.stack(
                     [self.preprocess(im) for im in images[start : start + self.cfg.batch_size]]
                 )
                 self.image_forward_calls += 1
-                emb = self.model.encode_image(batch.to(self.cfg.device))
+                emb = self.model.encode_image(batch.to(self.device))
                 out.append(_normalize(emb.float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def encode_texts(self, prompts: Sequence[str]) -> F32:
         out: list[F32] = []
-        with torch.inference_mode(), float32_math(self.cfg.device):
+        with torch.inference_mode(), float32_math(self.device):
             for start in range(0, len(prompts), self.cfg.batch_size):
                 tokens = self.tokenizer(list(prompts[start : start + self.cfg.batch_size]))
                 self.text_forward_calls += 1
-                emb = self.model.encode_text(tokens.to(self.cfg.device))
+                emb = self.model.encode_text(tokens.to(self.device))
                 out.append(_normalize(emb.float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -233,6 +234,7 @@ def load_clip_model(cfg: ClipConfig, weights: ClipWeights) -> ClipModel:
         preprocess=preprocess,
         tokenizer=tokenizer,
         fingerprint=clip_fingerprint(cfg, weights),
+        device=cfg.device,
     )
 
 
