@@ -207,7 +207,10 @@ def test_cuda_features_agree_with_cpu() -> None:
         cfg = ClipConfig(pretrained=None, device=device, batch_size=4)
         m = clipmod.load_clip_model(cfg, clipmod.resolve_clip_weights(cfg, None))
         ex = inception.load_extractor(device=device, batch_size=4)
-        by_device[device] = (m.encode_images(images), ex.features([inception.to_uint8_chw(i) for i in images]))
+        by_device[device] = (
+            m.encode_images(images),
+            ex.features([inception.to_uint8_chw(i) for i in images]),
+        )
         assert m.device.startswith("cuda" if device == "auto" else "cpu")
         assert ex.device.startswith("cuda" if device == "auto" else "cpu")
     np.testing.assert_allclose(by_device["auto"][0], by_device["cpu"][0], atol=1e-4)

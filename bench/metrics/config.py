@@ -208,30 +208,35 @@ def parse_metrics_config(
 def with_resolved_devices(cfg: MetricsConfig, probe: Probe | None = None) -> MetricsConfig:
     """The config with `auto` replaced by this machine's device for every enabled model (a device this
     machine lacks is a ConfigError, raised before anything is scored or written)."""
+
+    def resolved(key: str, section: PreferenceConfig, enabled: bool) -> PreferenceConfig:
+        if not enabled:
+            return section
+        return replace(section, device=resolve_device(f"metrics.{key}.device", section.device, probe))
+
     clip, fid = cfg.clip, cfg.fid
     if clip.enabled:
         clip = replace(clip, device=resolve_device("metrics.clip.device", clip.device, probe))
     if fid.enabled or cfg.kid.enabled:
         fid = replace(fid, device=resolve_device("metrics.fid.device", fid.device, probe))
-    preference = {}
-    for kind in DEFAULT_PRETRAINED:
-        pcfg: PreferenceConfig = getattr(cfg, kind)
-        if pcfg.enabled:
-            pcfg = replace(pcfg, device=resolve_device(f"metrics.{kind}.device", pcfg.device, probe))
-        preference[kind] = pcfg
-    return replace(cfg, clip=clip, fid=fid, **preference)
+    return replace(
+        cfg,
+        clip=clip,
+        fid=fid,
+        pickscore=resolved("pickscore", cfg.pickscore, cfg.pickscore.enabled),
+        hpsv2=resolved("hpsv2", cfg.hpsv2, cfg.hpsv2.enabled),
+    )
 
 
 def check_explicit_devices(cfg: MetricsConfig, probe: Probe | None = None) -> None:
     """A GPU named explicitly (cuda, cuda:N, mps) must exist here: checked before any request is sent.
     `auto` and `cpu` need no check, so the usual start-up never imports torch."""
-    sections = {"clip": cfg.clip, "fid": cfg.fid, "pickscore": cfg.pickscore, "hpsv2": cfg.hpsv2}
-    enabled = {
-        "clip": cfg.clip.enabled,
-        "fid": cfg.fid.enabled or cfg.kid.enabled,
-        "pickscore": cfg.pickscore.enabled,
-        "hpsv2": cfg.hpsv2.enabled,
+    devices = {
+        "clip": (cfg.clip.device, cfg.clip.enabled),
+        "fid": (cfg.fid.device, cfg.fid.enabled or cfg.kid.enabled),
+        "pickscore": (cfg.pickscore.device, cfg.pickscore.enabled),
+        "hpsv2": (cfg.hpsv2.device, cfg.hpsv2.enabled),
     }
-    for key, section in sections.items():
-        if enabled[key] and section.device not in ("auto", "cpu"):
-            resolve_device(f"metrics.{key}.device", section.device, probe)
+    for key, (device, enabled) in devices.items():
+        if enabled and device not in ("auto", "cpu"):
+            resolve_device(f"metrics.{key}.device", device, probe)
