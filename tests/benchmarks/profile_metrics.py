@@ -1,0 +1,81 @@
+"""Where the metrics' time goes: torch.profiler op shares and counted FLOPs, ours beside the references.
+
+    .venv/bin/python tests/benchmarks/profile_metrics.py [--images 16] [--size 512]
+
+CLIP (random-init ViT-B-32): our batched image path vs per-image open_clip (image + text per
+image, on a quarter of the images). Inception: our extractor vs torch-fidelity's
+FeatureExtractorInceptionV3 with the same weights (on half of the images). Prints the top
+operators by self CPU time; shares, not times, are the point (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+import bench  # noqa: F401  (torchvision import fix)
+from bench.metrics import clip as clipmod
+from bench.metrics import inception
+from bench.metrics.config import ClipConfig
+from bench.metrics.synthetic import PROMPTS, synthetic_image
+
+
+def _top(prof: Any, label: str, per: int, n: int = 8) -> None:
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    flops = sum(e.flops for e in events)
+    print(f"== {label}: self CPU {total / 1e6:.2f} s, {flops / 1e9 / per:.1f} GFLOP counted per image")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:n]:
+        print(f"  {e.key:48s} {100 * e.self_cpu_time_total / total:5.1f}%")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--size", type=int, default=512)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    images = [synthetic_image(rng, args.size, i % 3) for i in range(args.images)]
+
+    cfg = ClipConfig(pretrained=None, batch_size=args.images, device="cpu")
+    m = clipmod.load_clip_model(cfg, clipmod.resolve_clip_weights(cfg, None))
+    m.encode_images(images[:2])  # warm-up
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        m.encode_images(images)
+    _top(prof, f"CLIP ours, batched ({len(images)} images)", len(images))
+    few = images[: max(1, args.images // 4)]
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof, torch.no_grad():
+        for i, image in enumerate(few):
+            m.model.encode_image(m.preprocess(image).unsqueeze(0))
+            m.model.encode_text(m.tokenizer([PROMPTS[i % len(PROMPTS)]]))
+    _top(prof, f"CLIP per-image open_clip, image + text ({len(few)} images)", len(few))
+
+    ex = inception.load_extractor(batch_size=args.images, device="cpu")
+    half = [inception.to_uint8_chw(im) for im in images[: max(1, args.images // 2)]]
+    ex.features(half[:1])  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        ex.features(half)
+    _top(prof, f"Inception ours ({len(half)} images)", len(half))
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "w.pth"
+        torch.save(inception.to_torch_fidelity_state_dict(ex.module), path)
+        ref = FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+        )
+    with torch.no_grad():
+        ref(torch.stack(half[:1]))  # warm-up
+        with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+            ref(torch.stack(half))
+    _top(prof, f"Inception torch-fidelity ({len(half)} images)", len(half))
+
+
+if __name__ == "__main__":
+    main()
