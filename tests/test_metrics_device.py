@@ -215,3 +215,26 @@ def test_cuda_features_agree_with_cpu() -> None:
         assert ex.device.startswith("cuda" if device == "auto" else "cpu")
     np.testing.assert_allclose(by_device["auto"][0], by_device["cpu"][0], atol=1e-4)
     np.testing.assert_allclose(by_device["auto"][1], by_device["cpu"][1], atol=1e-3, rtol=1e-3)
+
+
+def test_a_scoring_job_takes_its_share_of_torch_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from omegaconf import OmegaConf
+
+    from bench.cli.score_jobs import ScoreJob
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        job = ScoreJob([tmp_path / "not-a-run"], jobs_per_machine=4)
+        assert job(OmegaConf.create({"score_job": 0, "metrics": {}})) == 2  # no such run folder
+        assert torch.get_num_threads() == job_threads(4)  # set before scoring began
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        torch.set_num_threads(3)
+        ScoreJob([tmp_path / "not-a-run"], jobs_per_machine=4)(OmegaConf.create({"score_job": 0}))
+        assert torch.get_num_threads() == 3  # the launcher's (or user's) setting is left alone
+    finally:
+        torch.set_num_threads(before)
