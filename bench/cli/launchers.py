@@ -62,3 +62,13 @@ def with_parallel_jobs(overrides: Sequence[str], n_jobs: int) -> list[str]:
         return list(overrides)
     share = parallel_jobs(launcher_config(overrides), n_jobs)
     return [*overrides, f"{PARALLEL_JOBS_KEY}={share}"]
+
+
+def jobs_per_machine(launcher: dict[str, Any], n_jobs: int) -> int:
+    """Jobs sharing one machine's cores: all concurrent ones for the launchers that run jobs here
+    (joblib, submitit_local); one for SLURM, whose jobs get their own allocation, and for Ray and
+    the others, which place jobs themselves (Ray sets each worker's OMP_NUM_THREADS)."""
+    target = str(launcher.get("_target_", ""))
+    if target.endswith(("JoblibLauncher", "submitit_launcher.LocalLauncher")):
+        return parallel_jobs(launcher, n_jobs)
+    return 1

@@ -81,10 +81,11 @@ def prepare(
     config = parse_config(without_inherited_judge(cfg))
     if metrics_enabled(config.metrics):
         from bench.cli.emulated_judge import check_judge_endpoint
-        from bench.metrics.config import parse_metrics_config
+        from bench.metrics.config import check_explicit_devices, parse_metrics_config
 
         check_judge_endpoint(config.metrics)
-        parse_metrics_config(config.metrics, config.providers)  # e.g. a judge key variable that is unset
+        # e.g. a judge key variable that is unset, or metrics.clip.device=cuda on a machine without CUDA
+        check_explicit_devices(parse_metrics_config(config.metrics, config.providers))
     quality_metric = str(config.report.get("quality_metric", "auto"))
     from bench.report.quality_axes import CHOICES
 

@@ -34,15 +34,27 @@ def is_sweep_folder(path: Path) -> bool:
 
 
 class ScoreJob:
-    """The task of one scoring job: the run folder with index `score_job` (picklable for launchers)."""
+    """The task of one scoring job: the run folder with index `score_job` (picklable for launchers).
 
-    def __init__(self, runs: list[Path]) -> None:
+    `jobs_per_machine` jobs share one machine's cores: each takes its share of torch threads, so
+    two jobs on 2 cores run 1 thread each instead of 2 each, fighting over the cores.
+    """
+
+    def __init__(self, runs: list[Path], jobs_per_machine: int = 1) -> None:
         self.runs = [str(r) for r in runs]
+        self.jobs_per_machine = jobs_per_machine
 
     def __call__(self, cfg: Any) -> int:
         from omegaconf import OmegaConf
 
         from bench.cli.commands import score
+        from bench.metrics.device import job_threads
+
+        threads = job_threads(self.jobs_per_machine)
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
 
         container = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(container, dict)
@@ -60,6 +72,7 @@ def score_sweep(sweep: Path, overrides: list[str]) -> int:
     """Score each run folder of `sweep`; through the launcher when the overrides name one."""
     from bench.cli.commands import score
     from bench.cli.hydra_config import compose_config
+    from bench.cli.launchers import jobs_per_machine, launcher_config
     from bench.cli.multirun import launch
 
     runs = run_folders(sweep)
@@ -85,7 +98,7 @@ def score_sweep(sweep: Path, overrides: list[str]) -> int:
         key_names=cluster_env.key_names(
             (), cluster_env.judge_key_env(cfg.get("metrics"), cfg.get("providers"))
         ),
-        task_function=ScoreJob(runs),
+        task_function=ScoreJob(runs, jobs_per_machine(launcher_config(launcher), len(runs))),
     )
     failed = [(label, code) for label, code in outcomes if code != EXIT_OK]
     for label, code in failed:

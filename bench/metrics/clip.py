@@ -10,7 +10,7 @@ hub retries.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -21,6 +21,7 @@ import torch
 
 from bench.library_logs import quiet_open_clip
 from bench.metrics.config import ClipConfig
+from bench.metrics.device import device_kind, float32_math, resolve_device
 from bench.metrics.errors import WeightsError
 from bench.metrics.fingerprint import RANDOM_INIT_MARK, file_sha256, fingerprint_id, library_versions
 from bench.metrics.weights_lookup import cached_pretrained_file as _cached_pretrained_file
@@ -134,7 +135,9 @@ def clip_details(cfg: ClipConfig, weights: ClipWeights) -> dict[str, Any]:
         "dtype": "float32",
         # No batch size: scores at batch 1 and 32 agree to float round-off (tests/test_metrics_clip.py),
         # and a detail that does not change the numbers would only stop comparable runs being compared.
-        "device": cfg.device,
+        # The kind of device (cpu, cuda, mps), resolved from auto: kernels differ in round-off, so
+        # scores from different kinds are kept apart rather than mixed silently.
+        "device": device_kind(resolve_device("metrics.clip.device", cfg.device)),
         "versions": library_versions("open_clip_torch", "torch", "torchvision", "pillow"),
     }
 
@@ -166,29 +169,30 @@ class ClipModel:
     preprocess: Any
     tokenizer: Any
     fingerprint: str
+    device: str = "cpu"  # resolved at load (never auto)
     image_forward_calls: int = 0
     text_forward_calls: int = 0
 
     def encode_images(self, images: Sequence[Any]) -> F32:
         """PIL images -> normalised embeddings, in batches, each image preprocessed once."""
         out: list[F32] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), float32_math(self.device):
             for start in range(0, len(images), self.cfg.batch_size):
                 batch = torch.stack(
                     [self.preprocess(im) for im in images[start : start + self.cfg.batch_size]]
                 )
                 self.image_forward_calls += 1
-                emb = self.model.encode_image(batch.to(self.cfg.device))
+                emb = self.model.encode_image(batch.to(self.device))
                 out.append(_normalize(emb.float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     def encode_texts(self, prompts: Sequence[str]) -> F32:
         out: list[F32] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), float32_math(self.device):
             for start in range(0, len(prompts), self.cfg.batch_size):
                 tokens = self.tokenizer(list(prompts[start : start + self.cfg.batch_size]))
                 self.text_forward_calls += 1
-                emb = self.model.encode_text(tokens.to(self.cfg.device))
+                emb = self.model.encode_text(tokens.to(self.device))
                 out.append(_normalize(emb.float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -198,6 +202,7 @@ def load_clip_model(cfg: ClipConfig, weights: ClipWeights) -> ClipModel:
 
     quiet_open_clip()
 
+    cfg = replace(cfg, device=resolve_device("metrics.clip.device", cfg.device))
     pre = weights.preprocess
     kwargs: dict[str, Any] = {
         "force_quick_gelu": weights.quick_gelu,
@@ -229,6 +234,7 @@ def load_clip_model(cfg: ClipConfig, weights: ClipWeights) -> ClipModel:
         preprocess=preprocess,
         tokenizer=tokenizer,
         fingerprint=clip_fingerprint(cfg, weights),
+        device=cfg.device,
     )
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
 from bench.judge.config import JudgeConfig, parse_judge_config
+from bench.metrics.device import Probe, check_device_value, resolve_device
 
 DEFAULT_CACHE_DIR = "~/.cache/t2i-bench"
 DEFAULT_GROUP_BY = ("target", "steps", "guidance", "size")
@@ -29,7 +30,7 @@ class ClipConfig:
     )
     quick_gelu: bool | None = None  # None: what the pretrained tag was trained with
     batch_size: int = 32
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA, then MPS, then CPU (bench.metrics.device), resolved at load
     allow_download: bool = True  # tags not in the local cache are downloaded if the host answers
     random_init_seed: int = 0
 
@@ -51,7 +52,7 @@ class FidConfig:
     group_by: tuple[str, ...] = DEFAULT_GROUP_BY
     weights: str = "fid_helper"  # fid_helper | torch_fidelity | /path/to/torch-fidelity-layout.pth
     batch_size: int = 32
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA, then MPS, then CPU (bench.metrics.device), resolved at load
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class PreferenceConfig:
         None  # tag / HF repo id, a local file or folder, or None (random init: tests only)
     )
     batch_size: int = 16
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA, then MPS, then CPU (bench.metrics.device), resolved at load
     allow_download: bool = True
     random_init_seed: int = 0
 
@@ -173,6 +174,8 @@ def parse_metrics_config(
     for key, section in (("clip", clip), ("fid", fid), ("kid", kid)):
         if "batch_size" in section and int(section["batch_size"]) < 1:
             raise ConfigError(f"metrics.{key}.batch_size", section["batch_size"], "must be >= 1")
+        if "device" in section:
+            section["device"] = check_device_value(f"metrics.{key}.device", section["device"])
     if int(kid.get("subset_size", 2)) < 2:
         raise ConfigError("metrics.kid.subset_size", kid["subset_size"], "must be >= 2")
     preference: dict[str, PreferenceConfig] = {}
@@ -182,6 +185,8 @@ def parse_metrics_config(
             section["pretrained"] = None
         if int(section.get("batch_size", 1)) < 1:
             raise ConfigError(f"metrics.{kind}.batch_size", section["batch_size"], "must be >= 1")
+        if "device" in section:
+            section["device"] = check_device_value(f"metrics.{kind}.device", section["device"])
         preference[kind] = PreferenceConfig(**{"pretrained": default, **section})
     known = {"clip", "fid", "kid", "stats", "cache_dir", "judge", *DEFAULT_PRETRAINED}
     unknown = sorted(set(raw) - known)
@@ -198,3 +203,40 @@ def parse_metrics_config(
         judge=parse_judge_config(raw.get("judge"), providers),
         **preference,
     )
+
+
+def with_resolved_devices(cfg: MetricsConfig, probe: Probe | None = None) -> MetricsConfig:
+    """The config with `auto` replaced by this machine's device for every enabled model (a device this
+    machine lacks is a ConfigError, raised before anything is scored or written)."""
+
+    def resolved(key: str, section: PreferenceConfig, enabled: bool) -> PreferenceConfig:
+        if not enabled:
+            return section
+        return replace(section, device=resolve_device(f"metrics.{key}.device", section.device, probe))
+
+    clip, fid = cfg.clip, cfg.fid
+    if clip.enabled:
+        clip = replace(clip, device=resolve_device("metrics.clip.device", clip.device, probe))
+    if fid.enabled or cfg.kid.enabled:
+        fid = replace(fid, device=resolve_device("metrics.fid.device", fid.device, probe))
+    return replace(
+        cfg,
+        clip=clip,
+        fid=fid,
+        pickscore=resolved("pickscore", cfg.pickscore, cfg.pickscore.enabled),
+        hpsv2=resolved("hpsv2", cfg.hpsv2, cfg.hpsv2.enabled),
+    )
+
+
+def check_explicit_devices(cfg: MetricsConfig, probe: Probe | None = None) -> None:
+    """A GPU named explicitly (cuda, cuda:N, mps) must exist here: checked before any request is sent.
+    `auto` and `cpu` need no check, so the usual start-up never imports torch."""
+    devices = {
+        "clip": (cfg.clip.device, cfg.clip.enabled),
+        "fid": (cfg.fid.device, cfg.fid.enabled or cfg.kid.enabled),
+        "pickscore": (cfg.pickscore.device, cfg.pickscore.enabled),
+        "hpsv2": (cfg.hpsv2.device, cfg.hpsv2.enabled),
+    }
+    for key, (device, enabled) in devices.items():
+        if enabled and device not in ("auto", "cpu"):
+            resolve_device(f"metrics.{key}.device", device, probe)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.metrics.device import device_kind, float32_math, resolve_device
 from bench.metrics.errors import WeightsError
 from bench.metrics.fingerprint import file_sha256, fingerprint_id, library_versions
 
@@ -182,20 +183,23 @@ def resize_like_tf1(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
 
     The same arithmetic as torch-fidelity's interpolate_bilinear_2d_like_tensorflow1x
     (method="slow", bit-exact on CPU), which is what the standard FID statistics used.
+    `x` may be uint8: the four corner samples are gathered as bytes (a quarter of the
+    memory traffic) and only then converted, which gives the same floats.
     """
     _, _, h, w = x.shape
+    dtype = x.dtype if x.dtype.is_floating_point else torch.float32
 
     def grid(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pos = torch.arange(0, size, 1, dtype=x.dtype) * torch.tensor(n_in / size, dtype=torch.float32)
+        pos = torch.arange(0, size, 1, dtype=dtype) * torch.tensor(n_in / size, dtype=torch.float32)
         lo = pos.long()
         hi = (lo + 1).clamp_max(n_in - 1)
-        return lo, hi, pos - lo.float()
+        return lo.to(x.device), hi.to(x.device), (pos - lo.float()).to(x.device)
 
     x_lo, x_hi, dx = grid(w)
     y_lo, y_hi, dy = grid(h)
-    rows_lo, rows_hi = x[:, :, y_lo, :], x[:, :, y_hi, :]
-    in_00, in_01 = rows_lo[:, :, :, x_lo], rows_lo[:, :, :, x_hi]
-    in_10, in_11 = rows_hi[:, :, :, x_lo], rows_hi[:, :, :, x_hi]
+    rows_lo, rows_hi = x.index_select(2, y_lo), x.index_select(2, y_hi)
+    in_00, in_01 = rows_lo.index_select(3, x_lo).to(dtype), rows_lo.index_select(3, x_hi).to(dtype)
+    in_10, in_11 = rows_hi.index_select(3, x_lo).to(dtype), rows_hi.index_select(3, x_hi).to(dtype)
     in_0 = in_00 + (in_01 - in_00) * dx.view(1, 1, 1, size)
     in_1 = in_10 + (in_11 - in_10) * dx.view(1, 1, 1, size)
     return in_0 + (in_1 - in_0) * dy.view(1, 1, size, 1)
@@ -203,8 +207,8 @@ def resize_like_tf1(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
 
 def to_uint8_chw(image: Any) -> torch.Tensor:
     """A PIL image (any mode) as a 3xHxW uint8 tensor, RGB, the way torch-fidelity reads files."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)  # np.array: one writable copy
 
 
 @dataclass
@@ -216,24 +220,42 @@ class InceptionExtractor:
     details: dict[str, Any]
     batch_size: int
     device: str
+    memory_format: torch.memory_format = torch.contiguous_format
     forward_calls: int = 0
 
-    def preprocess(self, image_u8: torch.Tensor) -> torch.Tensor:
-        x = image_u8.unsqueeze(0).to(torch.float32)
-        x = resize_like_tf1(x)
-        return ((x - 128) / 128).squeeze(0)
+    def preprocess(self, images_u8: Sequence[torch.Tensor]) -> torch.Tensor:
+        """uint8 CxHxW images -> the network's 299x299 input, (x - 128) / 128, float32.
+
+        Consecutive images of one size are resized together (one gather per corner for the
+        batch instead of per image); every element goes through the same arithmetic either way.
+        """
+        parts: list[torch.Tensor] = []
+        start = 0
+        while start < len(images_u8):
+            end = start + 1
+            while end < len(images_u8) and images_u8[end].shape == images_u8[start].shape:
+                end += 1
+            same_size = torch.stack(list(images_u8[start:end])).to(self.device)
+            parts.append((resize_like_tf1(same_size) - 128) / 128)
+            start = end
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def features(self, images_u8: Sequence[torch.Tensor]) -> np.ndarray[Any, np.dtype[np.float32]]:
         out = []
         # TorchScript's profiling executor re-profiles every new batch shape (the first two calls
         # run at a fraction of the speed); plain execution is as fast here and has no warm-up.
-        with torch.inference_mode(), torch.jit.optimized_execution(False):  # type: ignore[attr-defined]
+        with (
+            torch.inference_mode(),
+            torch.jit.optimized_execution(False),  # type: ignore[attr-defined]
+            float32_math(self.device),
+        ):
             for start in range(0, len(images_u8), self.batch_size):
-                batch = torch.stack(
-                    [self.preprocess(im) for im in images_u8[start : start + self.batch_size]]
-                )
+                batch = self.preprocess(images_u8[start : start + self.batch_size])
                 self.forward_calls += 1
-                out.append(self.module(batch.to(self.device)).to(torch.float32).cpu().numpy())
+                # channels_last: oneDNN's (and cuDNN's) fast convolution layout; the weights are
+                # converted once at load (load_extractor). Same features to float round-off.
+                batch = batch.contiguous(memory_format=self.memory_format)
+                out.append(self.module(batch).to(torch.float32).cpu().numpy())
         if not out:
             return np.zeros((0, FEATURE_DIM), dtype=np.float32)
         return np.concatenate(out).astype(np.float32)
@@ -251,7 +273,9 @@ def inception_details(weights: str, weights_sha256: str, device: str) -> dict[st
         "resize": "tf1-bilinear-no-antialias",
         "normalize": "(x-128)/128",
         "dtype": "float32",
-        "device": device,
+        # The kind (cpu, cuda, mps) resolved from auto; the layout (channels_last) is not recorded:
+        # it changes features by float round-off only (tests/test_metrics_inception.py).
+        "device": device_kind(resolve_device("metrics.fid.device", device)),
         "versions": library_versions("torch"),
     }
 
@@ -289,8 +313,9 @@ def extractor_fingerprint(weights: str, device: str, cache_dir: Path | None) -> 
 
 
 def load_extractor(
-    weights: str = "fid_helper", *, batch_size: int = 32, device: str = "cpu", cache_dir: Path | None = None
+    weights: str = "fid_helper", *, batch_size: int = 32, device: str = "auto", cache_dir: Path | None = None
 ) -> InceptionExtractor:
+    device = resolve_device("metrics.fid.device", device)
     path, label, sha = resolve_weights(weights, cache_dir)
     # The graph always comes from fid_helper's file; other sources only replace its parameters.
     graph = torch.jit.load(  # type: ignore[no-untyped-call]
@@ -301,10 +326,14 @@ def load_extractor(
         _load_torch_fidelity_layout(graph, state)
     graph.eval()
     details = inception_details(label, sha, device)
+    # channels_last where the convolution libraries are fastest with it (oneDNN on CPU: ~10-20% here,
+    # tests/benchmarks/bench_metrics.py; cuDNN); MPS keeps the default layout.
+    layout = torch.channels_last if device_kind(device) in ("cpu", "cuda") else torch.contiguous_format
     return InceptionExtractor(
-        module=graph.to(device),
+        module=graph.to(device).to(memory_format=layout),
         fingerprint=fingerprint_id("inception", details),
         details=details,
         batch_size=batch_size,
         device=device,
+        memory_format=layout,
     )

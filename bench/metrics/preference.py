@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from bench.library_logs import quiet_open_clip
 from bench.metrics.config import PreferenceConfig
+from bench.metrics.device import device_kind, float32_math, resolve_device
 from bench.metrics.errors import WeightsError
 from bench.metrics.fingerprint import RANDOM_INIT_MARK, file_sha256, fingerprint_id, library_versions
 
@@ -170,7 +171,9 @@ RESIZE = {
 
 
 def details(kind: str, cfg: PreferenceConfig, weights: PreferenceWeights) -> dict[str, Any]:
-    """Everything that changes the numbers (batch size and device do not: scores are per image)."""
+    """Everything that changes the numbers. Batch size does not (scores are per image); the kind of
+    device (cpu, cuda, mps; resolved from auto) may in round-off, so scores from different kinds are
+    kept apart rather than mixed silently."""
     return {
         "backbone": f"{kind}/{cfg.backbone}" if weights.path is None else kind,
         "weights": weights.label,
@@ -179,6 +182,7 @@ def details(kind: str, cfg: PreferenceConfig, weights: PreferenceWeights) -> dic
         "text": "user prompt; open_clip BPE tokens, 77 context, EOT kept",
         "score": "logit_scale.exp()*cos" if kind == "pickscore" else "cos",
         "dtype": "float32",
+        "device": device_kind(resolve_device(f"metrics.{kind}.device", cfg.device)),
         "versions": library_versions("open_clip_torch", "transformers", "torch", "torchvision", "pillow"),
     }
 
@@ -260,7 +264,7 @@ class PreferenceModel:
         import torch
 
         out: list[F32] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), float32_math(self.cfg.device):
             for start in range(0, len(images), self.cfg.batch_size):
                 batch = torch.stack(
                     [self.preprocess(im) for im in images[start : start + self.cfg.batch_size]]
@@ -277,7 +281,7 @@ class PreferenceModel:
         import torch
 
         out: list[F32] = []
-        with torch.inference_mode():
+        with torch.inference_mode(), float32_math(self.cfg.device):
             for start in range(0, len(prompts), self.cfg.batch_size):
                 tokens = self.tokenizer(list(prompts[start : start + self.cfg.batch_size])).to(
                     self.cfg.device
@@ -351,6 +355,7 @@ def load_model(kind: str, cfg: PreferenceConfig, weights: PreferenceWeights) -> 
 
     quiet_open_clip()
 
+    cfg = replace(cfg, device=resolve_device(f"metrics.{kind}.device", cfg.device))
     model = (_pickscore_model if kind == "pickscore" else _hpsv2_model)(cfg, weights).to(cfg.device).eval()
     # Both models use CLIP's BPE vocabulary; open_clip ships it (transformers' tokenizer needs a download).
     tokenizer = open_clip.get_tokenizer("ViT-H-14")

@@ -28,7 +28,7 @@ from bench.group_names import group_label
 from bench.metrics import clip as clipmod
 from bench.metrics import inception
 from bench.metrics.cache import EmbeddingCache
-from bench.metrics.config import MetricsConfig, parse_metrics_config
+from bench.metrics.config import MetricsConfig, parse_metrics_config, with_resolved_devices
 from bench.metrics.errors import MetricsError, WeightsError
 from bench.metrics.fid import (
     FID_MIN_RELIABLE_N,
@@ -390,7 +390,9 @@ def score_run(
     with what the folder already spent (metrics.judge.max_cost_usd caps the judge's pass on top).
     """
     started = time.perf_counter()
-    cfg = parse_metrics_config(metrics_cfg, providers)
+    # Devices resolved here, before anything is read or written: `auto` becomes this machine's device
+    # (recorded in the fingerprints), and a device it lacks is a ConfigError that leaves stored scores alone.
+    cfg = with_resolved_devices(parse_metrics_config(metrics_cfg, providers))
     run_dir = Path(run_dir)
     records_path = run_dir / "records.parquet"
     if not records_path.is_file():
