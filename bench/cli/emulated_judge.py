@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 IN_PROCESS = "emulator"
 EMULATOR_TARGET = "bench-emulator:chat-emulator"
 OFFLINE_PROVIDERS = frozenset({"local"})  # the generator the emulated judge's pixel measurements are made for
+LOOPBACK_HOSTS = frozenset({"localhost", "::1"})  # and 127.x: emulators on this machine
 KEY_ENV = "T2I_BENCH_EMULATED_JUDGE_TOKEN"  # a one-off token for the in-process emulator, not an API key
 
 
@@ -46,14 +48,35 @@ def target_providers(targets: Any) -> set[str]:
     return names
 
 
+def real_hosted(providers: Iterable[str], base_urls: Mapping[str, Any]) -> set[str]:
+    """The providers whose images come from a real host: not the local generator, and not an
+    emulator on this machine (the emulators draw with the local generator, whose drawings the
+    emulated judge measures). A provider without a base_url uses its public endpoint."""
+    real: set[str] = set()
+    for name in set(providers) - OFFLINE_PROVIDERS:
+        url = base_urls.get(name)
+        host = urlsplit(str(url)).hostname if url else None
+        if host not in LOOPBACK_HOSTS and not (host or "").startswith("127."):
+            real.add(name)
+    return real
+
+
+def _base_urls(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    blocks = cfg.get("providers") or {}
+    return {str(k): b.get("base_url") for k, b in blocks.items() if isinstance(b, Mapping)}
+
+
 def without_inherited_judge(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The config a run uses: when every target is a hosted provider's, the offline preset's emulated
-    judge (inherited from the default models=local because `targets` was overridden without `models`)
-    is turned off, as with metrics=default: it measures the local generator's drawings, not real
-    images. A run mixing local and hosted targets keeps it and stops in check_judged_targets (exit 2)."""
+    """The config a run uses: when every target is a real hosted provider's, the offline preset's
+    emulated judge (inherited from the default models=local because `targets` was overridden without
+    `models`) is turned off, as with metrics=default: it measures the local generator's drawings, not
+    real images. Emulators on 127.0.0.1 draw with the local generator, so they keep it. A run mixing
+    real hosted targets with local or emulated ones keeps it and stops in check_judged_targets (exit 2)."""
     metrics = cfg.get("metrics") or {}
     providers = target_providers(cfg.get("targets"))
-    if not wants_emulator(metrics) or not providers or providers & OFFLINE_PROVIDERS:
+    if not wants_emulator(metrics) or not providers:
+        return cfg
+    if real_hosted(providers, _base_urls(cfg)) != providers:
         return cfg
     judge = {**dict(metrics["judge"]), "enabled": False}
     return {**dict(cfg), "metrics": {**dict(metrics), "judge": judge}}
@@ -61,21 +84,23 @@ def without_inherited_judge(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
 
 INHERITED_JUDGE_NOTE = (
     "note: the offline preset's emulated judge is off for this run (it measures the local generator's "
-    "drawings and no target is local); for a quality signal on hosted images set metrics.judge.enabled=true "
-    "metrics.judge.target=<provider:vlm> metrics.judge.base_url=null (docs/judge.md)"
+    "drawings and every target is a real hosted one); for a quality signal on hosted images set "
+    "metrics.judge.enabled=true metrics.judge.target=<provider:vlm> metrics.judge.base_url=null (docs/judge.md)"
 )
 
 
-def check_judged_targets(metrics_cfg: Mapping[str, Any], providers: Sequence[str]) -> None:
+def check_judged_targets(
+    metrics_cfg: Mapping[str, Any], providers: Sequence[str], base_urls: Mapping[str, Any]
+) -> None:
     """The in-process emulated judge comes with the offline preset (models=local, the default): it
-    measures the local generator's drawings. A run whose targets were set to a hosted provider without
-    that provider's preset would silently inherit it and judge real images by pixel counts; this
+    measures the local generator's drawings (also what the emulators on 127.0.0.1 serve). A run
+    mixing those with a real hosted provider's targets would judge real images by pixel counts; this
     fails first (ConfigError, exit 2), naming the preset to add."""
     from bench.errors import ConfigError
 
     if not wants_emulator(metrics_cfg):
         return
-    hosted = sorted({p for p in providers if p not in OFFLINE_PROVIDERS})
+    hosted = sorted(real_hosted(providers, base_urls))
     if hosted:
         presets = " or ".join(f"models={p}" for p in hosted)
         raise ConfigError(

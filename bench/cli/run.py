@@ -103,7 +103,11 @@ def prepare(
         # A run (an estimate only prices): never judge a hosted provider's images with pixel counts.
         from bench.cli.emulated_judge import check_judged_targets
 
-        check_judged_targets(config.metrics, [t.provider for t in config.targets])
+        check_judged_targets(
+            config.metrics,
+            [t.provider for t in config.targets],
+            {name: p.settings.base_url for name, p in config.providers.items()},
+        )
     resolved = resolve_targets(config, providers, cfg, live_prices=require_keys)
     live = live_price_entries(resolved)
     if live:
