@@ -10,6 +10,7 @@ bound). Used by tests/test_decide_simulation.py (fast) and tests/benchmarks/benc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,15 @@ class Study:
     gap: float  # true gap of the cheapest group below the best, in margins
     noise: str  # normal | skewed
     sigma: float = 2.0  # per-image noise sd, in margins
+
+
+def _summary(k: int, cost: Any, **signal: Any) -> pd.DataFrame:
+    """A simulated summary: k groups g0..g{k-1} at the given costs, every constraint met, plus the signal's columns."""
+    groups = [f"g{g}" for g in range(k)]
+    return pd.DataFrame(
+        {"target": groups, "group": groups, "cost_per_1k_usd": cost, "latency_p90_s": 1.0,
+         "refusal_rate": 0.0, "ok_rate": 1.0, **signal}
+    )  # fmt: skip
 
 
 def simulate(study: Study, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -54,19 +64,13 @@ def simulate(study: Study, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.D
         }
     )
     means = records.groupby("target")["clip_score"].mean()
-    summary = pd.DataFrame(
-        {
-            "target": [f"g{g}" for g in range(k)],
-            "group": [f"g{g}" for g in range(k)],
-            "cost_per_1k_usd": cost,
-            "latency_p90_s": 1.0,
-            "refusal_rate": 0.0,
-            "ok_rate": 1.0,
-            "clip_mean": [means[f"g{g}"] for g in range(k)],
-            "clip_ci_low": np.nan,
-            "clip_ci_high": np.nan,
-            "clip_fingerprint": "clip:ViT-B-32:openai:sim",
-        }
+    summary = _summary(
+        k,
+        cost,
+        clip_mean=[means[f"g{g}"] for g in range(k)],
+        clip_ci_low=np.nan,
+        clip_ci_high=np.nan,
+        clip_fingerprint="clip:ViT-B-32:openai:sim",
     )
     return summary, records
 
@@ -131,19 +135,7 @@ def simulate_fid(study: FidStudy, rng: np.random.Generator, n_boot: int) -> tupl
         x = mu + content + e
         fids.append(fid_from_stats(gaussian_stats(x), ref))
         rows.append({"target": f"g{g}", "n": n * SEEDS, "fid_boot": fid_replicates(x, ref, weights).tolist()})
-    summary = pd.DataFrame(
-        {
-            "target": [f"g{g}" for g in range(k)],
-            "group": [f"g{g}" for g in range(k)],
-            "cost_per_1k_usd": cost,
-            "latency_p90_s": 1.0,
-            "refusal_rate": 0.0,
-            "ok_rate": 1.0,
-            "fid": fids,
-            "fid_fingerprint": "inception:sim",
-            "reference_id": "folder:sim:0",
-        }
-    )
+    summary = _summary(k, cost, fid=fids, fid_fingerprint="inception:sim", reference_id="folder:sim:0")
     return summary, pd.DataFrame(rows)
 
 
