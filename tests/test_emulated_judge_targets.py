@@ -75,3 +75,37 @@ def test_the_local_generator_keeps_the_emulated_judge(tmp_path: Path) -> None:
     check_judged_targets({"judge": {"enabled": False, "base_url": "emulator"}}, ["fal"], {})  # no judge: fine
     with pytest.raises(ConfigError, match="targets include provider fal, replicate"):
         check_judged_targets(judge, ["local", "replicate", "fal"], {})
+
+
+def test_bench_score_applies_the_rule_to_the_targets_the_run_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bench score RUN` composes the default (offline) preset; the run's own config.yaml says where
+    its images came from. A run at a real host is scored without the emulated judge; a run mixing a
+    real host with the local generator is refused (exit 2) with its stored scores untouched."""
+    import yaml
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    off = ["metrics.clip.enabled=false", "metrics.pickscore.enabled=false", "metrics.hpsv2.enabled=false",
+           "metrics.fid.enabled=false", "metrics.kid.enabled=false"]  # fmt: skip
+    with emulator(fal.create_app(knobs())) as (url, _):
+        assert _run(url, tmp_path, *off) == 0
+    run = tmp_path / "r"
+    config_file = run / "config.yaml"
+    recorded = yaml.safe_load(config_file.read_text())
+    recorded["providers"]["fal"]["base_url"] = None  # as if the images came from fal's public endpoint
+    config_file.write_text(yaml.safe_dump(recorded, sort_keys=False))
+    capsys.readouterr()
+    code = main(["score", str(run), "report.write=false", *off])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert sum("emulated judge is off" in line for line in err.splitlines()) == 1, err
+
+    recorded["targets"] = ["local:shapes-fast", *recorded["targets"]]
+    config_file.write_text(yaml.safe_dump(recorded, sort_keys=False))
+    before = (run / "metrics.parquet").read_bytes() if (run / "metrics.parquet").is_file() else None
+    code = main(["score", str(run), "report.write=false", *off])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "targets include provider fal" in err[0], err
+    after = (run / "metrics.parquet").read_bytes() if (run / "metrics.parquet").is_file() else None
+    assert after == before

@@ -213,8 +213,15 @@ def score(
             print(f"bench: {run_dir}/records.parquet not found: is it a run folder?", file=sys.stderr)
             return EXIT_USAGE
         try:
-            from bench.cli.emulated_judge import judge_endpoint
+            import yaml
 
+            from bench.cli.emulated_judge import judge_endpoint, judge_for_run_folder
+
+            config_file = run_dir / "config.yaml"
+            recorded = (
+                yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+            )
+            metrics_cfg = judge_for_run_folder(metrics_cfg, recorded or {})
             with warnings.catch_warnings(), judge_endpoint(metrics_cfg) as scoring_cfg:
                 # Each caveat is printed once, as a note of the result below, not again as a warning.
                 warnings.simplefilter("ignore", MetricsWarning)
@@ -225,6 +232,9 @@ def score(
                     providers=providers,
                     max_cost_usd=folder_cap(run_dir, max_cost_usd),
                 )
+        except ConfigError as exc:  # e.g. the emulated judge on a run mixing real hosts: nothing scored
+            print(f"bench: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except WeightsError as exc:
             # Nothing was written: scores from an earlier pass stay as they were.
             print(f"bench: {exc} (stored scores in {run_dir} are unchanged)", file=sys.stderr)

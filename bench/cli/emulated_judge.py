@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -110,6 +111,20 @@ def check_judged_targets(
             f"targets include provider {', '.join(hosted)}: add metrics=default (or {presets}: the provider's preset), "
             "or metrics.judge.target=<provider:vlm> with metrics.judge.base_url=null for a real VLM judge",
         )
+
+
+def judge_for_run_folder(metrics_cfg: Mapping[str, Any], recorded: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`bench score RUN`: the same rule as `bench run`, applied to the targets and endpoints the run
+    recorded in its config.yaml (`recorded`), not to the default preset's. Returns the metrics block
+    to score with (judge off, with one note, when every target was a real host's); raises
+    ConfigError (exit 2) when real hosts were mixed with local or emulated targets."""
+    cfg = {"targets": recorded.get("targets"), "providers": recorded.get("providers"), "metrics": metrics_cfg}
+    used = without_inherited_judge(cfg)
+    if used is not cfg:
+        print(INHERITED_JUDGE_NOTE, file=sys.stderr)
+        return dict(used["metrics"])
+    check_judged_targets(metrics_cfg, sorted(target_providers(cfg["targets"])), _base_urls(cfg))
+    return metrics_cfg
 
 
 def wants_emulator(metrics_cfg: Mapping[str, Any]) -> bool:
